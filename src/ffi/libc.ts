@@ -1,0 +1,251 @@
+/**
+ * The libc calls the VMM needs, opened with `Deno.dlopen`, with every failure
+ * turned into a {@link SyscallError} that names the call and the errno.
+ *
+ * Each isolate (the main thread and every Worker) opens its own handle on first use.
+ *
+ * @module
+ */
+
+import { SyscallError } from "./errno.ts";
+
+/** `open(2)` flags from `<asm-generic/fcntl.h>`. */
+export const O_RDONLY = 0o0;
+/** Open for writing only. */
+export const O_WRONLY = 0o1;
+/** Open for reading and writing. */
+export const O_RDWR = 0o2;
+/** Create the file if it does not exist. */
+export const O_CREAT = 0o100;
+/** Truncate the file to length 0. */
+export const O_TRUNC = 0o1000;
+/** Append on every write. */
+export const O_APPEND = 0o2000;
+/** Non-blocking I/O. */
+export const O_NONBLOCK = 0o4000;
+/** Close the descriptor on exec. */
+export const O_CLOEXEC = 0o2000000;
+
+/** `mmap(2)` protections and flags from `<asm-generic/mman-common.h>`. */
+export const PROT_READ = 0x1;
+/** Pages may be written. */
+export const PROT_WRITE = 0x2;
+/** Share the mapping with other mappers of the object. */
+export const MAP_SHARED = 0x01;
+/** Private copy-on-write mapping. */
+export const MAP_PRIVATE = 0x02;
+/** Place the mapping exactly at the given address. */
+export const MAP_FIXED = 0x10;
+/** `madvise(2)`: back the range with transparent huge pages. */
+export const MADV_HUGEPAGE = 14;
+/** `mmap(2)` returns `(void *)-1` on failure. */
+export const MAP_FAILED = 0xffff_ffff_ffff_ffffn;
+
+/** `eventfd(2)` flags from `<sys/eventfd.h>`. */
+export const EFD_CLOEXEC = O_CLOEXEC;
+/** Non-blocking eventfd. */
+export const EFD_NONBLOCK = O_NONBLOCK;
+/** `memfd_create(2)` flag: close on exec. */
+export const MFD_CLOEXEC = 0x1;
+
+/** `SIGUSR2` from `<asm-generic/signal.h>`: our vCPU kick signal (Deno's inspector owns SIGUSR1). */
+export const SIGUSR2 = 12;
+
+const SYMBOLS = {
+  open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
+  close: { parameters: ["i32"], result: "i32" },
+  ioctl_val: { name: "ioctl", parameters: ["i32", "u64", "u64"], result: "i32" },
+  ioctl_buf: { name: "ioctl", parameters: ["i32", "u64", "buffer"], result: "i32" },
+  mmap: { parameters: ["u64", "usize", "i32", "i32", "i32", "i64"], result: "u64" },
+  munmap: { parameters: ["u64", "usize"], result: "i32" },
+  madvise: { parameters: ["u64", "usize", "i32"], result: "i32" },
+  eventfd: { parameters: ["u32", "i32"], result: "i32" },
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  read_async: { name: "read", parameters: ["i32", "buffer", "usize"], result: "isize", nonblocking: true },
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  pipe2: { parameters: ["buffer", "i32"], result: "i32" },
+  memfd_create: { parameters: ["buffer", "u32"], result: "i32" },
+  ftruncate: { parameters: ["i32", "i64"], result: "i32" },
+  gettid: { parameters: [], result: "i32" },
+  getpid: { parameters: [], result: "i32" },
+  tgkill: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  __errno_location: { parameters: [], result: "pointer" },
+  strerror: { parameters: ["i32"], result: "pointer" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+type LibcSymbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+
+let lib: Deno.DynamicLibrary<typeof SYMBOLS> | undefined;
+
+/** The raw libc symbols of this isolate (opened on first use). Prefer the checked wrappers. */
+export function libc(): LibcSymbols {
+  lib ??= Deno.dlopen("libc.so.6", SYMBOLS);
+  return lib.symbols;
+}
+
+/** Reads `errno` of the calling thread. Call it right after the failing call. */
+export function errno(): number {
+  const ptr = libc().__errno_location();
+  return ptr === null ? 0 : new Deno.UnsafePointerView(ptr).getInt32(0);
+}
+
+/** The C library's description of an errno value. */
+export function strerror(code: number): string {
+  const ptr = libc().strerror(code);
+  return ptr === null ? "" : Deno.UnsafePointerView.getCString(ptr);
+}
+
+/** Builds the {@link SyscallError} for the errno the last call on this thread set. */
+export function lastError(call: string): SyscallError {
+  const code = errno();
+  return new SyscallError(call, code, strerror(code));
+}
+
+function check(result: number, call: () => string): number {
+  if (result < 0) throw lastError(call());
+  return result;
+}
+
+function checkBig(result: bigint, call: () => string): number {
+  if (result < 0n) throw lastError(call());
+  return Number(result);
+}
+
+const encoder = new TextEncoder();
+
+/** A NUL-terminated copy of a string, for `const char *` parameters. */
+export function cString(text: string): Uint8Array {
+  const bytes = encoder.encode(text);
+  const out = new Uint8Array(bytes.length + 1);
+  out.set(bytes);
+  return out;
+}
+
+/** `open(2)`; returns the new descriptor. */
+export function open(path: string, flags: number, mode = 0): number {
+  return check(libc().open(cString(path), flags | O_CLOEXEC, mode), () => `open(${path})`);
+}
+
+/** `close(2)`. */
+export function close(fd: number): void {
+  check(libc().close(fd), () => `close(${fd})`);
+}
+
+/** `ioctl(2)` with an integer argument; returns the ioctl's non-negative result. */
+export function ioctl(fd: number, request: number, arg: bigint = 0n, name = hex(request)): number {
+  return check(libc().ioctl_val(fd, BigInt(request), arg), () => `ioctl(${name})`);
+}
+
+/** `ioctl(2)` with a pointer to `buf`; the kernel reads and/or writes the buffer in place. */
+export function ioctlBuf(
+  fd: number,
+  request: number,
+  buf: Uint8Array,
+  name = hex(request),
+): number {
+  return check(libc().ioctl_buf(fd, BigInt(request), buf), () => `ioctl(${name})`);
+}
+
+/** `mmap(2)` of `length` bytes of `fd` at `offset`; returns the mapping's address. */
+export function mmap(
+  length: number,
+  prot: number,
+  flags: number,
+  fd: number,
+  offset = 0,
+  address = 0n,
+): bigint {
+  const addr = libc().mmap(address, BigInt(length), prot, flags, fd, BigInt(offset));
+  if (addr === MAP_FAILED) throw lastError(`mmap(fd ${fd}, ${length} bytes)`);
+  return addr;
+}
+
+/** `munmap(2)`. */
+export function munmap(address: bigint, length: number): void {
+  check(libc().munmap(address, BigInt(length)), () => `munmap(${length} bytes)`);
+}
+
+/** `madvise(2)`. */
+export function madvise(address: bigint, length: number, advice: number): void {
+  check(libc().madvise(address, BigInt(length), advice), () => `madvise(${advice})`);
+}
+
+/** `eventfd(2)`; always close-on-exec. */
+export function eventfd(initial = 0, flags = 0): number {
+  return check(libc().eventfd(initial, flags | EFD_CLOEXEC), () => "eventfd");
+}
+
+/** `read(2)` into `buf`; returns the byte count (0 at end of file). */
+export function read(fd: number, buf: Uint8Array): number {
+  return checkBig(libc().read(fd, buf, BigInt(buf.length)), () => `read(${fd})`);
+}
+
+/**
+ * `read(2)` on a libc worker thread, for descriptors that may block (pipes, terminals).
+ * errno is not available for non-blocking FFI calls, so a failure reports the return value only.
+ */
+export async function readAsync(fd: number, buf: Uint8Array): Promise<number> {
+  const n = await libc().read_async(fd, buf, BigInt(buf.length));
+  if (n < 0n) throw new Error(`read(${fd}) failed`);
+  return Number(n);
+}
+
+/** `write(2)` of the whole of `buf`, retrying short writes. */
+export function writeAll(fd: number, buf: Uint8Array): void {
+  let done = 0;
+  while (done < buf.length) {
+    const rest = done === 0 ? buf : buf.subarray(done);
+    done += checkBig(libc().write(fd, rest, BigInt(rest.length)), () => `write(${fd})`);
+  }
+}
+
+/** `pipe2(2)`; returns `[readEnd, writeEnd]`, both close-on-exec. */
+export function pipe(): [number, number] {
+  const fds = new Int32Array(2);
+  check(libc().pipe2(new Uint8Array(fds.buffer), O_CLOEXEC), () => "pipe2");
+  return [fds[0], fds[1]];
+}
+
+/** `memfd_create(2)`, sized with `ftruncate(2)`. */
+export function memfdCreate(name: string, size: number): number {
+  const fd = check(libc().memfd_create(cString(name), MFD_CLOEXEC), () => "memfd_create");
+  check(libc().ftruncate(fd, BigInt(size)), () => "ftruncate(memfd)");
+  return fd;
+}
+
+/** `gettid(2)`: the kernel thread id of the calling thread (Worker). */
+export function gettid(): number {
+  return libc().gettid();
+}
+
+/** `getpid(2)`. */
+export function getpid(): number {
+  return libc().getpid();
+}
+
+/** `tgkill(2)`: sends `signal` to one thread of this process. */
+export function tgkill(tid: number, signal: number): void {
+  check(libc().tgkill(getpid(), tid, signal), () => `tgkill(${tid})`);
+}
+
+/** A pointer-sized address as a `Deno.PointerValue`. */
+export function pointer(address: bigint): Deno.PointerValue {
+  return Deno.UnsafePointer.create(address);
+}
+
+/** The address of a buffer's first byte (SharedArrayBuffer included). */
+export function addressOf(buf: ArrayBufferLike | ArrayBufferView): bigint {
+  const source = ArrayBuffer.isView(buf) ? buf : buf;
+  return Deno.UnsafePointer.value(Deno.UnsafePointer.of(source as BufferSource));
+}
+
+/** An `ArrayBuffer` over `length` bytes of native memory at `address` (for example an mmap). */
+export function viewOf(address: bigint, length: number): ArrayBuffer {
+  const ptr = pointer(address);
+  if (ptr === null) throw new Error("viewOf: null address");
+  return new Deno.UnsafePointerView(ptr).getArrayBuffer(length);
+}
+
+function hex(value: number): string {
+  return `0x${value.toString(16)}`;
+}
