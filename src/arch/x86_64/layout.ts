@@ -1,0 +1,53 @@
+/**
+ * The x86_64 guest-physical memory map: where RAM, the 32-bit MMIO hole and the
+ * fixed platform devices live.
+ *
+ * @module
+ */
+
+/** One MiB. */
+export const MIB = 1 << 20;
+/** One GiB. */
+export const GIB = 1 << 30;
+/** 4 GiB: the first address above the 32-bit space, where high RAM resumes. */
+export const FIRST_ADDR_PAST_32BITS = 4 * GIB;
+/** Size of the 32-bit MMIO hole below 4 GiB (crosvm's `MEM_32BIT_GAP_SIZE`: 768 MiB). */
+export const MEM_32BIT_GAP_SIZE = 768 * MIB;
+/** Start of the 32-bit MMIO hole: low RAM ends here at the latest. */
+export const MMIO_HOLE_START = FIRST_ADDR_PAST_32BITS - MEM_32BIT_GAP_SIZE;
+/** PCIe ECAM (MMCONFIG) window: 1 MiB per bus (PCI Express Base Spec 7.2.2), 256 buses. */
+export const PCIE_ECAM_BASE = 0xe000_0000;
+/** Size of the ECAM window for buses 0–255. */
+export const PCIE_ECAM_SIZE = 256 * MIB;
+/** Start of the region for 32-bit PCI BARs (between the hole start and ECAM). */
+export const PCI_MMIO_32_BASE = MMIO_HOLE_START;
+/** The IOAPIC's MMIO page (Intel 82093AA datasheet: default base 0xFEC00000). */
+export const IOAPIC_BASE = 0xfec0_0000;
+/** The local APICs' MMIO page (Intel SDM vol. 3A 10.4.1: default base 0xFEE00000). */
+export const LAPIC_BASE = 0xfee0_0000;
+/** Three pages for KVM_SET_TSS_ADDR, just below the identity-map page, inside the hole. */
+export const KVM_TSS_ADDRESS = 0xfffb_d000;
+/** One page for KVM_SET_IDENTITY_MAP_ADDR, just below 4 GiB minus the BIOS area. */
+export const KVM_IDENTITY_MAP_ADDRESS = 0xfffb_c000;
+/** Huge-page size we align guest RAM to inside its SharedArrayBuffer. */
+export const HUGE_PAGE_SIZE = 2 * MIB;
+
+/** A contiguous range of guest RAM. */
+export interface RamRegion {
+  /** Guest-physical start address. */
+  readonly guestAddress: number;
+  /** Size in bytes. */
+  readonly size: number;
+}
+
+/**
+ * Splits `memSize` bytes of RAM around the 32-bit MMIO hole: RAM from 0 up to the
+ * hole, and whatever does not fit there from 4 GiB upward.
+ */
+export function ramRegions(memSize: number): RamRegion[] {
+  if (memSize <= MMIO_HOLE_START) return [{ guestAddress: 0, size: memSize }];
+  return [
+    { guestAddress: 0, size: MMIO_HOLE_START },
+    { guestAddress: FIRST_ADDR_PAST_32BITS, size: memSize - MMIO_HOLE_START },
+  ];
+}

@@ -1,0 +1,22 @@
+/**
+ * Interrupt lines backed by KVM irqfds: an eventfd bound to a GSI of the in-kernel
+ * irqchip. Writing the eventfd from any thread pulses the line.
+ *
+ * @module
+ */
+
+import type { InterruptLine } from "./devices/device.ts";
+import { writeAll } from "./ffi/libc.ts";
+
+const ONE = new Uint8Array(new BigUint64Array([1n]).buffer);
+
+/** An edge-triggered line raised by writing 1 to an eventfd that KVM_IRQFD bound to a GSI. */
+export class IrqfdLine implements InterruptLine {
+  /** @param fd the eventfd registered with KVM_IRQFD */
+  constructor(readonly fd: number) {}
+
+  /** Pulses the GSI. */
+  trigger(): void {
+    writeAll(this.fd, ONE);
+  }
+}

@@ -1,0 +1,48 @@
+/**
+ * A mutex over one Int32 cell of a SharedArrayBuffer, usable from every thread
+ * (main and Workers), in the three-state futex design of Drepper's "Futexes Are Tricky".
+ *
+ * @module
+ */
+
+const UNLOCKED = 0;
+const LOCKED = 1;
+const CONTENDED = 2;
+
+/** A mutex whose state lives at `cells[index]`. Rebuild it in another thread over the same cells. */
+export class SharedMutex {
+  /**
+   * @param cells an Int32Array over a SharedArrayBuffer
+   * @param index which cell holds the lock word
+   */
+  constructor(private readonly cells: Int32Array, private readonly index = 0) {}
+
+  /** Blocks until the lock is held by the caller. */
+  lock(): void {
+    let c = Atomics.compareExchange(this.cells, this.index, UNLOCKED, LOCKED);
+    if (c === UNLOCKED) return;
+    if (c !== CONTENDED) c = Atomics.exchange(this.cells, this.index, CONTENDED);
+    while (c !== UNLOCKED) {
+      Atomics.wait(this.cells, this.index, CONTENDED);
+      c = Atomics.exchange(this.cells, this.index, CONTENDED);
+    }
+  }
+
+  /** Releases the lock, waking one waiter if there is one. */
+  unlock(): void {
+    if (Atomics.sub(this.cells, this.index, 1) !== LOCKED) {
+      Atomics.store(this.cells, this.index, UNLOCKED);
+      Atomics.notify(this.cells, this.index, 1);
+    }
+  }
+
+  /** Runs `fn` with the lock held. */
+  with<T>(fn: () => T): T {
+    this.lock();
+    try {
+      return fn();
+    } finally {
+      this.unlock();
+    }
+  }
+}
