@@ -1,0 +1,54 @@
+/**
+ * The VM configuration the CLI builds and the library runs, with crosvm's defaults.
+ *
+ * @module
+ */
+
+import type { LogLevel } from "./log.ts";
+
+/** crosvm's default guest memory: 256 MiB. */
+export const DEFAULT_MEM_MIB = 256;
+/** crosvm's default vCPU count. */
+export const DEFAULT_CPUS = 1;
+/** Legacy COM ports 1–4. */
+export const SERIAL_PORT_COUNT = 4;
+
+/** Where a serial port's output goes. */
+export type SerialType = "stdout" | "file" | "sink" | "stream";
+
+/** One serial port (crosvm's `--serial type=…,num=…,path=…,console,stdin`). */
+export interface SerialConfig {
+  /** COM port number, 1–4. */
+  num: number;
+  /** Output destination: stdout, a file, nowhere, or the library's `serialOutput` stream. */
+  type: SerialType;
+  /** The output file for `type: "file"`. */
+  path?: string;
+  /** The guest kernel's console is on this port (`console=ttySN`). */
+  console: boolean;
+  /** This port reads the VMM's standard input. */
+  stdin: boolean;
+}
+
+/** Everything needed to build and run one VM. */
+export interface VmConfig {
+  /** Path of the kernel (ELF vmlinux or bzImage). */
+  kernel: string;
+  /** Path of an initial ramdisk. */
+  initrd?: string;
+  /** Guest RAM in MiB. */
+  memMiB: number;
+  /** Number of vCPUs. */
+  cpus: number;
+  /** Extra kernel command-line parameters, appended in order. */
+  params: string[];
+  /** Serial ports; ports not listed are sinks. */
+  serials: SerialConfig[];
+  /** Log level for the VMM and its Workers. */
+  logLevel: LogLevel;
+}
+
+/** The serial ports crosvm configures when no `--serial` is given: COM1 on stdout, console and stdin. */
+export function defaultSerials(): SerialConfig[] {
+  return [{ num: 1, type: "stdout", console: true, stdin: true }];
+}
