@@ -51,3 +51,24 @@ export function ramRegions(memSize: number): RamRegion[] {
     { guestAddress: FIRST_ADDR_PAST_32BITS, size: memSize - MMIO_HOLE_START },
   ];
 }
+
+/** Where the boot GDT goes (Firecracker's BOOT_GDT_OFFSET; free low memory). */
+export const BOOT_GDT_ADDRESS = 0x500;
+/** Where an empty boot IDT goes, right after the GDT. */
+export const BOOT_IDT_ADDRESS = 0x520;
+/** The zero page (`struct boot_params`). */
+export const ZERO_PAGE_ADDRESS = 0x7000;
+/** Initial stack pointer of the boot vCPU (grows down below the page tables). */
+export const BOOT_STACK_POINTER = 0x8ff0;
+/** The boot page tables: PML4, then one PDPT, then four page directories (4 GiB of 2 MiB pages). */
+export const PML4_ADDRESS = 0x9000;
+/** The boot PDPT. */
+export const PDPT_ADDRESS = 0xa000;
+/** The first of four boot page directories. */
+export const PD_ADDRESS = 0xb000;
+/** The kernel command line. */
+export const CMDLINE_ADDRESS = 0x20000;
+/** Start of the Extended BIOS Data Area: conventional RAM ends here. */
+export const EBDA_START = 0x9fc00;
+/** The first address above the legacy BIOS area, where "high memory" starts. */
+export const HIGH_MEMORY_START = 0x10_0000;

@@ -1,0 +1,46 @@
+/**
+ * crosvm for Deno: a KVM virtual machine monitor as a library.
+ *
+ * ```ts
+ * import { defaultConfig, Vm } from "./mod.ts";
+ *
+ * const vm = await Vm.create({
+ *   ...defaultConfig("vmlinux"),
+ *   serials: [{ num: 1, type: "stream", console: true, stdin: false }],
+ * });
+ * const output = vm.serialOutput!.pipeTo(Deno.stdout.writable, { preventClose: true });
+ * const result = await vm.run(); // { reason: "reset" | "shutdown" | "stop" | ... }
+ * await output;
+ * ```
+ *
+ * @module
+ */
+
+export {
+  DEFAULT_CPUS,
+  DEFAULT_MEM_MIB,
+  defaultSerials,
+  type SerialConfig,
+  type SerialType,
+  type VmConfig,
+} from "./src/config.ts";
+export { type VmExitReason } from "./src/vcpu/control.ts";
+export { type VcpuStats } from "./src/vcpu/protocol.ts";
+export { Vm, type VmOptions, type VmResult, VmSetupError } from "./src/vm.ts";
+export { GuestMemory, GuestMemoryError } from "./src/memory.ts";
+export { ImageError } from "./src/loader/errors.ts";
+export { SyscallError } from "./src/ffi/errno.ts";
+
+import { DEFAULT_CPUS, DEFAULT_MEM_MIB, defaultSerials, type VmConfig } from "./src/config.ts";
+
+/** A configuration with crosvm's defaults for booting `kernel`. */
+export function defaultConfig(kernel: string): VmConfig {
+  return {
+    kernel,
+    memMiB: DEFAULT_MEM_MIB,
+    cpus: DEFAULT_CPUS,
+    params: [],
+    serials: defaultSerials(),
+    logLevel: "info",
+  };
+}

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs beyond Deno, from Debian's packages:
+# binutils (as, ld) and gcc to build guest programs and C baselines,
+# linux-libc-dev for <linux/kvm.h>. Does nothing when everything is present.
+set -euo pipefail
+
+missing=()
+command -v as >/dev/null || missing+=(binutils)
+command -v ld >/dev/null || missing+=(binutils)
+command -v gcc >/dev/null || missing+=(gcc)
+[ -f /usr/include/linux/kvm.h ] || missing+=(linux-libc-dev)
+
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "install_test_deps: need ${missing[*]}; run as root or install them" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,311 @@
+/**
+ * `crosvm run [OPTIONS] KERNEL`: its options, spelled and defaulted as crosvm's
+ * `RunCommand` (src/crosvm/cmdline.rs), turned into a {@link VmConfig}.
+ *
+ * Also the argv scanner the top-level parser shares: `node:util` `parseArgs` does the
+ * tokenising; unknown options, missing values and repeats become {@link UsageError}s.
+ *
+ * @module
+ */
+
+import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
+import { MEM_32BIT_GAP_SIZE, MIB } from "../arch/x86_64/layout.ts";
+import {
+  DEFAULT_CPUS,
+  DEFAULT_MEM_MIB,
+  defaultSerials,
+  SERIAL_PORT_COUNT,
+  type SerialConfig,
+  type SerialType,
+  type VmConfig,
+} from "../config.ts";
+import { isLogLevel, LOG_LEVELS, type LogLevel } from "../log.ts";
+import { HelpRequested, invalidValue, UsageError } from "./errors.ts";
+import { type IntegerRange, type KeySchema, parseKeyValues } from "./key_values.ts";
+
+/** crosvm's default `--log-level` (`CrosvmCmdlineArgs` in src/crosvm/cmdline.rs). */
+export const DEFAULT_LOG_LEVEL: LogLevel = "info";
+
+/**
+ * Smallest `--mem` accepted, in MiB: x86_64 Linux is linked to load at 16 MiB
+ * (`CONFIG_PHYSICAL_START`, arch/x86/Kconfig), so a guest needs RAM past that for its image.
+ * Whether a given kernel and initrd fit is the loader's check.
+ */
+export const MIN_MEM_MIB = 32;
+/** x86_64's architectural limit on physical address width (Intel SDM vol. 3A, 4.1.4). */
+const X86_64_MAX_PHYS_ADDR_BITS = 52;
+/**
+ * Largest `--mem` accepted, in MiB: RAM above the 32-bit MMIO hole resumes at 4 GiB, so
+ * the top of RAM is `mem + hole`, which must stay below 2^52. What the host can really
+ * back is found when the memory is allocated.
+ */
+export const MAX_MEM_MIB = (2 ** X86_64_MAX_PHYS_ADDR_BITS - MEM_32BIT_GAP_SIZE) / MIB;
+/**
+ * Largest `--cpus` accepted: xAPIC IDs are 8 bits and 0xFF is the broadcast ID (Intel SDM
+ * vol. 3A, 10.6.2.1). KVM's own limit (`KVM_CAP_MAX_VCPUS`) is checked when the VM is built.
+ */
+export const MAX_CPUS = 255;
+
+/** `--serial num=` bounds: COM1–COM4 (crosvm's `validate_serial_parameters`). */
+const SERIAL_NUM_RANGE: IntegerRange = { min: 1, max: SERIAL_PORT_COUNT };
+/** crosvm's default serial `num` (`serial_parameters_default_num`, devices/src/serial_device.rs). */
+const DEFAULT_SERIAL_NUM = 1;
+/** crosvm's default serial `type` (`SerialType::default`, devices/src/serial_device.rs). */
+const DEFAULT_SERIAL_TYPE: CliSerialType = "sink";
+
+/** A numeric option given as `N` or as key-values whose first key holds `N`. */
+interface NumberOption {
+  /** The keys accepted; the first holds the number. */
+  readonly keys: KeySchema;
+  /** The bounds of the number. */
+  readonly range: IntegerRange;
+  /** The number when the option or its key is not given. */
+  readonly fallback: number;
+}
+
+/** `--mem`: crosvm's `MemOptions`; `-m 512` means `size=512`. */
+const MEM_OPTION: NumberOption = {
+  keys: ["size"],
+  range: { min: MIN_MEM_MIB, max: MAX_MEM_MIB, unit: "MiB" },
+  fallback: DEFAULT_MEM_MIB,
+};
+/** `--cpus`: the part of crosvm's `CpuOptions` we support; `-c 2` means `num-cores=2`. */
+const CPUS_OPTION: NumberOption = {
+  keys: ["num-cores"],
+  range: { min: 1, max: MAX_CPUS },
+  fallback: DEFAULT_CPUS,
+};
+/** `--serial` keys we support of crosvm's `SerialParameters`; `type` may go unnamed. */
+const SERIAL_KEYS: KeySchema = ["type", "num", "path", "console", "stdin"];
+/** The serial types the command line offers (`stream` is for library callers only). */
+const CLI_SERIAL_TYPES = ["stdout", "file", "sink"] as const satisfies readonly SerialType[];
+/** One of {@link CLI_SERIAL_TYPES}. */
+type CliSerialType = typeof CLI_SERIAL_TYPES[number];
+/** The roles only one serial port may have. */
+const EXCLUSIVE_SERIAL_ROLES = ["console", "stdin"] as const;
+
+/** `crosvm run`'s options, for `parseArgs`. */
+const RUN_OPTIONS: ParseArgsOptionsConfig = {
+  mem: { type: "string", short: "m" },
+  cpus: { type: "string", short: "c" },
+  params: { type: "string", short: "p", multiple: true },
+  initrd: { type: "string", short: "i" },
+  serial: { type: "string", multiple: true },
+  "log-level": { type: "string" },
+};
+
+/** `-h`/`--help`, which every command accepts. */
+const HELP_OPTION: ParseArgsOptionsConfig = { help: { type: "boolean", short: "h" } };
+
+/** Help text for `crosvm run`, with every option and its default. */
+export const RUN_USAGE = `Usage: crosvm run [OPTIONS] KERNEL
+
+Start a new VM and run it until the guest stops.
+
+Positional Arguments:
+  KERNEL            the kernel to boot: an ELF vmlinux or a bzImage
+
+Options:
+  -m, --mem <N|size=N>
+                    guest memory in MiB, ${MIN_MEM_MIB} to ${MAX_MEM_MIB}
+                    (default: ${DEFAULT_MEM_MIB})
+  -c, --cpus <N|num-cores=N>
+                    number of vCPUs, 1 to ${MAX_CPUS} (default: ${DEFAULT_CPUS})
+  -p, --params <PARAMS>
+                    extra kernel command-line parameters; may be given more
+                    than once, appended in order (default: none)
+  -i, --initrd <PATH>
+                    initial ramdisk to load (default: none)
+  --serial <type=TYPE,num=N,path=PATH,console,stdin>
+                    set up one serial port; may be given more than once
+                      type=(${CLI_SERIAL_TYPES.join(",")}) - where its output goes
+                        (default: ${DEFAULT_SERIAL_TYPE})
+                      num=(1..${SERIAL_PORT_COUNT}) - the COM port (default: ${DEFAULT_SERIAL_NUM})
+                      path=PATH - the output file, required for type=file
+                      console - the guest kernel's console is on this port
+                      stdin - this port reads standard input
+                    at most one port may be console and one stdin; unless a
+                    port is the console or COM1 is given, COM1 is added as
+                    type=stdout,console (and stdin if no port has it);
+                    ports not given are sinks
+                    (default: type=stdout,num=1,console,stdin)
+  --log-level <LEVEL>
+                    one of ${LOG_LEVELS.join(", ")}; overrides the
+                    --log-level given before "run" (default: ${DEFAULT_LOG_LEVEL})
+  -h, --help        print this help and exit`;
+
+/** One occurrence of an option: as the user spelled it (`-m`, `--mem`) and its value. */
+export interface OptionValue {
+  /** The option as written, for messages. */
+  readonly flag: string;
+  /** Its value. */
+  readonly value: string;
+}
+
+/** What {@link scanArgs} does besides tokenising. */
+export interface ScanRules {
+  /** Help text thrown in a {@link HelpRequested} on `-h`/`--help`. */
+  readonly usage: string;
+  /** Stop at the first positional argument (a command name) and return the rest unread. */
+  readonly stopAtPositional?: boolean;
+  /** How many positional arguments are allowed (default: none). */
+  readonly maxPositionals?: number;
+}
+
+/** The arguments of one command, checked against its option table. */
+export interface ScannedArgs {
+  /** Every string option given, by its long name, in order of appearance. */
+  readonly options: ReadonlyMap<string, readonly OptionValue[]>;
+  /** The positional arguments. */
+  readonly positionals: readonly string[];
+  /** With `stopAtPositional`: the arguments after the first positional one. */
+  readonly rest: readonly string[];
+}
+
+/**
+ * Splits `argv` into options (all string-valued, declared in `table`) and positional
+ * arguments. Throws {@link HelpRequested} with `rules.usage` at `-h`/`--help`, and a
+ * {@link UsageError} naming the option for an unknown option, a missing value, or a
+ * second use of an option not declared `multiple`.
+ */
+export function scanArgs(
+  argv: readonly string[],
+  table: ParseArgsOptionsConfig,
+  rules: ScanRules,
+): ScannedArgs {
+  const options = new Map<string, OptionValue[]>();
+  const positionals: string[] = [];
+  const { tokens } = parseArgs({
+    args: [...argv],
+    options: { ...table, ...HELP_OPTION },
+    strict: false,
+    allowPositionals: true,
+    tokens: true,
+  });
+  for (const token of tokens) {
+    if (token.kind === "positional") {
+      positionals.push(token.value);
+      if (rules.stopAtPositional) {
+        return { options, positionals, rest: argv.slice(token.index + 1) };
+      }
+      if (positionals.length > (rules.maxPositionals ?? 0)) {
+        throw new UsageError(`unexpected argument ${JSON.stringify(token.value)}`);
+      }
+    } else if (token.kind === "option") {
+      if (token.name === "help") throw new HelpRequested(rules.usage);
+      const spec = Object.hasOwn(table, token.name) ? table[token.name] : undefined;
+      if (spec === undefined) throw new UsageError(`unknown option ${token.rawName}`);
+      if (token.value === undefined) throw new UsageError(`option ${token.rawName} needs a value`);
+      const seen = options.get(token.name) ?? [];
+      if (seen.length > 0 && !spec.multiple) {
+        throw new UsageError(`option ${token.rawName} given more than once`);
+      }
+      options.set(token.name, [...seen, { flag: token.rawName, value: token.value }]);
+    }
+  }
+  return { options, positionals, rest: [] };
+}
+
+/** The value of a `--log-level` option, which must name one of {@link LOG_LEVELS}. */
+export function parseLogLevel({ flag, value }: OptionValue): LogLevel {
+  if (isLogLevel(value)) return value;
+  throw invalidValue(flag, value, `expected one of ${LOG_LEVELS.join(", ")}`);
+}
+
+/**
+ * Parses the arguments after `crosvm run` into a {@link VmConfig} with crosvm's defaults.
+ * `logLevel` is the level from crosvm's own `--log-level`, which `run --log-level` overrides.
+ * Throws {@link UsageError} for any bad argument, {@link HelpRequested} with
+ * {@link RUN_USAGE} for `-h`/`--help`.
+ */
+export function parseRunArgs(
+  argv: readonly string[],
+  logLevel: LogLevel = DEFAULT_LOG_LEVEL,
+): VmConfig {
+  const { options, positionals } = scanArgs(argv, RUN_OPTIONS, {
+    usage: RUN_USAGE,
+    maxPositionals: 1,
+  });
+  const single = (name: string): OptionValue | undefined => options.get(name)?.[0];
+  const initrd = single("initrd");
+  const level = single("log-level");
+  const config: VmConfig = {
+    kernel: kernelPath(positionals),
+    memMiB: numberOption(single("mem"), MEM_OPTION),
+    cpus: numberOption(single("cpus"), CPUS_OPTION),
+    params: (options.get("params") ?? []).map((param) => param.value),
+    serials: parseSerials(options.get("serial") ?? []),
+    logLevel: level === undefined ? logLevel : parseLogLevel(level),
+  };
+  if (initrd !== undefined) config.initrd = nonEmptyPath(initrd);
+  return config;
+}
+
+/** The one KERNEL argument. */
+function kernelPath(positionals: readonly string[]): string {
+  const [kernel] = positionals;
+  if (kernel === undefined) throw new UsageError("missing KERNEL: crosvm run [OPTIONS] KERNEL");
+  if (kernel === "") throw new UsageError("the KERNEL path is empty");
+  return kernel;
+}
+
+/** A path option's value, which may not be empty. */
+function nonEmptyPath({ flag, value }: OptionValue): string {
+  if (value === "") throw invalidValue(flag, value, "the path is empty");
+  return value;
+}
+
+/** The value of a `-m`/`-c` style option, or its fallback when not given. */
+function numberOption(option: OptionValue | undefined, spec: NumberOption): number {
+  if (option === undefined) return spec.fallback;
+  const values = parseKeyValues(option.flag, option.value, spec.keys);
+  return values.integer(spec.keys[0], spec.range) ?? spec.fallback;
+}
+
+/**
+ * The serial ports from every `--serial`, in port order, with crosvm's default console
+ * (`set_default_serial_parameters`, arch/src/serial.rs): unless some port is the console
+ * or COM1 was configured, COM1 is added on stdout as the console. crosvm also gives that
+ * COM1 stdin unconditionally; here it gets stdin only if no other port has it, so that at
+ * most one port reads stdin. With no `--serial` this is exactly {@link defaultSerials}.
+ */
+function parseSerials(options: readonly OptionValue[]): SerialConfig[] {
+  const serials: SerialConfig[] = [];
+  for (const option of options) {
+    const serial = parseSerial(option);
+    const clash = serials.find((other) => other.num === serial.num);
+    if (clash !== undefined) {
+      throw invalidValue(option.flag, option.value, `num=${serial.num} is already configured`);
+    }
+    for (const role of EXCLUSIVE_SERIAL_ROLES) {
+      const holder = serials.find((other) => other[role]);
+      if (serial[role] && holder !== undefined) {
+        throw invalidValue(option.flag, option.value, `${role} is already on num=${holder.num}`);
+      }
+    }
+    serials.push(serial);
+  }
+  if (!serials.some((serial) => serial.console || serial.num === DEFAULT_SERIAL_NUM)) {
+    const [com1] = defaultSerials();
+    serials.push({ ...com1, stdin: com1.stdin && !serials.some((serial) => serial.stdin) });
+  }
+  return serials.sort((a, b) => a.num - b.num);
+}
+
+/** One `--serial type=TYPE,num=N,path=PATH,console,stdin`. */
+function parseSerial({ flag, value }: OptionValue): SerialConfig {
+  const values = parseKeyValues(flag, value, SERIAL_KEYS);
+  const type = values.choice("type", CLI_SERIAL_TYPES) ?? DEFAULT_SERIAL_TYPE;
+  const path = values.string("path");
+  if (type === "file" && path === undefined) throw values.error("type=file needs path=PATH");
+  if (type !== "file" && path !== undefined) throw values.error(`path is only for type=file`);
+  if (path === "") throw values.error("the path is empty");
+  const serial: SerialConfig = {
+    num: values.integer("num", SERIAL_NUM_RANGE) ?? DEFAULT_SERIAL_NUM,
+    type,
+    console: values.flag("console"),
+    stdin: values.flag("stdin"),
+  };
+  if (path !== undefined) serial.path = path;
+  return serial;
+}

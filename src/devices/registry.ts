@@ -1,0 +1,127 @@
+/**
+ * Device specs: structured-cloneable descriptions of the VM's bus devices, from
+ * which each thread (every vCPU Worker, and the main thread) builds its own device
+ * objects over the same shared state.
+ *
+ * @module
+ */
+
+import { Bus } from "../bus.ts";
+import { writeAll } from "../ffi/libc.ts";
+import { IrqfdLine } from "../irq.ts";
+import { AbsorbDevice } from "./absorb.ts";
+import { Cmos } from "./cmos.ts";
+import type { BusDevice, DeviceContext } from "./device.ts";
+import { I8042 } from "./i8042.ts";
+import { PciConfigIo } from "./pci/config_io.ts";
+import { PciEcam } from "./pci/ecam.ts";
+import { PciRoot } from "./pci/root.ts";
+import { Serial } from "./serial.ts";
+
+/** A 16550A UART. */
+export interface SerialSpec {
+  kind: "serial";
+  /** Name for logs, e.g. `COM1`. */
+  name: string;
+  /** First I/O port. */
+  base: number;
+  /** From `Serial.createState()`. */
+  state: SharedArrayBuffer;
+  /** irqfd eventfd for its IRQ line. */
+  irqFd: number;
+  /** Where output goes, or -1 for nowhere. */
+  outFd: number;
+}
+
+/** The i8042 keyboard controller (reset line). */
+export interface I8042Spec {
+  kind: "i8042";
+  state: SharedArrayBuffer;
+}
+
+/** The CMOS RTC. */
+export interface CmosSpec {
+  kind: "cmos";
+  state: SharedArrayBuffer;
+}
+
+/** The PCI root: config mechanism #1 ports and the ECAM window. */
+export interface PciSpec {
+  kind: "pci";
+  /** From `PciConfigIo.createState()`. */
+  state: SharedArrayBuffer;
+  /** ECAM window base and size. */
+  ecamBase: number;
+  ecamSize: number;
+}
+
+/** Ports that are read as idle and written to no effect. */
+export interface AbsorbSpec {
+  kind: "absorb";
+  name: string;
+  /** `[base, length]` port ranges. */
+  ranges: [number, number][];
+}
+
+/** Any device spec. */
+export type DeviceSpec = SerialSpec | I8042Spec | CmosSpec | PciSpec | AbsorbSpec;
+
+/** I/O port ranges of the fixed legacy devices (IBM PC/AT port map). */
+export const I8042_PORT = 0x60;
+/** 0x60–0x64: data port, then status/command at +4. */
+export const I8042_PORT_COUNT = 5;
+/** MC146818 index/data ports. */
+export const CMOS_PORT = 0x70;
+/** 0x70–0x71. */
+export const CMOS_PORT_COUNT = 2;
+/** PCI configuration mechanism #1: CONFIG_ADDRESS 0xCF8, CONFIG_DATA 0xCFC (PCI 3.0 §3.2.2.3.2). */
+export const PCI_CONFIG_PORT = 0xcf8;
+/** 0xCF8–0xCFF. */
+export const PCI_CONFIG_PORT_COUNT = 8;
+/** A UART's register block. */
+export const SERIAL_PORT_COUNT = 8;
+
+/** The PIO and MMIO buses of one thread. */
+export interface Buses {
+  pio: Bus;
+  mmio: Bus;
+}
+
+/** Builds one thread's buses from the VM's device specs. */
+export function buildBuses(specs: readonly DeviceSpec[], ctx: DeviceContext): Buses {
+  const pio = new Bus("pio");
+  const mmio = new Bus("mmio");
+  const add = (bus: Bus, device: BusDevice, base: number, length: number) =>
+    bus.insert(device, base, length);
+  for (const spec of specs) {
+    switch (spec.kind) {
+      case "serial":
+        add(pio, buildSerial(spec), spec.base, SERIAL_PORT_COUNT);
+        break;
+      case "i8042":
+        add(pio, new I8042("i8042", spec.state, ctx), I8042_PORT, I8042_PORT_COUNT);
+        break;
+      case "cmos":
+        add(pio, new Cmos("cmos", spec.state), CMOS_PORT, CMOS_PORT_COUNT);
+        break;
+      case "pci": {
+        const root = new PciRoot();
+        add(pio, new PciConfigIo("pci-config", spec.state, root), PCI_CONFIG_PORT, PCI_CONFIG_PORT_COUNT);
+        add(mmio, new PciEcam("pci-ecam", root), spec.ecamBase, spec.ecamSize);
+        break;
+      }
+      case "absorb": {
+        const device = new AbsorbDevice(spec.name);
+        for (const [base, length] of spec.ranges) add(pio, device, base, length);
+        break;
+      }
+    }
+  }
+  return { pio, mmio };
+}
+
+/** Builds a Serial from its spec (also used by the main thread to feed it input). */
+export function buildSerial(spec: SerialSpec): Serial {
+  const output = spec.outFd < 0 ? null : (bytes: Uint8Array) => writeAll(spec.outFd, bytes);
+  return new Serial(spec.name, spec.state, new IrqfdLine(spec.irqFd), output);
+}

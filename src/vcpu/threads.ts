@@ -1,0 +1,101 @@
+/**
+ * The main thread's side of the vCPU Workers: spawns one Worker per vCPU, kicks
+ * them out of KVM_RUN when the VM must stop, and joins them.
+ *
+ * @module
+ */
+
+import { KVM_RUN_LAYOUT } from "../ffi/kvm_abi.ts";
+import { SIGUSR2, tgkill, viewOf } from "../ffi/libc.ts";
+import type { VmControl } from "./control.ts";
+import type { VcpuExited, VcpuInit, VcpuMessage, VcpuStats } from "./protocol.ts";
+
+const WORKER_URL = new URL("./worker.ts", import.meta.url).href;
+/** The kick signal needs a handler, or it would kill the process; the handler itself does nothing. */
+const ignoreKick = () => {};
+
+interface VcpuThread {
+  worker: Worker;
+  run: Uint8Array;
+  tid?: number;
+  exited: Promise<VcpuExited>;
+}
+
+/** One Worker per vCPU, and the means to stop and join them. */
+export class VcpuThreads {
+  readonly #threads: VcpuThread[] = [];
+  #listening = false;
+
+  /** @param control the VM's run control, shared with every Worker */
+  constructor(private readonly control: VmControl) {}
+
+  /** Starts a Worker for the vCPU described by `init`; resolves once it is entering KVM_RUN. */
+  spawn(init: VcpuInit): Promise<void> {
+    if (!this.#listening) {
+      Deno.addSignalListener("SIGUSR2", ignoreKick);
+      this.#listening = true;
+    }
+    const worker = new Worker(WORKER_URL, { type: "module", name: `vcpu${init.id}` });
+    const ready = Promise.withResolvers<void>();
+    const exited = Promise.withResolvers<VcpuExited>();
+    const thread: VcpuThread = {
+      worker,
+      run: new Uint8Array(viewOf(init.runAddress, init.runSize)),
+      exited: exited.promise,
+    };
+    const finish = (result: VcpuExited) => {
+      this.kickAll();
+      ready.resolve();
+      exited.resolve(result);
+    };
+    worker.onmessage = (event: MessageEvent<VcpuMessage>) => {
+      const message = event.data;
+      if (message.type === "ready") {
+        thread.tid = message.tid;
+        ready.resolve();
+        if (this.control.stopRequested) this.#kick(thread);
+      } else {
+        this.control.requestExit("stop");
+        finish(message);
+      }
+    };
+    worker.onerror = (event: ErrorEvent) => {
+      event.preventDefault();
+      this.control.requestExit("error");
+      finish({ type: "exited", id: init.id, error: event.message, stats: emptyStats() });
+    };
+    this.#threads.push(thread);
+    worker.postMessage(init);
+    return ready.promise;
+  }
+
+  /** Makes every vCPU leave KVM_RUN: `immediate_exit` for one about to enter, a signal for one inside. */
+  kickAll(): void {
+    for (const thread of this.#threads) this.#kick(thread);
+  }
+
+  #kick(thread: VcpuThread): void {
+    thread.run[KVM_RUN_LAYOUT.fields.immediate_exit] = 1;
+    if (thread.tid === undefined) return;
+    try {
+      tgkill(thread.tid, SIGUSR2);
+    } catch {
+      // The thread already ended: nothing to kick.
+    }
+  }
+
+  /** Waits for every vCPU loop to end, then terminates the Workers. */
+  async join(): Promise<VcpuExited[]> {
+    const results = await Promise.all(this.#threads.map((t) => t.exited));
+    for (const thread of this.#threads) thread.worker.terminate();
+    if (this.#listening) {
+      Deno.removeSignalListener("SIGUSR2", ignoreKick);
+      this.#listening = false;
+    }
+    return results;
+  }
+}
+
+function emptyStats(): VcpuStats {
+  return { pioExits: 0, mmioExits: 0, firstRunAt: 0, endedAt: 0 };
+}
