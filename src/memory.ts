@@ -85,13 +85,21 @@ export class GuestMemory {
   /** Registers every region as a KVM memory slot, numbered from `firstSlot`. */
   register(vm: VmFd, firstSlot = 0): void {
     this.shared.regions.forEach((r, i) => {
-      vm.setUserMemoryRegion(firstSlot + i, r.guestAddress, r.size, this.hostAddress(this.#starts[i]));
+      vm.setUserMemoryRegion(
+        firstSlot + i,
+        r.guestAddress,
+        r.size,
+        this.hostAddress(this.#starts[i]),
+      );
     });
   }
 
   /** The buffer offset of `[address, address + length)`, or a GuestMemoryError if not all RAM. */
   offsetOf(address: number, length: number): number {
     const regions = this.shared.regions;
+    if (!Number.isInteger(address) || !Number.isInteger(length)) {
+      throw new GuestMemoryError(address, length);
+    }
     for (let i = 0; i < regions.length; i++) {
       const r = regions[i];
       if (address >= r.guestAddress && length >= 0 && address + length <= r.guestAddress + r.size) {

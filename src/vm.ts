@@ -90,7 +90,9 @@ export class Vm {
   /** Builds the VM: opens KVM, allocates RAM, loads the kernel, creates devices and vCPUs. */
   static async create(config: VmConfig, options: VmOptions = {}): Promise<Vm> {
     const kernel = await readImage("kernel", config.kernel);
-    const initrd = config.initrd === undefined ? undefined : await readImage("initrd", config.initrd);
+    const initrd = config.initrd === undefined
+      ? undefined
+      : await readImage("initrd", config.initrd);
     const cleanup = new DisposableStack();
     try {
       const kvm = openKvm();
@@ -209,10 +211,14 @@ function openKvm(): Kvm {
     return Kvm.open();
   } catch (e) {
     if (e instanceof SyscallError && e.is("ENOENT")) {
-      throw new VmSetupError("/dev/kvm does not exist: this host has no KVM (is the module loaded?)");
+      throw new VmSetupError(
+        "/dev/kvm does not exist: this host has no KVM (is the module loaded?)",
+      );
     }
     if (e instanceof SyscallError && (e.is("EACCES") || e.is("EPERM"))) {
-      throw new VmSetupError("no permission to open /dev/kvm (join the 'kvm' group or run as root)");
+      throw new VmSetupError(
+        "no permission to open /dev/kvm (join the 'kvm' group or run as root)",
+      );
     }
     throw e;
   }

@@ -116,7 +116,11 @@ function guardWindows(mem: GuestMemory): Uint8Array[] {
 function assertRejected(mem: GuestMemory, address: number, length: number): void {
   const windows = guardWindows(mem);
   for (const w of windows) w.fill(0x5a);
-  assert.equal(mem.contains(address, length), false, `contains(0x${address.toString(16)}, ${length})`);
+  assert.equal(
+    mem.contains(address, length),
+    false,
+    `contains(0x${address.toString(16)}, ${length})`,
+  );
   for (const access of accesses(mem, length)) {
     assert.throws(() => access(address), (e: unknown) => {
       assert.ok(e instanceof GuestMemoryError, `${access}: got ${e}`);

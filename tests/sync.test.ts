@@ -23,7 +23,10 @@ Deno.test("with returns the callback's value and unlocks even when it throws", (
   const mutex = new SharedMutex(cells);
   assert.equal(mutex.with(() => Atomics.load(cells, 0)), 1, "held during the callback");
   assert.equal(cells[0], 0);
-  assert.throws(() => mutex.with(() => { throw new Error("boom"); }), /boom/);
+  assert.throws(() =>
+    mutex.with(() => {
+      throw new Error("boom");
+    }), /boom/);
   assert.equal(cells[0], 0, "released after a throw");
   mutex.lock(); // would block forever if the throw had left it held
   mutex.unlock();

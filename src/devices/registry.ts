@@ -106,7 +106,12 @@ export function buildBuses(specs: readonly DeviceSpec[], ctx: DeviceContext): Bu
         break;
       case "pci": {
         const root = new PciRoot();
-        add(pio, new PciConfigIo("pci-config", spec.state, root), PCI_CONFIG_PORT, PCI_CONFIG_PORT_COUNT);
+        add(
+          pio,
+          new PciConfigIo("pci-config", spec.state, root),
+          PCI_CONFIG_PORT,
+          PCI_CONFIG_PORT_COUNT,
+        );
         add(mmio, new PciEcam("pci-ecam", root), spec.ecamBase, spec.ecamSize);
         break;
       }

@@ -32,7 +32,17 @@ import {
   KVM_SREGS,
   KVM_USERSPACE_MEMORY_REGION,
 } from "./kvm_abi.ts";
-import { close, ioctl, ioctlBuf, MAP_SHARED, mmap, O_RDWR, open, PROT_READ, PROT_WRITE } from "./libc.ts";
+import {
+  close,
+  ioctl,
+  ioctlBuf,
+  MAP_SHARED,
+  mmap,
+  O_RDWR,
+  open,
+  PROT_READ,
+  PROT_WRITE,
+} from "./libc.ts";
 import { StructBuffer } from "./struct.ts";
 
 /** `struct kvm_regs` as a buffer with typed accessors. */

@@ -112,7 +112,7 @@ export const KVM_FPU = layout("kvm_fpu", 416, {
   last_opcode: 134,
   last_ip: 136,
   last_dp: 144,
-  xmm: 160,
+  xmm: 152,
   mxcsr: 408,
 });
 

@@ -8,12 +8,7 @@
 import type { Buses } from "../devices/registry.ts";
 import { SyscallError } from "../ffi/errno.ts";
 import { getSegment, type VcpuFd } from "../ffi/kvm.ts";
-import {
-  Exit,
-  KVM_EXIT_IO_OUT,
-  KVM_RUN_LAYOUT,
-  SystemEvent,
-} from "../ffi/kvm_abi.ts";
+import { Exit, KVM_EXIT_IO_OUT, KVM_RUN_LAYOUT, SystemEvent } from "../ffi/kvm_abi.ts";
 import * as log from "../log.ts";
 import type { VmControl } from "./control.ts";
 import type { VcpuStats } from "./protocol.ts";

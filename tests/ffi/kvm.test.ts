@@ -137,7 +137,8 @@ kvmTest("supportedCpuid has leaf 0 (vendor) and leaf 1 (features)", ({ kvm }) =>
   assert.ok(leaf0 && leaf1, "leaf 0 or 1 missing");
   assert.ok(leaf0.eax >= 1, `highest basic leaf ${leaf0.eax}`);
   const vendor = new TextDecoder().decode(new Uint32Array([leaf0.ebx, leaf0.edx, leaf0.ecx]));
-  assert.match(vendor, /^(GenuineIntel|AuthenticAMD|HygonGenuine|CentaurHauls|  Shanghai  )$/);
+  const vendors = ["GenuineIntel", "AuthenticAMD", "HygonGenuine", "CentaurHauls", "  Shanghai  "];
+  assert.ok(vendors.includes(vendor), `unknown CPU vendor ${JSON.stringify(vendor)}`);
   const APIC = 1 << 9;
   assert.ok(leaf1.edx & APIC, "leaf 1 must report an APIC");
   assert.ok(cpuid.some((e) => e.function === 0x8000_0001), "extended leaves missing");
@@ -322,7 +323,10 @@ kvmTest("an irqfd-bound eventfd is consumed by KVM, not left for userspace", (t)
   const fd = testEventfd(t, EFD_NONBLOCK);
   t.vm.irqfd(fd, 4);
   writeAll(fd, new Uint8Array(new BigUint64Array([1n]).buffer));
-  assert.throws(() => read(fd, new Uint8Array(8)), (e: unknown) => e instanceof SyscallError && e.is("EAGAIN"));
+  assert.throws(
+    () => read(fd, new Uint8Array(8)),
+    (e: unknown) => e instanceof SyscallError && e.is("EAGAIN"),
+  );
   t.vm.irqfd(fd, 4, true);
 });
 

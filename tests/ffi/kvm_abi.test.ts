@@ -58,7 +58,8 @@ function cProgram(expressions: Iterable<string>): string {
   ].join("\n");
 }
 
-const INSTALL_HINT = "install gcc and the kernel headers (Debian: apt-get install gcc linux-libc-dev)";
+const INSTALL_HINT =
+  "install gcc and the kernel headers (Debian: apt-get install gcc linux-libc-dev)";
 
 async function run(command: string, args: string[]): Promise<Deno.CommandOutput> {
   try {
@@ -100,7 +101,11 @@ function assertMatchesC(ours: Expectations, c: Map<string, number>): void {
   const wrong = [...ours]
     .filter(([expr, value]) => c.get(expr) !== value)
     .map(([expr, value]) => `${expr}: ours ${value}, <linux/kvm.h> ${c.get(expr)}`);
-  assert.deepEqual(wrong, [], `${wrong.length} of ${ours.size} values differ:\n${wrong.join("\n")}`);
+  assert.deepEqual(
+    wrong,
+    [],
+    `${wrong.length} of ${ours.size} values differ:\n${wrong.join("\n")}`,
+  );
 }
 
 const layouts = layoutExpectations([...ALL_LAYOUTS, KVM_RUN_LAYOUT]);
@@ -118,7 +123,9 @@ Deno.test("every ioctl number, capability, exit reason and flag matches <linux/k
   for (const [table, entries] of Object.entries(MACRO_TABLES)) {
     assert.ok(Object.keys(entries).length > 0, `${table} is empty`);
   }
-  for (const name of ["KVM_PIT_SPEAKER_DUMMY", "KVM_IRQFD_FLAG_DEASSIGN", "KVM_IOEVENTFD_FLAG_PIO"]) {
+  for (
+    const name of ["KVM_PIT_SPEAKER_DUMMY", "KVM_IRQFD_FLAG_DEASSIGN", "KVM_IOEVENTFD_FLAG_PIO"]
+  ) {
     assert.ok(macros.has(name), `${name} is not checked`);
   }
   assertMatchesC(macros, await fromC());

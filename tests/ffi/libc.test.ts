@@ -61,7 +61,11 @@ Deno.test("closing a descriptor that is not open gives EBADF", () => {
 Deno.test("an ioctl a descriptor does not know gives ENOTTY, named in the error", () => {
   const fd = eventfd();
   try {
-    assertSyscallError(() => ioctl(fd, 0xae00, 0n, "KVM_GET_API_VERSION"), "ENOTTY", "ioctl(KVM_GET_API_VERSION)");
+    assertSyscallError(
+      () => ioctl(fd, 0xae00, 0n, "KVM_GET_API_VERSION"),
+      "ENOTTY",
+      "ioctl(KVM_GET_API_VERSION)",
+    );
     assertSyscallError(() => ioctl(fd, 0xae00), "ENOTTY", "ioctl(0xae00)");
   } finally {
     close(fd);

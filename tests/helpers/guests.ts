@@ -25,6 +25,14 @@ export async function buildGuest(name: string, script = "guest"): Promise<string
   const object = new URL(`${name}.o`, CACHE).pathname;
   const elf = new URL(`${name}.elf`, CACHE).pathname;
   await run("as", ["--64", "-o", object, source]);
-  await run("ld", ["-T", new URL(`${script}.ld`, GUESTS).pathname, "-z", "noexecstack", "-o", elf, object]);
+  await run("ld", [
+    "-T",
+    new URL(`${script}.ld`, GUESTS).pathname,
+    "-z",
+    "noexecstack",
+    "-o",
+    elf,
+    object,
+  ]);
   return elf;
 }

@@ -18,12 +18,7 @@ import {
   type E820Entry,
   E820Type,
 } from "./boot_params.ts";
-import {
-  CMDLINE_ADDRESS,
-  EBDA_START,
-  HIGH_MEMORY_START,
-  ZERO_PAGE_ADDRESS,
-} from "./layout.ts";
+import { CMDLINE_ADDRESS, EBDA_START, HIGH_MEMORY_START, ZERO_PAGE_ADDRESS } from "./layout.ts";
 import { setEntryRegs, setLongModeSregs, writeGdt, writeIdentityPageTables } from "./long_mode.ts";
 
 /** Highest initrd address a kernel accepts when it does not say (boot.rst: `initrd_addr_max`). */
@@ -89,7 +84,10 @@ export function loadBootImages(mem: GuestMemory, source: BootSource): number {
   if (source.initrd) {
     const { path, bytes } = source.initrd;
     const lowTop = mem.regions[0].size;
-    const top = Math.min(headerU32(BootParams.INITRD_ADDR_MAX, DEFAULT_INITRD_ADDR_MAX) + 1, lowTop);
+    const top = Math.min(
+      headerU32(BootParams.INITRD_ADDR_MAX, DEFAULT_INITRD_ADDR_MAX) + 1,
+      lowTop,
+    );
     const address = Math.floor((top - bytes.length) / PAGE_SIZE) * PAGE_SIZE;
     if (address < kernel.end) {
       throw new ImageError(path, `initrd of ${bytes.length} bytes does not fit in guest memory`);

@@ -18,8 +18,6 @@ const LEAF_TOPOLOGY_V2 = 0x1f;
 
 /** FPU control word after FNINIT (Intel SDM vol. 1 §8.1.5). */
 const FCW_DEFAULT = 0x37f;
-/** MXCSR at power-up: all exceptions masked (Intel SDM vol. 1 §10.2.3). */
-const MXCSR_DEFAULT = 0x1f80;
 
 /** Local APIC registers (Intel SDM vol. 3A §10.5.1): LVT LINT0 and LINT1. */
 const APIC_LVT_LINT0 = 0x350;
@@ -43,12 +41,14 @@ export function cpuidForVcpu(supported: readonly CpuidEntry[], id: number): Cpui
   });
 }
 
-/** Puts the FPU in its FNINIT state with SSE exceptions masked. */
+/**
+ * Puts the x87 FPU in its FNINIT state. (KVM_SET_FPU does not carry MXCSR; a new
+ * vCPU's MXCSR already has its power-up value 0x1F80, all SSE exceptions masked.)
+ */
 export function setDefaultFpu(vcpu: VcpuFd): void {
   const fpu = vcpu.getFpu();
   fpu.bytes.fill(0);
   fpu.setU16("fcw", FCW_DEFAULT);
-  fpu.setU32("mxcsr", MXCSR_DEFAULT);
   vcpu.setFpu(fpu);
 }
 

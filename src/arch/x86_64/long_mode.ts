@@ -6,7 +6,14 @@
  * @module
  */
 
-import { type Regs, type Segment, type SegmentName, setDtable, setSegment, type Sregs } from "../../ffi/kvm.ts";
+import {
+  type Regs,
+  type Segment,
+  type SegmentName,
+  setDtable,
+  setSegment,
+  type Sregs,
+} from "../../ffi/kvm.ts";
 import type { GuestMemory } from "../../memory.ts";
 import {
   BOOT_GDT_ADDRESS,
