@@ -10,12 +10,7 @@
  */
 
 import { defaultConfig, Vm } from "../mod.ts";
-import {
-  buildBenchArtifacts,
-  type ExitRates,
-  runCBaseline,
-  setIterations,
-} from "./c_baseline.ts";
+import { buildBenchArtifacts, type ExitRates, runCBaseline, setIterations } from "./c_baseline.ts";
 
 const BUILD_DIR = new URL("./.build/", import.meta.url).pathname;
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -47,7 +42,9 @@ async function runOurs(elf: string): Promise<ExitRates> {
   })();
   const result = await vm.run();
   await reading;
-  if (result.reason !== "reset") throw new Error(`guest ended with ${result.reason}: ${result.error}`);
+  if (result.reason !== "reset") {
+    throw new Error(`guest ended with ${result.reason}: ${result.error}`);
+  }
   const seconds = (from: number, to: number) =>
     ((marks.get(to) ?? NaN) - (marks.get(from) ?? NaN)) / MS_PER_SECOND;
   const pioSeconds = seconds(MARK_START, MARK_PIO_DONE);
@@ -107,7 +104,9 @@ const rate = (runs: ExitRates[], key: "pioExitsPerSecond" | "mmioExitsPerSecond"
   median(runs.map((r) => r[key]));
 const k = (n: number) => `${(n / 1000).toFixed(1)}k/s`;
 console.log(`exit round trips, ${ITERATIONS} per phase, median of ${ROUNDS} alternating runs`);
-for (const [name, key] of [["PIO ", "pioExitsPerSecond"], ["MMIO", "mmioExitsPerSecond"]] as const) {
+for (
+  const [name, key] of [["PIO ", "pioExitsPerSecond"], ["MMIO", "mmioExitsPerSecond"]] as const
+) {
   const [o, c] = [rate(ours, key), rate(theirs, key)];
   console.log(`  ${name}  ours ${k(o)}  C ${k(c)}  ratio ${(o / c).toFixed(3)}`);
 }

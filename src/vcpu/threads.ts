@@ -11,8 +11,19 @@ import type { VmControl } from "./control.ts";
 import type { VcpuExited, VcpuInit, VcpuMessage, VcpuStats } from "./protocol.ts";
 
 const WORKER_URL = new URL("./worker.ts", import.meta.url).href;
-/** The kick signal needs a handler, or it would kill the process; the handler itself does nothing. */
-const ignoreKick = () => {};
+let kickHandlerInstalled = false;
+
+/**
+ * The kick signal needs a handler, or it would kill the process; the handler itself does
+ * nothing. It stays installed for the life of the process (a listener does not keep Deno
+ * alive): a kick still in flight to a Worker that just left KVM_RUN must never find the
+ * default action restored.
+ */
+function installKickHandler(): void {
+  if (kickHandlerInstalled) return;
+  Deno.addSignalListener("SIGUSR2", () => {});
+  kickHandlerInstalled = true;
+}
 
 interface VcpuThread {
   worker: Worker;
@@ -24,17 +35,13 @@ interface VcpuThread {
 /** One Worker per vCPU, and the means to stop and join them. */
 export class VcpuThreads {
   readonly #threads: VcpuThread[] = [];
-  #listening = false;
 
   /** @param control the VM's run control, shared with every Worker */
   constructor(private readonly control: VmControl) {}
 
   /** Starts a Worker for the vCPU described by `init`; resolves once it is entering KVM_RUN. */
   spawn(init: VcpuInit): Promise<void> {
-    if (!this.#listening) {
-      Deno.addSignalListener("SIGUSR2", ignoreKick);
-      this.#listening = true;
-    }
+    installKickHandler();
     const worker = new Worker(WORKER_URL, { type: "module", name: `vcpu${init.id}` });
     const ready = Promise.withResolvers<void>();
     const exited = Promise.withResolvers<VcpuExited>();
@@ -88,10 +95,6 @@ export class VcpuThreads {
   async join(): Promise<VcpuExited[]> {
     const results = await Promise.all(this.#threads.map((t) => t.exited));
     for (const thread of this.#threads) thread.worker.terminate();
-    if (this.#listening) {
-      Deno.removeSignalListener("SIGUSR2", ignoreKick);
-      this.#listening = false;
-    }
     return results;
   }
 }

@@ -49,6 +49,7 @@ ap_start:
 	outb	%al, %dx
 	mov	$1, %eax
 	cpuid
+	mov	$0x3f8, %dx
 	shr	$24, %ebx
 	mov	%bl, %al
 	add	$'0', %al

@@ -1,4 +1,4 @@
-/* Loads an empty IDT and raises an exception: #BP -> #GP -> #DF -> triple fault (shutdown). */
+/* Loads an empty IDT and raises an exception: #UD -> #GP -> #DF -> triple fault (shutdown). */
 .code64
 .globl _start
 _start:
@@ -6,7 +6,7 @@ _start:
 	mov	$0x3f8, %dx
 	outb	%al, %dx
 	lidt	empty_idt(%rip)
-	int3
+	ud2
 1:	jmp	1b
 empty_idt:
 	.word 0

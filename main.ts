@@ -1,0 +1,71 @@
+/**
+ * The `crosvm` command line: a thin layer over {@link Vm} (mod.ts).
+ *
+ * @module
+ */
+
+import manifest from "./deno.json" with { type: "json" };
+import { ExitStatus, UsageError } from "./src/cli/errors.ts";
+import { parseMainArgs } from "./src/cli/main_args.ts";
+import type { VmConfig } from "./src/config.ts";
+import { SyscallError } from "./src/ffi/errno.ts";
+import { CmdlineError } from "./src/arch/x86_64/boot.ts";
+import { ImageError } from "./src/loader/errors.ts";
+import * as log from "./src/log.ts";
+import { Vm, VmSetupError } from "./src/vm.ts";
+
+/** Signals that stop the VM cleanly (the terminal is in raw mode, so ^C goes to the guest). */
+const STOP_SIGNALS = ["SIGTERM", "SIGINT", "SIGHUP"] as const;
+
+/** Errors the user can cause and fix: one line, no stack trace. */
+function isUserError(e: unknown): e is Error {
+  return e instanceof VmSetupError || e instanceof ImageError || e instanceof CmdlineError ||
+    e instanceof SyscallError;
+}
+
+async function run(config: VmConfig): Promise<number> {
+  log.setLogLevel(config.logLevel);
+  const vm = await Vm.create(config, { attachStdin: true });
+  const stop = () => vm.stop();
+  for (const signal of STOP_SIGNALS) Deno.addSignalListener(signal, stop);
+  try {
+    const result = await vm.run();
+    log.info(`vm ended: ${result.reason}`);
+    if (result.reason === "error") {
+      log.error(result.error ?? "the VM failed");
+      return ExitStatus.failure;
+    }
+    return ExitStatus.success;
+  } finally {
+    for (const signal of STOP_SIGNALS) Deno.removeSignalListener(signal, stop);
+  }
+}
+
+/** Runs the CLI on `argv` (without the program name); returns the exit status. */
+export async function main(argv: readonly string[]): Promise<number> {
+  try {
+    const args = parseMainArgs(argv);
+    switch (args.command) {
+      case "help":
+        console.log(args.text);
+        return ExitStatus.success;
+      case "version":
+        console.log(`crosvm ${manifest.version}`);
+        return ExitStatus.success;
+      case "run":
+        return await run(args.config);
+    }
+  } catch (e) {
+    if (e instanceof UsageError) {
+      console.error(`crosvm: ${e.message}`);
+      return ExitStatus.invalidArgs;
+    }
+    if (isUserError(e)) {
+      console.error(`crosvm: error: ${e.message}`);
+      return ExitStatus.failure;
+    }
+    throw e;
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));
