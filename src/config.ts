@@ -10,6 +10,8 @@ import type { LogLevel } from "./log.ts";
 export const DEFAULT_MEM_MIB = 256;
 /** crosvm's default vCPU count. */
 export const DEFAULT_CPUS = 1;
+/** The KVM device crosvm opens unless `--kvm-device` says otherwise. */
+export const DEFAULT_KVM_DEVICE = "/dev/kvm";
 /** Legacy COM ports 1–4. */
 export const SERIAL_PORT_COUNT = 4;
 
@@ -44,6 +46,8 @@ export interface VmConfig {
   params: string[];
   /** Serial ports; ports not listed are sinks. */
   serials: SerialConfig[];
+  /** The KVM device (default {@link DEFAULT_KVM_DEVICE}). */
+  kvmDevice?: string;
   /** Log level for the VMM and its Workers. */
   logLevel: LogLevel;
 }

@@ -14,7 +14,7 @@ import {
   PCIE_ECAM_BASE,
   PCIE_ECAM_SIZE,
 } from "./arch/x86_64/layout.ts";
-import type { VmConfig } from "./config.ts";
+import { DEFAULT_KVM_DEVICE, type VmConfig } from "./config.ts";
 import { Cmos } from "./devices/cmos.ts";
 import { I8042 } from "./devices/i8042.ts";
 import { PciConfigIo } from "./devices/pci/config_io.ts";
@@ -95,7 +95,7 @@ export class Vm {
       : await readImage("initrd", config.initrd);
     const cleanup = new DisposableStack();
     try {
-      const kvm = openKvm();
+      const kvm = openKvm(config.kvmDevice ?? DEFAULT_KVM_DEVICE);
       cleanup.defer(() => kvm.close());
       const maxVcpus = kvm.maxVcpus();
       if (config.cpus > maxVcpus) {
@@ -206,21 +206,21 @@ export class Vm {
   }
 }
 
-function openKvm(): Kvm {
+function openKvm(path: string): Kvm {
   try {
-    return Kvm.open();
+    return Kvm.open(path);
   } catch (e) {
-    if (e instanceof SyscallError && e.is("ENOENT")) {
+    if (!(e instanceof SyscallError)) throw e;
+    if (e.is("ENOENT")) {
       throw new VmSetupError(
-        "/dev/kvm does not exist: this host has no KVM (is the module loaded?)",
+        `${path} does not exist: this host has no KVM (is the module loaded?)`,
       );
     }
-    if (e instanceof SyscallError && (e.is("EACCES") || e.is("EPERM"))) {
-      throw new VmSetupError(
-        "no permission to open /dev/kvm (join the 'kvm' group or run as root)",
-      );
+    if (e.is("EACCES") || e.is("EPERM")) {
+      throw new VmSetupError(`no permission to open ${path} (join the 'kvm' group or run as root)`);
     }
-    throw e;
+    if (e.is("ENOTTY") || e.is("EINVAL")) throw new VmSetupError(`${path} is not a KVM device`);
+    throw new VmSetupError(`cannot open ${path}: ${e.message}`);
   }
 }
 

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { ImageError, VmSetupError } from "../mod.ts";
 import { HAVE_KVM, NO_KVM, runGuest } from "./helpers/run_guest.ts";
 
 const kvmTest = (name: string, fn: () => Promise<void>) =>
@@ -84,4 +85,21 @@ kvmTest("no file descriptor outlives the VM", async () => {
   const before = openFds();
   await runGuest("hello", { config: { cpus: 2 } });
   assert.equal(openFds(), before);
+});
+
+kvmTest("more vCPUs than KVM allows is a setup error that leaves nothing open", async () => {
+  const openFds = () => [...Deno.readDirSync("/proc/self/fd")].length;
+  const before = openFds();
+  await assert.rejects(
+    runGuest("hello", { config: { cpus: 100_000 } }),
+    (e: Error) => e instanceof VmSetupError && /KVM allows at most \d+/.test(e.message),
+  );
+  assert.equal(openFds(), before);
+});
+
+kvmTest("a kernel that does not fit in guest memory is an image error", async () => {
+  await assert.rejects(
+    runGuest("high", { script: "high", config: { memMiB: 8 } }),
+    (e: Error) => e instanceof ImageError && /does not fit in guest memory/.test(e.message),
+  );
 });

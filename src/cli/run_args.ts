@@ -12,6 +12,7 @@ import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import { MEM_32BIT_GAP_SIZE, MIB } from "../arch/x86_64/layout.ts";
 import {
   DEFAULT_CPUS,
+  DEFAULT_KVM_DEVICE,
   DEFAULT_MEM_MIB,
   defaultSerials,
   SERIAL_PORT_COUNT,
@@ -92,6 +93,7 @@ const RUN_OPTIONS: ParseArgsOptionsConfig = {
   initrd: { type: "string", short: "i" },
   serial: { type: "string", multiple: true },
   "log-level": { type: "string" },
+  "kvm-device": { type: "string" },
 };
 
 /** `-h`/`--help`, which every command accepts. */
@@ -129,6 +131,8 @@ Options:
                     type=stdout,console (and stdin if no port has it);
                     ports not given are sinks
                     (default: type=stdout,num=1,console,stdin)
+  --kvm-device <PATH>
+                    the KVM device to use (default: ${DEFAULT_KVM_DEVICE})
   --log-level <LEVEL>
                     one of ${LOG_LEVELS.join(", ")}; overrides the
                     --log-level given before "run" (default: ${DEFAULT_LOG_LEVEL})
@@ -229,6 +233,7 @@ export function parseRunArgs(
   const single = (name: string): OptionValue | undefined => options.get(name)?.[0];
   const initrd = single("initrd");
   const level = single("log-level");
+  const kvmDevice = single("kvm-device");
   const config: VmConfig = {
     kernel: kernelPath(positionals),
     memMiB: numberOption(single("mem"), MEM_OPTION),
@@ -238,6 +243,7 @@ export function parseRunArgs(
     logLevel: level === undefined ? logLevel : parseLogLevel(level),
   };
   if (initrd !== undefined) config.initrd = nonEmptyPath(initrd);
+  if (kvmDevice !== undefined) config.kvmDevice = nonEmptyPath(kvmDevice);
   return config;
 }
 
