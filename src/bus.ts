@@ -31,6 +31,8 @@ export class BusOverlapError extends Error {
 /** An address space of devices (the PIO bus or the MMIO bus). */
 export class Bus {
   readonly #ranges: BusRange[] = [];
+  /** The range the last lookup hit: guests tend to hammer one device at a time. */
+  #last: BusRange | undefined;
 
   /** @param name `pio` or `mmio`, for messages */
   constructor(readonly name: string) {}
@@ -53,6 +55,10 @@ export class Bus {
 
   /** The range containing `address`, or undefined. */
   find(address: number): BusRange | undefined {
+    const last = this.#last;
+    if (last !== undefined && address >= last.base && address < last.base + last.length) {
+      return last;
+    }
     const ranges = this.#ranges;
     let lo = 0;
     let hi = ranges.length - 1;
@@ -61,7 +67,10 @@ export class Bus {
       const r = ranges[mid];
       if (address < r.base) hi = mid - 1;
       else if (address >= r.base + r.length) lo = mid + 1;
-      else return r;
+      else {
+        this.#last = r;
+        return r;
+      }
     }
     return undefined;
   }

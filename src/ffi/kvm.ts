@@ -34,8 +34,10 @@ import {
 } from "./kvm_abi.ts";
 import {
   close,
+  errno,
   ioctl,
   ioctlBuf,
+  libc,
   MAP_SHARED,
   mmap,
   O_RDWR,
@@ -344,6 +346,17 @@ export class VcpuFd {
   /** KVM_RUN. Throws a SyscallError (EINTR when kicked by a signal or `immediate_exit`). */
   run(): void {
     ioctl(this.fd, Ioctl.KVM_RUN, 0n, "KVM_RUN");
+  }
+
+  /**
+   * A KVM_RUN entry for the hot loop: no allocation and no exception per call. The
+   * returned function enters the guest once and returns 0, or the errno on failure.
+   */
+  runner(): () => number {
+    const call = libc().ioctl_val;
+    const fd = this.fd;
+    const request = BigInt(Ioctl.KVM_RUN);
+    return () => call(fd, request, 0n) < 0 ? errno() : 0;
   }
 
   /** KVM_GET_REGS. */

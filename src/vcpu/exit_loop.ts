@@ -6,7 +6,7 @@
  */
 
 import type { Buses } from "../devices/registry.ts";
-import { SyscallError } from "../ffi/errno.ts";
+import { Errno, SyscallError } from "../ffi/errno.ts";
 import { getSegment, type VcpuFd } from "../ffi/kvm.ts";
 import { Exit, KVM_EXIT_IO_OUT, KVM_RUN_LAYOUT, SystemEvent } from "../ffi/kvm_abi.ts";
 import * as log from "../log.ts";
@@ -29,6 +29,8 @@ export interface LoopResult {
 export class ExitLoop {
   readonly #run: Uint8Array;
   readonly #view: DataView;
+  /** Views of `kvm_run.mmio.data` by access length, made once instead of per exit. */
+  readonly #mmioData: Uint8Array[];
   readonly #stats: VcpuStats = { pioExits: 0, mmioExits: 0, firstRunAt: 0, endedAt: 0 };
 
   /**
@@ -45,18 +47,21 @@ export class ExitLoop {
   ) {
     this.#run = new Uint8Array(run);
     this.#view = new DataView(run);
+    this.#mmioData = [0, 1, 2, 3, 4, 5, 6, 7, 8].map((length) =>
+      this.#run.subarray(RUN["mmio.data"], RUN["mmio.data"] + length)
+    );
   }
 
   /** Runs until a stop is requested (by a device, the guest, another vCPU or the host). */
   run(): LoopResult {
     this.#stats.firstRunAt = performance.timeOrigin + performance.now();
     let error: string | undefined;
+    const enterGuest = this.vcpu.runner();
     while (!this.control.stopRequested) {
-      try {
-        this.vcpu.run();
-      } catch (e) {
-        if (e instanceof SyscallError && (e.is("EINTR") || e.is("EAGAIN"))) continue;
-        error = `vcpu${this.vcpu.id}: ${(e as Error).message}`;
+      const errno = enterGuest();
+      if (errno === Errno.EINTR || errno === Errno.EAGAIN) continue;
+      if (errno !== 0) {
+        error = `vcpu${this.vcpu.id}: ${new SyscallError("ioctl(KVM_RUN)", errno).message}`;
         break;
       }
       error = this.#handleExit();
@@ -121,9 +126,9 @@ export class ExitLoop {
   }
 
   #handleMmio(): void {
-    const address = Number(this.#view.getBigUint64(RUN["mmio.phys_addr"], true));
-    const length = this.#view.getUint32(RUN["mmio.len"], true);
-    const data = this.#run.subarray(RUN["mmio.data"], RUN["mmio.data"] + length);
+    const address = this.#view.getUint32(RUN["mmio.phys_addr"], true) +
+      this.#view.getUint32(RUN["mmio.phys_addr"] + 4, true) * 2 ** 32;
+    const data = this.#mmioData[this.#view.getUint32(RUN["mmio.len"], true)];
     if (this.#run[RUN["mmio.is_write"]]) {
       if (!this.buses.mmio.write(address, data)) this.#unclaimed("write", address, data);
     } else if (!this.buses.mmio.read(address, data)) {

@@ -92,10 +92,12 @@ kvmTest("an initrd larger than guest memory is refused", async () => {
   await Deno.remove(initrd);
 });
 
-for (const [device, message] of [
-  ["/nonexistent/kvm", /\/nonexistent\/kvm does not exist/],
-  ["/dev/null", /\/dev\/null is not a KVM device/],
-] as const) {
+for (
+  const [device, message] of [
+    ["/nonexistent/kvm", /\/nonexistent\/kvm does not exist/],
+    ["/dev/null", /\/dev\/null is not a KVM device/],
+  ] as const
+) {
   Deno.test(`--kvm-device ${device} is one clear line`, async () => {
     const kernel = await Deno.makeTempFile();
     await Deno.writeFile(kernel, new Uint8Array(64));
