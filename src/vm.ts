@@ -6,7 +6,7 @@
  */
 
 import { loadBootImages, setBootVcpuState } from "./arch/x86_64/boot.ts";
-import { cpuidForVcpu, setDefaultFpu, setLocalInterrupts } from "./arch/x86_64/cpu.ts";
+import { bootMsrs, cpuidForVcpu, setDefaultFpu, setLocalInterrupts } from "./arch/x86_64/cpu.ts";
 import {
   KVM_IDENTITY_MAP_ADDRESS,
   KVM_TSS_ADDRESS,
@@ -145,7 +145,8 @@ export class Vm {
         cleanup.defer(() => fd.close());
         const runAddress = fd.mapRun(runSize);
         cleanup.defer(() => munmap(runAddress, runSize));
-        fd.setCpuid(cpuidForVcpu(supportedCpuid, id));
+        fd.setCpuid(cpuidForVcpu(supportedCpuid, id, config.cpus));
+        fd.setMsrs(bootMsrs());
         setDefaultFpu(fd);
         setLocalInterrupts(fd);
         if (id === 0) setBootVcpuState(fd, entry);

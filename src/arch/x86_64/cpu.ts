@@ -5,16 +5,23 @@
  * @module
  */
 
-import type { CpuidEntry, VcpuFd } from "../../ffi/kvm.ts";
+import type { CpuidEntry, MsrEntry, VcpuFd } from "../../ffi/kvm.ts";
 
 /** CPUID leaf 1 (Intel SDM vol. 2A, CPUID): EBX[31:24] initial APIC ID. */
 const LEAF_FEATURES = 0x1;
 const EBX_APIC_ID_SHIFT = 24;
+/** Leaf 1 EBX[23:16]: addressable logical processor IDs in the package. */
+const EBX_LOGICAL_COUNT_SHIFT = 16;
+/** Leaf 1 EDX bit 28: HTT, the EBX[23:16] count is valid. */
+const EDX_HTT = 1 << 28;
 /** Leaf 1 ECX bit 31: running under a hypervisor. */
 const ECX_HYPERVISOR = 1 << 31;
-/** Leaf 0xB / 0x1F (extended topology): EDX is the x2APIC ID. */
+/** Leaf 0xB / 0x1F (extended topology): one subleaf per level, EDX the x2APIC ID. */
 const LEAF_TOPOLOGY = 0xb;
 const LEAF_TOPOLOGY_V2 = 0x1f;
+/** Topology level types in ECX[15:8]: SMT (threads) and core. */
+const LEVEL_SMT = 1;
+const LEVEL_CORE = 2;
 
 /** FPU control word after FNINIT (Intel SDM vol. 1 §8.1.5). */
 const FCW_DEFAULT = 0x37f;
@@ -27,18 +34,72 @@ const APIC_DELIVERY_MODE_MASK = 0x700;
 const APIC_MODE_EXTINT = 0x7 << 8;
 const APIC_MODE_NMI = 0x4 << 8;
 
-/** The supported CPUID table, shaped for vCPU `id`: its APIC ID and the hypervisor bit. */
-export function cpuidForVcpu(supported: readonly CpuidEntry[], id: number): CpuidEntry[] {
+/**
+ * The supported CPUID table shaped for vCPU `id` of `cpus`: its APIC ID, the hypervisor
+ * bit, and a topology of one package with `cpus` single-threaded cores.
+ */
+export function cpuidForVcpu(
+  supported: readonly CpuidEntry[],
+  id: number,
+  cpus: number,
+): CpuidEntry[] {
   return supported.map((leaf) => {
     const e = { ...leaf };
     if (e.function === LEAF_FEATURES) {
-      e.ebx = (e.ebx & 0x00ff_ffff) | (id << EBX_APIC_ID_SHIFT);
+      e.ebx = (e.ebx & 0x0000_ffff) | (id << EBX_APIC_ID_SHIFT) |
+        (cpus << EBX_LOGICAL_COUNT_SHIFT);
       e.ecx |= ECX_HYPERVISOR;
+      e.edx = cpus > 1 ? e.edx | EDX_HTT : e.edx & ~EDX_HTT;
     } else if (e.function === LEAF_TOPOLOGY || e.function === LEAF_TOPOLOGY_V2) {
-      e.edx = id;
+      Object.assign(e, topologyLevel(e.index, cpus), { edx: id });
     }
     return e;
   });
+}
+
+/** Extended topology subleaf `index`: level 0 one thread per core, level 1 `cpus` cores. */
+function topologyLevel(index: number, cpus: number): Pick<CpuidEntry, "eax" | "ebx" | "ecx"> {
+  if (index === 0) return { eax: 0, ebx: 1, ecx: (LEVEL_SMT << 8) | index };
+  if (index === 1) {
+    return { eax: Math.ceil(Math.log2(cpus)), ebx: cpus, ecx: (LEVEL_CORE << 8) | index };
+  }
+  return { eax: 0, ebx: 0, ecx: index };
+}
+
+/** MSR numbers (Intel SDM vol. 4, "Model-Specific Registers"). */
+const Msr = {
+  IA32_TSC: 0x10,
+  IA32_SYSENTER_CS: 0x174,
+  IA32_SYSENTER_ESP: 0x175,
+  IA32_SYSENTER_EIP: 0x176,
+  IA32_MISC_ENABLE: 0x1a0,
+  IA32_MTRR_DEF_TYPE: 0x2ff,
+  STAR: 0xc000_0081,
+  LSTAR: 0xc000_0082,
+  CSTAR: 0xc000_0083,
+  SYSCALL_MASK: 0xc000_0084,
+  KERNEL_GS_BASE: 0xc000_0102,
+} as const;
+/** IA32_MISC_ENABLE bit 0: fast string operations. */
+const MISC_ENABLE_FAST_STRING = 1n;
+/** IA32_MTRR_DEF_TYPE: MTRRs enabled (bit 11), default memory type write-back (6). */
+const MTRR_ENABLE_WRITE_BACK = (1n << 11n) | 6n;
+
+/** The MSR values a vCPU starts with: syscall MSRs cleared, fast strings, write-back MTRRs. */
+export function bootMsrs(): MsrEntry[] {
+  return [
+    { index: Msr.IA32_SYSENTER_CS, data: 0n },
+    { index: Msr.IA32_SYSENTER_ESP, data: 0n },
+    { index: Msr.IA32_SYSENTER_EIP, data: 0n },
+    { index: Msr.STAR, data: 0n },
+    { index: Msr.CSTAR, data: 0n },
+    { index: Msr.KERNEL_GS_BASE, data: 0n },
+    { index: Msr.SYSCALL_MASK, data: 0n },
+    { index: Msr.LSTAR, data: 0n },
+    { index: Msr.IA32_TSC, data: 0n },
+    { index: Msr.IA32_MISC_ENABLE, data: MISC_ENABLE_FAST_STRING },
+    { index: Msr.IA32_MTRR_DEF_TYPE, data: MTRR_ENABLE_WRITE_BACK },
+  ];
 }
 
 /**
