@@ -41,6 +41,7 @@ export function isBzImage(image: Uint8Array): boolean {
 /** Loads a bzImage's protected-mode kernel at 1 MiB. Throws ImageError on a bad header. */
 export function loadBzImage(mem: GuestMemory, image: Uint8Array, path: string): LoadedKernel {
   const fail = (reason: string) => new ImageError(path, reason);
+  if (!isBzImage(image)) throw fail("no boot protocol setup header");
   const view = new DataView(image.buffer, image.byteOffset, image.byteLength);
   const headerEnd = BootParams.HEADER + image[SETUP_HEADER_JUMP_DISPLACEMENT];
   if (image.length < Math.max(headerEnd, INIT_SIZE + 4)) throw fail("truncated setup header");

@@ -53,8 +53,11 @@ export const LOADER_TYPE_UNDEFINED = 0xff;
 export const E820_MAX_ENTRIES = 128;
 /** `sizeof(struct boot_e820_entry)`: addr u64, size u64, type u32 (packed). */
 export const E820_ENTRY_SIZE = 20;
-/** Linux's x86 `COMMAND_LINE_SIZE`, used when a kernel states no `cmdline_size`. */
-export const DEFAULT_CMDLINE_SIZE = 2048;
+/**
+ * `cmdline_size` for a kernel that states none: Linux's x86 `COMMAND_LINE_SIZE` (2048)
+ * less the NUL, as boot.rst defines the field.
+ */
+export const DEFAULT_CMDLINE_SIZE = 2047;
 
 /** e820 range types (ACPI 6.5 §15.1 table 15.1). */
 export const E820Type = {

@@ -22,6 +22,8 @@ const LEAF_TOPOLOGY_V2 = 0x1f;
 /** Topology level types in ECX[15:8]: SMT (threads) and core. */
 const LEVEL_SMT = 1;
 const LEVEL_CORE = 2;
+/** `kvm_cpuid_entry2.flags`: the subleaf index matters (`KVM_CPUID_FLAG_SIGNIFCANT_INDEX`). */
+const KVM_CPUID_FLAG_SIGNIFCANT_INDEX = 1;
 
 /** FPU control word after FNINIT (Intel SDM vol. 1 §8.1.5). */
 const FCW_DEFAULT = 0x37f;
@@ -43,18 +45,37 @@ export function cpuidForVcpu(
   id: number,
   cpus: number,
 ): CpuidEntry[] {
-  return supported.map((leaf) => {
+  const shaped: CpuidEntry[] = [];
+  for (const leaf of supported) {
+    if (leaf.function === LEAF_TOPOLOGY || leaf.function === LEAF_TOPOLOGY_V2) {
+      if (leaf.index === 0) shaped.push(...topologyLeaves(leaf.function, id, cpus));
+      continue;
+    }
     const e = { ...leaf };
     if (e.function === LEAF_FEATURES) {
       e.ebx = (e.ebx & 0x0000_ffff) | (id << EBX_APIC_ID_SHIFT) |
         (cpus << EBX_LOGICAL_COUNT_SHIFT);
       e.ecx |= ECX_HYPERVISOR;
       e.edx = cpus > 1 ? e.edx | EDX_HTT : e.edx & ~EDX_HTT;
-    } else if (e.function === LEAF_TOPOLOGY || e.function === LEAF_TOPOLOGY_V2) {
-      Object.assign(e, topologyLevel(e.index, cpus), { edx: id });
     }
-    return e;
-  });
+    shaped.push(e);
+  }
+  return shaped;
+}
+
+/**
+ * The subleaves of extended-topology leaf `fn` (0xB or 0x1F): SMT, core, then the
+ * invalid level that ends the list. KVM may report these without host topology, so we
+ * write them all.
+ */
+function topologyLeaves(fn: number, id: number, cpus: number): CpuidEntry[] {
+  return [0, 1, 2].map((index) => ({
+    function: fn,
+    index,
+    flags: KVM_CPUID_FLAG_SIGNIFCANT_INDEX,
+    ...topologyLevel(index, cpus),
+    edx: id,
+  }));
 }
 
 /** Extended topology subleaf `index`: level 0 one thread per core, level 1 `cpus` cores. */

@@ -21,6 +21,15 @@ export const PCIE_ECAM_BASE = 0xe000_0000;
 export const PCIE_ECAM_SIZE = 256 * MIB;
 /** Start of the region for 32-bit PCI BARs (between the hole start and ECAM). */
 export const PCI_MMIO_32_BASE = MMIO_HOLE_START;
+/** Size of the 32-bit PCI BAR region: up to the ECAM window (0xD0000000–0xDFFFFFFF). */
+export const PCI_MMIO_32_SIZE = PCIE_ECAM_BASE - PCI_MMIO_32_BASE;
+/**
+ * Size of the 64-bit PCI BAR window above RAM (see `pciMmio64Window` in acpi/dsdt.ts): 64 GiB,
+ * room for large BARs while ending below 2^39 for any guest under 440 GiB of RAM.
+ */
+export const PCI_MMIO_64_SIZE = 64 * GIB;
+/** The 64-bit PCI BAR window starts on a 1 GiB boundary (one PDPT entry). */
+export const PCI_MMIO_64_ALIGNMENT = GIB;
 /** The IOAPIC's MMIO page (Intel 82093AA datasheet: default base 0xFEC00000). */
 export const IOAPIC_BASE = 0xfec0_0000;
 /** The local APICs' MMIO page (Intel SDM vol. 3A 10.4.1: default base 0xFEE00000). */
@@ -72,3 +81,10 @@ export const CMDLINE_ADDRESS = 0x20000;
 export const EBDA_START = 0x9fc00;
 /** The first address above the legacy BIOS area, where "high memory" starts. */
 export const HIGH_MEMORY_START = 0x10_0000;
+/**
+ * Where the ACPI tables go: the BIOS read-only area 0xE0000–0xFFFFF, which an OS searches for the
+ * RSDP on 16-byte boundaries (ACPI 6.5 §5.2.5.1, "Finding the RSDP on IA-PC Systems").
+ */
+export const ACPI_TABLES_START = 0xe_0000;
+/** End (exclusive) of the ACPI table area. */
+export const ACPI_TABLES_END = HIGH_MEMORY_START;
