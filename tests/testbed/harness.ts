@@ -1,0 +1,302 @@
+/**
+ * Boots the nested Linux test bed (shared/design.md, section 3) and runs scenarios in it.
+ *
+ * L1 is `qemu-system-x86_64 -accel tcg -cpu max` running Debian's generic kernel, with
+ * kvm_amd giving a `/dev/kvm` on emulated SVM. The host shares in, over virtfs: its `/usr`
+ * (QEMU, libraries), the project source, the Deno binary's directory, the built assets (L2
+ * kernels and initramfs), all read-only, and a per-run `work` directory, read-write, holding
+ * the scenarios. L1's /init ({@link ./l1_init.sh}) runs each scenario's shell command with a
+ * timeout, framing its output on the serial console; this side timestamps every serial line.
+ *
+ * @example
+ * ```ts
+ * const bed = new Testbed();
+ * const results = await bed.boot([{ name: "uname", command: "uname -r", timeoutSeconds: 10 }]);
+ * console.log(results.get("uname")?.output);
+ * ```
+ *
+ * @module
+ */
+
+import { type Assets, CACHE_DIR, ensureAssets, PROJECT_ROOT } from "./assets.ts";
+
+/** Where things are inside L1; scenario commands see them as environment variables too. */
+export const L1_PATHS = {
+  /** `$PROJECT`: the project root, read-only. */
+  project: "/mnt/project",
+  /** `$DENO`: the host's Deno binary. */
+  deno: "/mnt/deno/deno",
+  /** `$WORK`: this run's directory, read-write, shared with the host (uncached). */
+  work: "/mnt/work",
+  /** `$ASSETS`: the built assets; `$L2_KERNEL`, `$L2_VMLINUX`, `$L2_INITRD` point in here. */
+  assets: "/mnt/assets",
+} as const;
+
+/**
+ * A shell command run in L1 by busybox `sh`, in /tmp (a tmpfs), with stdin /dev/null and
+ * stdout/stderr on the serial console. Environment: `$DENO`, `$PROJECT`, `$WORK`,
+ * `$ASSETS`, `$L2_KERNEL` (bzImage), `$L2_VMLINUX`, `$L2_INITRD`, `$DENO_DIR` (a tmpfs
+ * directory), `PATH=/bin:/usr/bin:/usr/sbin` (busybox first, then the host's /usr).
+ */
+export interface Scenario {
+  /** Unique name; letters, digits and `._:-` (it goes into the console markers). */
+  readonly name: string;
+  /** The shell command (a script; may span lines). */
+  readonly command: string;
+  /** Killed (its whole process group) after this long. */
+  readonly timeoutSeconds: number;
+}
+
+/** One serial line with the host time it arrived, in ms since L1's QEMU was started. */
+export interface TimedLine {
+  readonly ms: number;
+  readonly text: string;
+}
+
+/** What one scenario did. */
+export interface ScenarioResult {
+  readonly name: string;
+  /** Exit status of the command (137 when killed by the timeout); undefined if it never ended. */
+  readonly status: number | undefined;
+  /** True when the timeout killed it. */
+  readonly timedOut: boolean;
+  /** Its console output, lines joined with "\n" (carriage returns removed). */
+  readonly output: string;
+  /** Its console output, line by line, timestamped. */
+  readonly lines: readonly TimedLine[];
+  /** When its BEGIN marker arrived (ms since QEMU started). */
+  readonly startMs: number;
+  /** From its BEGIN marker to its END marker (or to the end of the output). */
+  readonly durationMs: number;
+}
+
+/** The whole of one L1 boot. */
+export interface BootRecord {
+  /** Every serial line. */
+  readonly lines: readonly TimedLine[];
+  /** When L1's /init started (ms since QEMU started). */
+  readonly initMs: number | undefined;
+  /** When the scenario runner was ready: modules loaded, shares mounted. */
+  readonly readyMs: number | undefined;
+  /** When the last scenario had ended. */
+  readonly doneMs: number | undefined;
+  /** When QEMU exited. */
+  readonly totalMs: number;
+  /** Whether L1 had /dev/kvm. */
+  readonly kvm: boolean;
+  /** QEMU's exit status (killed when the overall time limit ran out). */
+  readonly qemuStatus: number;
+  /** QEMU's stderr. */
+  readonly stderr: string;
+}
+
+/** Options for {@link Testbed}. */
+export interface TestbedOptions {
+  /** Prebuilt assets (default: {@link ensureAssets}). */
+  assets?: Assets;
+  /** L1 memory in MiB (default 2048). */
+  memMiB?: number;
+  /** L1 vCPUs (default 2). */
+  cpus?: number;
+  /** Extra L1 kernel parameters. */
+  kernelParams?: string[];
+  /** Time L1 gets to reach the scenario runner, in seconds (default 120). */
+  bootTimeoutSeconds?: number;
+  /** Deno binary to share into L1 (default: this one, {@link Deno.execPath}). */
+  denoBinary?: string;
+  /** Project root to share into L1 (default: this checkout). */
+  projectRoot?: string;
+  /** Called with every serial line as it arrives (default: printed to stderr if the
+   * environment has TESTBED_VERBOSE=1). */
+  onLine?: (line: TimedLine) => void;
+  /** Keep the per-run directory under `.cache/testbed/runs/` (default false). */
+  keepWorkDir?: boolean;
+}
+
+const NAME_RE = /^[\w.:-]+$/;
+const BEGIN_RE = /^@@SCENARIO (\S+) BEGIN$/;
+const END_RE = /@@SCENARIO (\S+) END status=(\d+) timeout=([01])$/;
+
+/** The nested test bed: each {@link boot} starts a fresh L1 and runs scenarios in it. */
+export class Testbed {
+  /** The record of the last {@link boot}, for timings and the full console log. */
+  lastBoot: BootRecord | undefined;
+  readonly #options: TestbedOptions;
+
+  constructor(options: TestbedOptions = {}) {
+    this.#options = options;
+  }
+
+  /**
+   * Boots L1 once, runs `scenarios` in order, powers off, and returns each scenario's result
+   * by name. A scenario missing from the map never started (L1 failed or the time ran out:
+   * see {@link lastBoot}).
+   */
+  async boot(scenarios: readonly Scenario[]): Promise<Map<string, ScenarioResult>> {
+    const names = new Set<string>();
+    for (const s of scenarios) {
+      if (!NAME_RE.test(s.name) || names.has(s.name)) {
+        throw new Error(`bad or repeated scenario name ${JSON.stringify(s.name)}`);
+      }
+      names.add(s.name);
+    }
+    const opts = this.#options;
+    const assets = opts.assets ?? await ensureAssets();
+    const runsDir = `${CACHE_DIR}/runs`;
+    await Deno.mkdir(runsDir, { recursive: true });
+    const workDir = await Deno.makeTempDir({ dir: runsDir });
+    try {
+      await writeWorkDir(workDir, assets, scenarios);
+      const bootTimeout = opts.bootTimeoutSeconds ?? 120;
+      const limitMs = 1000 * scenarios.reduce((t, s) => t + s.timeoutSeconds + 5, bootTimeout);
+      const record = await runL1(this.#options, assets, workDir, limitMs);
+      this.lastBoot = record;
+      return parseScenarios(record.lines, record.totalMs);
+    } finally {
+      if (!opts.keepWorkDir) await Deno.remove(workDir, { recursive: true });
+    }
+  }
+}
+
+/** Writes `scenarios/NNN/{name,timeout,command}` and `env.sh` for L1's runner. */
+async function writeWorkDir(dir: string, assets: Assets, scenarios: readonly Scenario[]) {
+  const inAssets = (path: string) => `${L1_PATHS.assets}/${path.slice(assets.dir.length + 1)}`;
+  const env = {
+    ASSETS: L1_PATHS.assets,
+    L2_KERNEL: inAssets(assets.l2Kernel),
+    L2_VMLINUX: inAssets(assets.l2Vmlinux),
+    L2_INITRD: inAssets(assets.l2Initrd),
+  };
+  await Deno.writeTextFile(
+    `${dir}/env.sh`,
+    Object.entries(env).map(([k, v]) => `export ${k}=${v}\n`).join(""),
+  );
+  await Deno.writeTextFile(`${dir}/scenarios.json`, JSON.stringify(scenarios, null, 2));
+  for (const [i, s] of scenarios.entries()) {
+    const sdir = `${dir}/scenarios/${String(i).padStart(3, "0")}`;
+    await Deno.mkdir(sdir, { recursive: true });
+    await Deno.writeTextFile(`${sdir}/name`, s.name);
+    await Deno.writeTextFile(`${sdir}/timeout`, String(Math.max(1, Math.ceil(s.timeoutSeconds))));
+    await Deno.writeTextFile(`${sdir}/command`, s.command + "\n");
+  }
+}
+
+/** The QEMU arguments for L1. */
+function l1Args(opts: TestbedOptions, assets: Assets, workDir: string): string[] {
+  const deno = opts.denoBinary ?? Deno.execPath();
+  const shares: [string, string, boolean][] = [
+    ["usr", "/usr", true],
+    ["project", opts.projectRoot ?? PROJECT_ROOT, true],
+    ["deno", deno.slice(0, deno.lastIndexOf("/")), true],
+    ["assets", assets.dir, true],
+    ["work", workDir, false],
+  ];
+  const append = ["console=ttyS0", "quiet", "panic=-1", ...(opts.kernelParams ?? [])];
+  return [
+    ...["-accel", "tcg", "-cpu", "max", "-M", "q35"],
+    ...["-m", String(opts.memMiB ?? 2048), "-smp", String(opts.cpus ?? 2)],
+    ...["-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio", "-no-reboot"],
+    ...["-kernel", assets.l1Kernel, "-initrd", assets.l1Initrd, "-append", append.join(" ")],
+    ...shares.flatMap(([tag, path, ro]) => [
+      "-virtfs",
+      `local,path=${path},mount_tag=${tag},security_model=none${ro ? ",readonly=on" : ""}`,
+    ]),
+  ];
+}
+
+/** Runs L1 to completion (or until `limitMs`), timestamping its serial lines. */
+async function runL1(
+  opts: TestbedOptions,
+  assets: Assets,
+  workDir: string,
+  limitMs: number,
+): Promise<BootRecord> {
+  const verbose = Deno.env.get("TESTBED_VERBOSE") === "1";
+  const onLine = opts.onLine ??
+    (verbose ? (l: TimedLine) => console.error(`[${(l.ms / 1000).toFixed(2)}] ${l.text}`) : null);
+  const t0 = performance.now();
+  const child = new Deno.Command(assets.qemu, {
+    args: l1Args(opts, assets, workDir),
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const killer = setTimeout(() => child.kill("SIGKILL"), limitMs);
+  const stderr = new Response(child.stderr).text();
+  const lines: TimedLine[] = [];
+  let initMs, readyMs, doneMs: number | undefined;
+  let kvm = false;
+  let pending = "";
+  const decoder = new TextDecoder();
+  const take = (text: string, ms: number) => {
+    const line = { ms, text: text.replace(/\r/g, "") };
+    lines.push(line);
+    onLine?.(line);
+    if (line.text === "@@L1 INIT") initMs = ms;
+    if (line.text.startsWith("@@RUNNER READY")) {
+      readyMs = ms;
+      kvm = line.text.includes("kvm=yes");
+    }
+    if (line.text === "@@RUNNER DONE") doneMs = ms;
+  };
+  try {
+    for await (const chunk of child.stdout) {
+      const ms = performance.now() - t0;
+      const parts = (pending + decoder.decode(chunk, { stream: true })).split("\n");
+      pending = parts.pop()!;
+      for (const p of parts) take(p, ms);
+    }
+    if (pending) take(pending, performance.now() - t0);
+  } finally {
+    clearTimeout(killer);
+  }
+  const status = await child.status;
+  return {
+    lines,
+    initMs,
+    readyMs,
+    doneMs,
+    totalMs: performance.now() - t0,
+    kvm,
+    qemuStatus: status.code,
+    stderr: await stderr,
+  };
+}
+
+/** Cuts the console log into per-scenario results at the @@SCENARIO markers. */
+function parseScenarios(lines: readonly TimedLine[], endMs: number): Map<string, ScenarioResult> {
+  const results = new Map<string, ScenarioResult>();
+  let current: { name: string; startMs: number; lines: TimedLine[] } | undefined;
+  const finish = (status: number | undefined, timedOut: boolean, ms: number) => {
+    if (!current) return;
+    results.set(current.name, {
+      name: current.name,
+      status,
+      timedOut,
+      output: current.lines.map((l) => l.text).join("\n"),
+      lines: current.lines,
+      startMs: current.startMs,
+      durationMs: ms - current.startMs,
+    });
+    current = undefined;
+  };
+  for (const line of lines) {
+    const begin = BEGIN_RE.exec(line.text);
+    if (begin) {
+      finish(undefined, false, line.ms);
+      current = { name: begin[1], startMs: line.ms, lines: [] };
+      continue;
+    }
+    const end = END_RE.exec(line.text);
+    if (end && current?.name === end[1]) {
+      const before = line.text.slice(0, end.index);
+      if (before) current.lines.push({ ms: line.ms, text: before });
+      finish(Number(end[2]), end[3] === "1", line.ms);
+      continue;
+    }
+    if (line.text === "@@RUNNER DONE") break;
+    current?.lines.push(line);
+  }
+  finish(undefined, false, endMs);
+  return results;
+}

@@ -1,0 +1,68 @@
+#!/bin/sh
+# /init of the L1 test-bed VM (busybox sh). Loads the modules listed in /modules/order,
+# mounts the host's virtfs shares, then runs the scenarios the host harness wrote into the
+# `work` share, framing each one's output on the console with @@SCENARIO markers, and powers
+# off. The console markers are the interface to harness.ts; keep them in step with it.
+export PATH=/bin:/usr/bin:/usr/sbin
+export HOME=/root
+umask 022
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t tmpfs -o size=75% tmpfs /tmp
+mount -t tmpfs tmpfs /root
+echo "@@L1 INIT"
+
+while read -r mod; do
+  insmod "/modules/$mod.ko" || echo "@@L1 WARN insmod $mod failed"
+done </modules/order
+[ -c /dev/kvm ] && kvm=yes || kvm=no
+
+# cache=loose for the read-only shares (Deno is 5x slower without it); none for `work`,
+# whose writes must reach the host before the power goes off.
+share() { # TAG DIR OPTIONS
+  mkdir -p "$2"
+  mount -t 9p -o "trans=virtio,version=9p2000.L,msize=262144,$3" "$1" "$2" ||
+    echo "@@L1 WARN mount $1 failed"
+}
+share usr /usr cache=loose,ro
+share project /mnt/project cache=loose,ro
+share deno /mnt/deno cache=loose,ro
+share assets /mnt/assets cache=loose,ro
+share work /mnt/work cache=none
+
+export WORK=/mnt/work PROJECT=/mnt/project DENO=/mnt/deno/deno
+export DENO_DIR=/tmp/deno_dir DENO_NO_UPDATE_CHECK=1 DENO_NO_PROMPT=1 NO_COLOR=1
+# Without TZ (and with no /etc/localtime) the first Date in a Deno process makes ICU scan
+# /usr/share/zoneinfo over 9p: 10+ s, which once stalled a vCPU inside an RTC read.
+export TZ=UTC
+[ -f "$WORK/env.sh" ] && . "$WORK/env.sh"
+echo "@@RUNNER READY kvm=$kvm cpus=$(grep -c ^processor /proc/cpuinfo)"
+
+mkdir -p "$WORK/results"
+for dir in "$WORK"/scenarios/*/; do
+  [ -f "$dir/command" ] || continue
+  id=$(basename "$dir")
+  name=$(cat "$dir/name")
+  limit=$(cat "$dir/timeout")
+  echo "@@SCENARIO $name BEGIN"
+  cd /tmp
+  # setsid makes the command a process-group leader, so a timeout can kill all of it.
+  setsid sh "$dir/command" </dev/null >/dev/console 2>&1 &
+  pid=$!
+  rm -f /tmp/.timed_out
+  setsid sh -c "sleep $limit; touch /tmp/.timed_out; kill -KILL -$pid" >/dev/null 2>&1 &
+  watchdog=$!
+  wait $pid
+  status=$?
+  kill -KILL -$watchdog 2>/dev/null
+  timed_out=0
+  [ -f /tmp/.timed_out ] && timed_out=1
+  echo "$status $timed_out" >"$WORK/results/$id"
+  echo "@@SCENARIO $name END status=$status timeout=$timed_out"
+done
+
+echo "@@RUNNER DONE"
+sync
+poweroff -f
