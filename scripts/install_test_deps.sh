@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond Deno, from Debian's packages:
 # binutils (as, ld) and gcc to build guest programs and C baselines,
-# linux-libc-dev for <linux/kvm.h>. Does nothing when everything is present.
+# linux-libc-dev for <linux/kvm.h>, acpica-tools (iasl, acpiexec) to check the ACPI
+# tables. Does nothing when everything is present.
 set -euo pipefail
 
 missing=()
@@ -9,6 +10,7 @@ command -v as >/dev/null || missing+=(binutils)
 command -v ld >/dev/null || missing+=(binutils)
 command -v gcc >/dev/null || missing+=(gcc)
 [ -f /usr/include/linux/kvm.h ] || missing+=(linux-libc-dev)
+command -v iasl >/dev/null || missing+=(acpica-tools)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

@@ -45,11 +45,18 @@ export interface Scenario {
   readonly command: string;
   /** Killed (its whole process group) after this long. */
   readonly timeoutSeconds: number;
+  /**
+   * Reads and writes L1's console (no timeout): with {@link Testbed.attach}, that console is
+   * the user's terminal.
+   */
+  readonly interactive?: boolean;
 }
 
 /** One serial line with the host time it arrived, in ms since L1's QEMU was started. */
 export interface TimedLine {
   readonly ms: number;
+  /** The host's wall-clock time when the line arrived (ms since the Unix epoch). */
+  readonly epochMs: number;
   readonly text: string;
 }
 
@@ -156,9 +163,37 @@ export class Testbed {
       if (!opts.keepWorkDir) await Deno.remove(workDir, { recursive: true });
     }
   }
+
+  /**
+   * Boots L1 with its console on this process's stdin/stdout (a terminal, typically) and
+   * runs one interactive scenario there; returns the scenario's exit status.
+   */
+  async attach(scenario: Scenario): Promise<number> {
+    const opts = this.#options;
+    const assets = opts.assets ?? await ensureAssets();
+    const runsDir = `${CACHE_DIR}/runs`;
+    await Deno.mkdir(runsDir, { recursive: true });
+    const workDir = await Deno.makeTempDir({ dir: runsDir });
+    try {
+      await writeWorkDir(workDir, assets, [{ ...scenario, interactive: true }]);
+      const qemu = new Deno.Command(assets.qemu, {
+        args: l1Args(opts, assets, workDir),
+        stdin: "inherit",
+        stdout: "inherit",
+        stderr: "inherit",
+      });
+      await qemu.output();
+      const result = await Deno.readTextFile(`${workDir}/results/000`).catch(() => "1");
+      return Number(result.split(" ")[0]);
+    } finally {
+      if (!opts.keepWorkDir) await Deno.remove(workDir, { recursive: true });
+    }
+  }
 }
 
-/** Writes `scenarios/NNN/{name,timeout,command}` and `env.sh` for L1's runner. */
+/**
+ * Writes `scenarios/NNN/{name,timeout,command[,interactive]}` and `env.sh` for L1's runner.
+ */
 async function writeWorkDir(dir: string, assets: Assets, scenarios: readonly Scenario[]) {
   const inAssets = (path: string) => `${L1_PATHS.assets}/${path.slice(assets.dir.length + 1)}`;
   const env = {
@@ -178,6 +213,7 @@ async function writeWorkDir(dir: string, assets: Assets, scenarios: readonly Sce
     await Deno.writeTextFile(`${sdir}/name`, s.name);
     await Deno.writeTextFile(`${sdir}/timeout`, String(Math.max(1, Math.ceil(s.timeoutSeconds))));
     await Deno.writeTextFile(`${sdir}/command`, s.command + "\n");
+    if (s.interactive) await Deno.writeTextFile(`${sdir}/interactive`, "");
   }
 }
 
@@ -229,7 +265,7 @@ async function runL1(
   let pending = "";
   const decoder = new TextDecoder();
   const take = (text: string, ms: number) => {
-    const line = { ms, text: text.replace(/\r/g, "") };
+    const line = { ms, epochMs: Date.now(), text: text.replace(/\r/g, "") };
     lines.push(line);
     onLine?.(line);
     if (line.text === "@@L1 INIT") initMs = ms;
@@ -290,7 +326,7 @@ function parseScenarios(lines: readonly TimedLine[], endMs: number): Map<string,
     const end = END_RE.exec(line.text);
     if (end && current?.name === end[1]) {
       const before = line.text.slice(0, end.index);
-      if (before) current.lines.push({ ms: line.ms, text: before });
+      if (before) current.lines.push({ ...line, text: before });
       finish(Number(end[2]), end[3] === "1", line.ms);
       continue;
     }

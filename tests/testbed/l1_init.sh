@@ -48,17 +48,23 @@ for dir in "$WORK"/scenarios/*/; do
   limit=$(cat "$dir/timeout")
   echo "@@SCENARIO $name BEGIN"
   cd /tmp
-  # setsid makes the command a process-group leader, so a timeout can kill all of it.
-  setsid sh "$dir/command" </dev/null >/dev/console 2>&1 &
-  pid=$!
-  rm -f /tmp/.timed_out
-  setsid sh -c "sleep $limit; touch /tmp/.timed_out; kill -KILL -$pid" >/dev/null 2>&1 &
-  watchdog=$!
-  wait $pid
-  status=$?
-  kill -KILL -$watchdog 2>/dev/null
   timed_out=0
-  [ -f /tmp/.timed_out ] && timed_out=1
+  if [ -f "$dir/interactive" ]; then
+    # The console is the user's terminal: the command reads it, and runs until it ends.
+    setsid sh "$dir/command" </dev/console >/dev/console 2>&1
+    status=$?
+  else
+    # setsid makes the command a process-group leader, so a timeout can kill all of it.
+    setsid sh "$dir/command" </dev/null >/dev/console 2>&1 &
+    pid=$!
+    rm -f /tmp/.timed_out
+    setsid sh -c "sleep $limit; touch /tmp/.timed_out; kill -KILL -$pid" >/dev/null 2>&1 &
+    watchdog=$!
+    wait $pid
+    status=$?
+    kill -KILL -$watchdog 2>/dev/null
+    [ -f /tmp/.timed_out ] && timed_out=1
+  fi
   echo "$status $timed_out" >"$WORK/results/$id"
   echo "@@SCENARIO $name END status=$status timeout=$timed_out"
 done

@@ -1,8 +1,8 @@
 #!/bin/sh
 # /init of the L2 test guest (busybox sh): a test agent. Loads the virtio modules it carries,
 # reports facts between @@AGENT BEGIN/END as key=value lines, then does what `agent.action=`
-# on the kernel command line says: poweroff (default), reboot, shell, or echo (read one line
-# from the console, print `echo=<line>`, power off). With `initcall_debug` on the command line
+# on the kernel command line says: poweroff (default), reboot, panic (crash the kernel through
+# sysrq), shell, or echo (read one line from the console, print `echo=<line>`, power off). With `initcall_debug` on the command line
 # it also reports the initcalls slower than 50 ms. Every console byte is a VM exit: keep the
 # output short.
 export PATH=/bin
@@ -38,6 +38,7 @@ echo "@@AGENT END"
 
 case "$action" in
   reboot) reboot -f ;;
+  panic) echo c >/proc/sysrq-trigger ;;
   shell)
     setsid cttyhack sh
     poweroff -f
