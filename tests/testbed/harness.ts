@@ -22,8 +22,8 @@ import { type Assets, CACHE_DIR, ensureAssets, PROJECT_ROOT } from "./assets.ts"
 
 /** Where things are inside L1; scenario commands see them as environment variables too. */
 export const L1_PATHS = {
-  /** `$PROJECT`: the project root, read-only. */
-  project: "/mnt/project",
+  /** `$PROJECT`: the project root, read-only, at the same path as on the host. */
+  project: PROJECT_ROOT,
   /** `$DENO`: the host's Deno binary. */
   deno: "/mnt/deno/deno",
   /** `$WORK`: this run's directory, read-write, shared with the host (uncached). */
@@ -153,7 +153,7 @@ export class Testbed {
     await Deno.mkdir(runsDir, { recursive: true });
     const workDir = await Deno.makeTempDir({ dir: runsDir });
     try {
-      await writeWorkDir(workDir, assets, scenarios);
+      await writeWorkDir(workDir, assets, scenarios, opts);
       const bootTimeout = opts.bootTimeoutSeconds ?? 120;
       const limitMs = 1000 * scenarios.reduce((t, s) => t + s.timeoutSeconds + 5, bootTimeout);
       const record = await runL1(this.#options, assets, workDir, limitMs);
@@ -175,7 +175,7 @@ export class Testbed {
     await Deno.mkdir(runsDir, { recursive: true });
     const workDir = await Deno.makeTempDir({ dir: runsDir });
     try {
-      await writeWorkDir(workDir, assets, [{ ...scenario, interactive: true }]);
+      await writeWorkDir(workDir, assets, [{ ...scenario, interactive: true }], opts);
       const qemu = new Deno.Command(assets.qemu, {
         args: l1Args(opts, assets, workDir),
         stdin: "inherit",
@@ -194,9 +194,17 @@ export class Testbed {
 /**
  * Writes `scenarios/NNN/{name,timeout,command[,interactive]}` and `env.sh` for L1's runner.
  */
-async function writeWorkDir(dir: string, assets: Assets, scenarios: readonly Scenario[]) {
+async function writeWorkDir(
+  dir: string,
+  assets: Assets,
+  scenarios: readonly Scenario[],
+  opts: TestbedOptions,
+) {
+  const projectRoot = opts.projectRoot ?? PROJECT_ROOT;
+  await cacheModules(opts.denoBinary ?? Deno.execPath(), projectRoot, `${dir}/deno_dir`);
   const inAssets = (path: string) => `${L1_PATHS.assets}/${path.slice(assets.dir.length + 1)}`;
   const env = {
+    PROJECT: projectRoot,
     ASSETS: L1_PATHS.assets,
     L2_KERNEL: inAssets(assets.l2Kernel),
     L2_VMLINUX: inAssets(assets.l2Vmlinux),
@@ -215,6 +223,28 @@ async function writeWorkDir(dir: string, assets: Assets, scenarios: readonly Sce
     await Deno.writeTextFile(`${sdir}/command`, s.command + "\n");
     if (s.interactive) await Deno.writeTextFile(`${sdir}/interactive`, "");
   }
+}
+
+/**
+ * Compiles the project's modules (the CLI and every Worker entry point under src/) into a
+ * fresh DENO_DIR that L1 copies: Deno in L1 then starts without transpiling over 9p.
+ */
+async function cacheModules(deno: string, projectRoot: string, denoDir: string): Promise<void> {
+  const modules = [`${projectRoot}/main.ts`];
+  const walk = async (dir: string): Promise<void> => {
+    for await (const entry of Deno.readDir(dir)) {
+      const path = `${dir}/${entry.name}`;
+      if (entry.isDirectory) await walk(path);
+      else if (entry.name.endsWith(".ts")) modules.push(path);
+    }
+  };
+  await walk(`${projectRoot}/src`);
+  const { success, stderr } = await new Deno.Command(deno, {
+    args: ["cache", "--quiet", ...modules],
+    env: { DENO_DIR: denoDir },
+    stderr: "piped",
+  }).output();
+  if (!success) throw new Error(`deno cache failed: ${new TextDecoder().decode(stderr)}`);
 }
 
 /** The QEMU arguments for L1. */

@@ -27,17 +27,19 @@ share() { # TAG DIR OPTIONS
     echo "@@L1 WARN mount $1 failed"
 }
 share usr /usr cache=loose,ro
-share project /mnt/project cache=loose,ro
-share deno /mnt/deno cache=loose,ro
-share assets /mnt/assets cache=loose,ro
 share work /mnt/work cache=none
-
 export WORK=/mnt/work PROJECT=/mnt/project DENO=/mnt/deno/deno
 export DENO_DIR=/tmp/deno_dir DENO_NO_UPDATE_CHECK=1 DENO_NO_PROMPT=1 NO_COLOR=1
 # Without TZ (and with no /etc/localtime) the first Date in a Deno process makes ICU scan
 # /usr/share/zoneinfo over 9p: 10+ s, which once stalled a vCPU inside an RTC read.
 export TZ=UTC
+# env.sh may move $PROJECT to the host's own path, so the host's Deno cache matches.
 [ -f "$WORK/env.sh" ] && . "$WORK/env.sh"
+share project "$PROJECT" cache=loose,ro
+share deno /mnt/deno cache=loose,ro
+share assets /mnt/assets cache=loose,ro
+# The host compiled the project's modules into $WORK/deno_dir: start Deno warm.
+[ -d "$WORK/deno_dir" ] && cp -a "$WORK/deno_dir" "$DENO_DIR"
 echo "@@RUNNER READY kvm=$kvm cpus=$(grep -c ^processor /proc/cpuinfo)"
 
 mkdir -p "$WORK/results"
