@@ -22,6 +22,7 @@ import { buildSerial, type DeviceSpec } from "./devices/registry.ts";
 import { SyscallError } from "./ffi/errno.ts";
 import { Kvm, type VcpuFd } from "./ffi/kvm.ts";
 import { munmap } from "./ffi/libc.ts";
+import * as log from "./log.ts";
 import { GuestMemory } from "./memory.ts";
 import { openSerialPorts, type SerialPorts } from "./serial_ports.ts";
 import { StdinPump } from "./stdin_pump.ts";
@@ -183,6 +184,7 @@ export class Vm {
           logLevel: this.logLevel,
         })
       ));
+      log.debug(`vm: ${this.vcpus.length} vCPUs in KVM_RUN`);
       const stdinPort = this.serials.stdinPort;
       if (this.options.attachStdin && stdinPort && !this.#control.stopRequested) {
         this.#pump = new StdinPump(buildSerial(stdinPort));
