@@ -5,7 +5,9 @@
  * @module
  */
 
+import { buildAcpiTables } from "./arch/x86_64/acpi/tables.ts";
 import { loadBootImages, setBootVcpuState } from "./arch/x86_64/boot.ts";
+import { RESET_VECTOR_ADDRESS, resetVectorStub } from "./arch/x86_64/reset_vector.ts";
 import { bootMsrs, cpuidForVcpu, setDefaultFpu, setLocalInterrupts } from "./arch/x86_64/cpu.ts";
 import {
   KVM_IDENTITY_MAP_ADDRESS,
@@ -24,7 +26,7 @@ import { Kvm, type VcpuFd } from "./ffi/kvm.ts";
 import { munmap } from "./ffi/libc.ts";
 import * as log from "./log.ts";
 import { GuestMemory } from "./memory.ts";
-import { openSerialPorts, type SerialPorts } from "./serial_ports.ts";
+import { COM_PORTS, openSerialPorts, type SerialPorts } from "./serial_ports.ts";
 import { StdinPump } from "./stdin_pump.ts";
 import { VmControl, type VmExitReason } from "./vcpu/control.ts";
 import type { VcpuStats } from "./vcpu/protocol.ts";
@@ -117,10 +119,19 @@ export class Vm {
         ...(serials.consolePort ? [`console=ttyS${serials.consolePort - 1}`] : []),
         ...config.params,
       ].join(" ");
+      const lastRegion = memory.regions[memory.regions.length - 1];
+      const acpi = buildAcpiTables({
+        cpus: config.cpus,
+        memoryTop: lastRegion.guestAddress + lastRegion.size,
+        isa: { serialPorts: COM_PORTS, i8042: true, rtc: true },
+      });
+      memory.write(acpi.address, acpi.blob);
+      memory.write(RESET_VECTOR_ADDRESS, resetVectorStub());
       const entry = loadBootImages(memory, {
         kernel: { path: config.kernel, bytes: kernel },
         initrd: initrd && { path: config.initrd ?? "", bytes: initrd },
         cmdline,
+        acpi,
       });
 
       const lowMemory = memory.regions[0].size;
@@ -135,6 +146,7 @@ export class Vm {
           ecamBase: PCIE_ECAM_BASE,
           ecamSize: PCIE_ECAM_SIZE,
         },
+        { kind: "acpi-pm" },
         { kind: "absorb", name: "io-delay", ranges: IO_DELAY_PORTS },
       ];
 

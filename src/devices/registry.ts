@@ -10,6 +10,7 @@ import { Bus } from "../bus.ts";
 import { writeAll } from "../ffi/libc.ts";
 import { IrqfdLine } from "../irq.ts";
 import { AbsorbDevice } from "./absorb.ts";
+import { ACPI_PM_PORT, ACPI_PM_PORT_COUNT, AcpiPm } from "./acpi_pm.ts";
 import { Cmos } from "./cmos.ts";
 import type { BusDevice, DeviceContext } from "./device.ts";
 import { I8042 } from "./i8042.ts";
@@ -63,8 +64,13 @@ export interface AbsorbSpec {
   ranges: [number, number][];
 }
 
+/** The ACPI sleep control, sleep status and reset registers (stateless). */
+export interface AcpiPmSpec {
+  kind: "acpi-pm";
+}
+
 /** Any device spec. */
-export type DeviceSpec = SerialSpec | I8042Spec | CmosSpec | PciSpec | AbsorbSpec;
+export type DeviceSpec = SerialSpec | I8042Spec | CmosSpec | PciSpec | AbsorbSpec | AcpiPmSpec;
 
 /** I/O port ranges of the fixed legacy devices (IBM PC/AT port map). */
 export const I8042_PORT = 0x60;
@@ -115,6 +121,9 @@ export function buildBuses(specs: readonly DeviceSpec[], ctx: DeviceContext): Bu
         add(mmio, new PciEcam("pci-ecam", root), spec.ecamBase, spec.ecamSize);
         break;
       }
+      case "acpi-pm":
+        add(pio, new AcpiPm("acpi-pm", ctx), ACPI_PM_PORT, ACPI_PM_PORT_COUNT);
+        break;
       case "absorb": {
         const device = new AbsorbDevice(spec.name);
         for (const [base, length] of spec.ranges) add(pio, device, base, length);

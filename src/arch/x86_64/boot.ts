@@ -34,6 +34,8 @@ export interface BootSource {
   initrd?: { path: string; bytes: Uint8Array };
   /** The full kernel command line. */
   cmdline: string;
+  /** The ACPI tables, already in guest memory: where the RSDP is and the range they occupy. */
+  acpi?: { rsdpAddress: number; e820: E820Entry };
 }
 
 /** Thrown for a command line longer than the kernel accepts. */
@@ -100,9 +102,10 @@ export function loadBootImages(mem: GuestMemory, source: BootSource): number {
     ZERO_PAGE_ADDRESS,
     buildBootParams({
       cmdlineAddress: CMDLINE_ADDRESS,
-      e820: e820Map(mem),
+      e820: source.acpi ? [...e820Map(mem), source.acpi.e820] : e820Map(mem),
       setupHeader: header,
       initrd,
+      acpiRsdpAddress: source.acpi?.rsdpAddress,
     }),
   );
   writeGdt(mem);

@@ -11,6 +11,8 @@ export const BOOT_PARAMS_SIZE = 0x1000;
 
 /** Offsets into `struct boot_params` (zero-page.rst) and its setup header (boot.rst). */
 export const BootParams = {
+  /** `acpi_rsdp_addr`: where the RSDP is, so the kernel need not scan for it. */
+  ACPI_RSDP_ADDR: 0x070,
   /** `ext_cmd_line_ptr`: upper 32 bits of the command line address. */
   EXT_CMD_LINE_PTR: 0x0c8,
   /** `e820_entries`: number of entries in `e820_table`. */
@@ -87,6 +89,8 @@ export interface BootParamsInput {
   setupHeader?: Uint8Array;
   /** Initrd placement, if any. */
   initrd?: { address: number; size: number };
+  /** Guest-physical address of the ACPI RSDP, if the VM has ACPI tables. */
+  acpiRsdpAddress?: number;
 }
 
 /** Builds the zero page. Throws if the e820 map has more entries than it can hold. */
@@ -101,6 +105,9 @@ export function buildBootParams(input: BootParamsInput): Uint8Array {
   view.setUint8(BootParams.TYPE_OF_LOADER, LOADER_TYPE_UNDEFINED);
   view.setUint32(BootParams.CMD_LINE_PTR, input.cmdlineAddress, true);
   view.setUint32(BootParams.EXT_CMD_LINE_PTR, Math.floor(input.cmdlineAddress / 2 ** 32), true);
+  if (input.acpiRsdpAddress !== undefined) {
+    view.setBigUint64(BootParams.ACPI_RSDP_ADDR, BigInt(input.acpiRsdpAddress), true);
+  }
   if (input.initrd) {
     view.setUint32(BootParams.RAMDISK_IMAGE, input.initrd.address, true);
     view.setUint32(BootParams.RAMDISK_SIZE, input.initrd.size, true);

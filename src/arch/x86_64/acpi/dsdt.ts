@@ -1,0 +1,231 @@
+/**
+ * The DSDT (ACPI 6.5 §5.2.11.1): the `\_S5` sleep package, the PCI Express host bridge with its
+ * resource windows, the power button, a motherboard-resources device that reserves the ECAM
+ * window and the PM ports, and the legacy ISA devices.
+ *
+ * The ISA devices matter because the FADT declares a hardware-reduced platform: Linux then runs
+ * without the 8259 PIC (arch/x86/kernel/acpi/boot.c, `acpi_generic_reduced_hw_init`), so ISA
+ * IRQs are no longer identity-mapped and a legacy device gets its interrupt only from a `_CRS`
+ * here. Without a COM port device, opening `/dev/ttyS0` fails for want of IRQ 4.
+ *
+ * @module
+ */
+
+import { ACPI_PM_PORT, ACPI_PM_PORT_COUNT, S5_SLP_TYP } from "../../../devices/acpi_pm.ts";
+import {
+  FIRST_ADDR_PAST_32BITS,
+  PCI_MMIO_32_BASE,
+  PCI_MMIO_32_SIZE,
+  PCI_MMIO_64_ALIGNMENT,
+  PCI_MMIO_64_SIZE,
+  PCIE_ECAM_BASE,
+  PCIE_ECAM_SIZE,
+} from "../layout.ts";
+import {
+  type Aml,
+  concat,
+  device,
+  dwordMemory,
+  eisaId,
+  integer,
+  io,
+  irq,
+  MemoryCaching,
+  name,
+  pkg,
+  qwordMemory,
+  type ResourceDescriptor,
+  resourceTemplate,
+  scope,
+  wordBusNumber,
+  wordIo,
+} from "./aml.ts";
+import { sdt } from "./sdt.ts";
+
+/** DSDT revision 2: 64-bit AML integers (ACPI 6.5 §5.2.11.1). */
+export const DSDT_REVISION = 2;
+
+/** Bus numbers behind the host bridge: all of segment 0, as the ECAM window covers. */
+export const PCI_BUS_FIRST = 0;
+/** Last bus number (one ECAM MiB per bus, PCI Express Base 6.0 §7.2.2). */
+export const PCI_BUS_LAST = PCIE_ECAM_SIZE / (1 << 20) - 1;
+/** PCI configuration mechanism #1 ports 0xCF8–0xCFF (PCI Local Bus 3.0 §3.2.2.3.2). */
+const PCI_CONFIG_PORT = 0xcf8;
+const PCI_CONFIG_PORT_COUNT = 8;
+/** The whole 16-bit I/O space, split around the configuration ports. */
+const IO_SPACE_LAST = 0xffff;
+/** First port after the configuration ports' 0xD00 boundary, where PCI I/O BARs may go. */
+const PCI_IO_AFTER_CONFIG = 0xd00;
+
+/** PNP IDs, from Microsoft's registry of "PNP" IDs (uefi.org/PNP_ACPI_Registry). */
+const PNP = {
+  PCI_EXPRESS_ROOT: "PNP0A08",
+  PCI_ROOT: "PNP0A03",
+  MOTHERBOARD_RESOURCES: "PNP0C02",
+  POWER_BUTTON: "PNP0C0C",
+  UART_16550A: "PNP0501",
+  PS2_KEYBOARD: "PNP0303",
+  AT_RTC: "PNP0B00",
+} as const;
+
+/** 8042 data port and status/command port, and the keyboard's ISA IRQ (IBM PC/AT). */
+const I8042_DATA_PORT = 0x60;
+const I8042_COMMAND_PORT = 0x64;
+const I8042_KEYBOARD_IRQ = 1;
+/** MC146818 RTC index/data ports (IBM PC/AT). */
+const RTC_PORT = 0x70;
+const RTC_PORT_COUNT = 2;
+/** A 16550A's register block. */
+const UART_PORT_COUNT = 8;
+
+/** One COM port: its I/O base and ISA IRQ. */
+export interface SerialPortResources {
+  /** First I/O port, e.g. 0x3F8. */
+  base: number;
+  /** ISA IRQ, e.g. 4. */
+  irq: number;
+}
+
+/** The legacy ISA devices to describe, so that a hardware-reduced guest can find their IRQs. */
+export interface IsaDevices {
+  /** COM ports, named COM1… in this order. */
+  serialPorts?: readonly SerialPortResources[];
+  /** The i8042 keyboard controller at 0x60/0x64 with IRQ 1. */
+  i8042?: boolean;
+  /** The CMOS RTC at 0x70–0x71, without an IRQ (our CMOS raises none). */
+  rtc?: boolean;
+}
+
+/** What the DSDT describes. */
+export interface DsdtOptions {
+  /** First address past the highest RAM: the 64-bit PCI window starts above it. */
+  memoryTop: number;
+  /** Legacy devices present in the VM. */
+  isa?: IsaDevices;
+}
+
+/** A guest-physical range. */
+export interface AddressWindow {
+  /** First address. */
+  base: number;
+  /** Size in bytes. */
+  size: number;
+}
+
+/**
+ * The host bridge's 64-bit memory window: {@link PCI_MMIO_64_SIZE} bytes from the first
+ * {@link PCI_MMIO_64_ALIGNMENT} boundary at or above both 4 GiB and the top of RAM.
+ */
+export function pciMmio64Window(memoryTop: number): AddressWindow {
+  const floor = Math.max(FIRST_ADDR_PAST_32BITS, memoryTop);
+  const base = Math.ceil(floor / PCI_MMIO_64_ALIGNMENT) * PCI_MMIO_64_ALIGNMENT;
+  return { base, size: PCI_MMIO_64_SIZE };
+}
+
+const lastOf = (w: AddressWindow) => w.base + w.size - 1;
+
+/** `\_SB_.PCI0`: the PCI Express root bridge of segment 0 (ACPI 6.5 §6.5.5, §6.5.6). */
+function pciHostBridge(memoryTop: number): Aml {
+  const mmio32 = { base: PCI_MMIO_32_BASE, size: PCI_MMIO_32_SIZE };
+  const mmio64 = pciMmio64Window(memoryTop);
+  return device("PCI0", [
+    name("_HID", eisaId(PNP.PCI_EXPRESS_ROOT)),
+    name("_CID", eisaId(PNP.PCI_ROOT)),
+    name("_SEG", integer(0)),
+    name("_UID", integer(0)),
+    name("_BBN", integer(PCI_BUS_FIRST)),
+    name(
+      "_CRS",
+      resourceTemplate([
+        wordBusNumber({ min: PCI_BUS_FIRST, max: PCI_BUS_LAST }),
+        io(PCI_CONFIG_PORT, PCI_CONFIG_PORT_COUNT),
+        wordIo({ min: 0, max: PCI_CONFIG_PORT - 1 }),
+        wordIo({ min: PCI_IO_AFTER_CONFIG, max: IO_SPACE_LAST }),
+        dwordMemory({ min: mmio32.base, max: lastOf(mmio32) }),
+        qwordMemory({ min: mmio64.base, max: lastOf(mmio64), caching: MemoryCaching.CACHEABLE }),
+      ]),
+    ),
+  ]);
+}
+
+/**
+ * `\_SB_.MBRD`: motherboard resources (PNP0C02) that no other device claims: the ECAM window,
+ * which Linux wants reserved here before it trusts MCFG (arch/x86/pci/mmconfig-shared.c), and
+ * the ACPI PM ports.
+ */
+function motherboardResources(): Aml {
+  const ecam = { base: PCIE_ECAM_BASE, size: PCIE_ECAM_SIZE };
+  return device("MBRD", [
+    name("_HID", eisaId(PNP.MOTHERBOARD_RESOURCES)),
+    name("_UID", integer(0)),
+    name(
+      "_CRS",
+      resourceTemplate([
+        dwordMemory({ min: ecam.base, max: lastOf(ecam), consumer: true }),
+        io(ACPI_PM_PORT, ACPI_PM_PORT_COUNT),
+      ]),
+    ),
+  ]);
+}
+
+/** `\_SB_.PWRB`: the control-method power button (ACPI 6.5 §4.8.2.2.1, Power Button). */
+function powerButton(): Aml {
+  return device("PWRB", [name("_HID", eisaId(PNP.POWER_BUTTON)), name("_UID", integer(0))]);
+}
+
+/** An ISA device with a PNP ID, a `_UID` and fixed resources. */
+function isaDevice(
+  path: string,
+  hid: string,
+  uid: number,
+  resources: readonly ResourceDescriptor[],
+): Aml {
+  return device(path, [
+    name("_HID", eisaId(hid)),
+    name("_UID", integer(uid)),
+    name("_CRS", resourceTemplate(resources)),
+  ]);
+}
+
+/** The ISA devices, as `\_SB_` children. A COM port's IRQ is marked shared if another uses it. */
+function isaDevices(isa: IsaDevices): Aml[] {
+  const serials = isa.serialPorts ?? [];
+  const out = serials.map((port, i) => {
+    const shared = serials.some((other) => other !== port && other.irq === port.irq);
+    return isaDevice(`COM${i + 1}`, PNP.UART_16550A, i + 1, [
+      io(port.base, UART_PORT_COUNT),
+      irq([port.irq], shared),
+    ]);
+  });
+  if (isa.i8042) {
+    out.push(isaDevice("KBD", PNP.PS2_KEYBOARD, 0, [
+      io(I8042_DATA_PORT, 1),
+      io(I8042_COMMAND_PORT, 1),
+      irq([I8042_KEYBOARD_IRQ]),
+    ]));
+  }
+  if (isa.rtc) out.push(isaDevice("RTC", PNP.AT_RTC, 0, [io(RTC_PORT, RTC_PORT_COUNT)]));
+  return out;
+}
+
+/**
+ * `\_S5_`: the soft-off state's package (ACPI 6.5 §7.4.2): SLP_TYPa, SLP_TYPb, two reserved.
+ * Only the first value is used on a hardware-reduced platform.
+ */
+function s5Package(): Aml {
+  return name("\\_S5", pkg([integer(S5_SLP_TYP), integer(0), integer(0), integer(0)]));
+}
+
+/** Builds the whole DSDT table. */
+export function buildDsdt(opts: DsdtOptions): Uint8Array {
+  const body = concat([
+    s5Package(),
+    scope("\\_SB", [
+      pciHostBridge(opts.memoryTop),
+      motherboardResources(),
+      powerButton(),
+      ...isaDevices(opts.isa ?? {}),
+    ]),
+  ]);
+  return sdt("DSDT", DSDT_REVISION, body);
+}
