@@ -5,6 +5,7 @@
  * @module
  */
 
+import { MADT_MAX_CPUS } from "./arch/x86_64/acpi/madt.ts";
 import { buildAcpiTables } from "./arch/x86_64/acpi/tables.ts";
 import { loadBootImages, setBootVcpuState } from "./arch/x86_64/boot.ts";
 import { RESET_VECTOR_ADDRESS, resetVectorStub } from "./arch/x86_64/reset_vector.ts";
@@ -103,6 +104,9 @@ export class Vm {
       const maxVcpus = kvm.maxVcpus();
       if (config.cpus > maxVcpus) {
         throw new VmSetupError(`${config.cpus} vCPUs requested, KVM allows at most ${maxVcpus}`);
+      }
+      if (config.cpus > MADT_MAX_CPUS) {
+        throw new VmSetupError(`${config.cpus} vCPUs requested, at most ${MADT_MAX_CPUS}`);
       }
       const vm = kvm.createVm();
       cleanup.defer(() => vm.close());

@@ -28,6 +28,8 @@ import {
   HIGH_MEMORY_START,
   MIB,
   MMIO_HOLE_START,
+  PCIE_ECAM_BASE,
+  PCIE_ECAM_SIZE,
   PML4_ADDRESS,
   ZERO_PAGE_ADDRESS,
 } from "../../src/arch/x86_64/layout.ts";
@@ -104,11 +106,14 @@ function readCString(mem: GuestMemory, address: number): string {
 // --- e820 ------------------------------------------------------------------------------
 
 const ram = (address: number, size: number): E820Entry => ({ address, size, type: E820Type.RAM });
+/** The ECAM window every map reserves (PCI Firmware 3.3 §4.1.2: MCFG ranges must be reserved). */
+const ECAM: E820Entry = { address: PCIE_ECAM_BASE, size: PCIE_ECAM_SIZE, type: E820Type.RESERVED };
 
 Deno.test("e820Map, 64 MiB: conventional RAM up to the EBDA, then RAM from 1 MiB to the top", () => {
   assert.deepEqual(e820Map(GuestMemory.allocate(64 * MIB)), [
     ram(0, 0x9fc00),
     ram(0x10_0000, 63 * MIB),
+    ECAM,
   ]);
   assert.equal(EBDA_START, 0x9fc00);
   assert.equal(HIGH_MEMORY_START, 0x10_0000);
@@ -119,14 +124,16 @@ Deno.test("e820Map, 4 GiB: low RAM stops at the 32-bit MMIO hole, the rest is RA
   assert.deepEqual(e820Map(mem), [
     ram(0, EBDA_START),
     ram(HIGH_MEMORY_START, MMIO_HOLE_START - HIGH_MEMORY_START),
+    ECAM,
     ram(FIRST_ADDR_PAST_32BITS, 4 * GIB - MMIO_HOLE_START),
   ]);
-  const total = e820Map(mem).reduce((sum, e) => sum + e.size, 0);
+  const total = e820Map(mem).filter((e) => e.type === E820Type.RAM)
+    .reduce((sum, e) => sum + e.size, 0);
   assert.equal(total, 4 * GIB - (HIGH_MEMORY_START - EBDA_START), "only the legacy hole is lost");
 });
 
 Deno.test("e820Map: a guest smaller than 640 KiB is one RAM range, no high memory", () => {
-  assert.deepEqual(e820Map(GuestMemory.allocate(512 * 1024)), [ram(0, 512 * 1024)]);
+  assert.deepEqual(e820Map(GuestMemory.allocate(512 * 1024)), [ram(0, 512 * 1024), ECAM]);
 });
 
 // --- zero page ---------------------------------------------------------------------------
@@ -152,8 +159,8 @@ Deno.test("loadBootImages: the e820 table in the zero page lists high RAM above 
   const mem = GuestMemory.allocate(MMIO_HOLE_START + 2 * MIB);
   loadBootImages(mem, { kernel: HELLO, cmdline: "" });
   const { e820 } = readZeroPage(mem);
-  assert.equal(e820.length, 3);
-  assert.deepEqual(e820[2], ram(FIRST_ADDR_PAST_32BITS, 2 * MIB));
+  assert.equal(e820.length, 4);
+  assert.deepEqual(e820[3], ram(FIRST_ADDR_PAST_32BITS, 2 * MIB));
   assert.equal(readCString(mem, CMDLINE_ADDRESS), "", "an empty command line is just a NUL");
 });
 

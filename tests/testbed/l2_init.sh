@@ -26,6 +26,8 @@ echo "cmdline=$cmdline"
 echo "cpus=$(grep -c ^processor /proc/cpuinfo)"
 echo "cpus_online=$(cat /sys/devices/system/cpu/online)"
 echo "memtotal_kb=$(sed -n 's/^MemTotal: *\([0-9]*\) kB/\1/p' /proc/meminfo)"
+# All the RAM the kernel found in its memory map ("Memory: free/total available").
+echo "memory_kb=$(dmesg | sed -n 's/.*Memory: [0-9]*K\/\([0-9]*\)K available.*/\1/p')"
 [ -r /sys/class/rtc/rtc0/since_epoch ] && echo "rtc_epoch=$(cat /sys/class/rtc/rtc0/since_epoch)"
 echo "date=$(date +%s)"
 echo "modules=$loaded"

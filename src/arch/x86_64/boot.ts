@@ -18,7 +18,14 @@ import {
   type E820Entry,
   E820Type,
 } from "./boot_params.ts";
-import { CMDLINE_ADDRESS, EBDA_START, HIGH_MEMORY_START, ZERO_PAGE_ADDRESS } from "./layout.ts";
+import {
+  CMDLINE_ADDRESS,
+  EBDA_START,
+  HIGH_MEMORY_START,
+  PCIE_ECAM_BASE,
+  PCIE_ECAM_SIZE,
+  ZERO_PAGE_ADDRESS,
+} from "./layout.ts";
 import { setEntryRegs, setLongModeSregs, writeGdt, writeIdentityPageTables } from "./long_mode.ts";
 
 /** Highest initrd address a kernel accepts when it does not say (boot.rst: `initrd_addr_max`). */
@@ -47,7 +54,10 @@ export class CmdlineError extends Error {
   }
 }
 
-/** The e820 map: conventional RAM below the EBDA, then every RAM region from 1 MiB up. */
+/**
+ * The e820 map: conventional RAM below the EBDA, every RAM region from 1 MiB up, and the
+ * reserved ECAM window.
+ */
 export function e820Map(mem: GuestMemory): E820Entry[] {
   const map: E820Entry[] = [];
   for (const r of mem.regions) {
@@ -64,7 +74,9 @@ export function e820Map(mem: GuestMemory): E820Entry[] {
       map.push({ address: r.guestAddress, size: r.size, type: E820Type.RAM });
     }
   }
-  return map;
+  // The ECAM window, reserved so Linux trusts the MCFG at early boot (PCI Firmware 3.3 §4.1.2).
+  map.push({ address: PCIE_ECAM_BASE, size: PCIE_ECAM_SIZE, type: E820Type.RESERVED });
+  return map.sort((a, b) => a.address - b.address);
 }
 
 /** Loads the kernel, initrd and boot data into guest memory; returns the 64-bit entry point. */
