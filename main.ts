@@ -25,6 +25,7 @@ function isUserError(e: unknown): e is Error {
 
 async function run(config: VmConfig): Promise<number> {
   log.setLogLevel(config.logLevel);
+  log.debug("crosvm: starting");
   const vm = await Vm.create(config, { attachStdin: true });
   const stop = () => vm.stop();
   for (const signal of STOP_SIGNALS) Deno.addSignalListener(signal, stop);

@@ -68,11 +68,11 @@ interface Vcpu {
 
 /** A VM ready to run. */
 export class Vm {
-  readonly #control = new VmControl(VmControl.createBuffer());
-  readonly #threads = new VcpuThreads(this.#control);
   #pump?: StdinPump;
 
   private constructor(
+    private readonly control: VmControl,
+    private readonly threads: VcpuThreads,
     /** Guest RAM, readable and writable by the host while the VM runs. */
     readonly memory: GuestMemory,
     /** The kernel command line the guest was given. */
@@ -93,21 +93,22 @@ export class Vm {
 
   /** Builds the VM: opens KVM, allocates RAM, loads the kernel, creates devices and vCPUs. */
   static async create(config: VmConfig, options: VmOptions = {}): Promise<Vm> {
-    const kernel = await readImage("kernel", config.kernel);
-    const initrd = config.initrd === undefined
-      ? undefined
-      : await readImage("initrd", config.initrd);
     const cleanup = new DisposableStack();
     try {
       const kvm = openKvm(config.kvmDevice ?? DEFAULT_KVM_DEVICE);
       cleanup.defer(() => kvm.close());
-      const maxVcpus = kvm.maxVcpus();
+      const maxVcpus = Math.min(kvm.maxVcpus(), MADT_MAX_CPUS);
       if (config.cpus > maxVcpus) {
         throw new VmSetupError(`${config.cpus} vCPUs requested, KVM allows at most ${maxVcpus}`);
       }
-      if (config.cpus > MADT_MAX_CPUS) {
-        throw new VmSetupError(`${config.cpus} vCPUs requested, at most ${MADT_MAX_CPUS}`);
-      }
+      const control = new VmControl(VmControl.createBuffer());
+      const threads = new VcpuThreads(control, config.cpus);
+      cleanup.defer(() => threads.terminate());
+      const kernel = await readImage("kernel", config.kernel);
+      const initrd = config.initrd === undefined
+        ? undefined
+        : await readImage("initrd", config.initrd);
+      log.debug(`vm: read the kernel (${kernel.length} bytes) and initrd`);
       const vm = kvm.createVm();
       cleanup.defer(() => vm.close());
       vm.setTssAddress(KVM_TSS_ADDRESS);
@@ -169,7 +170,10 @@ export class Vm {
         if (id === 0) setBootVcpuState(fd, entry);
         vcpus.push({ fd, runAddress });
       }
+      log.debug(`vm: built with ${config.cpus} vCPUs and ${config.memMiB} MiB`);
       return new Vm(
+        control,
+        threads,
         memory,
         cmdline,
         cleanup.move(),
@@ -190,25 +194,25 @@ export class Vm {
   async run(): Promise<VmResult> {
     try {
       await Promise.all(this.vcpus.map((vcpu) =>
-        this.#threads.spawn({
+        this.threads.spawn({
           id: vcpu.fd.id,
           vcpuFd: vcpu.fd.fd,
           runAddress: vcpu.runAddress,
           runSize: this.runSize,
           devices: this.devices,
-          control: this.#control.buffer,
+          control: this.control.buffer,
           logLevel: this.logLevel,
         })
       ));
       log.debug(`vm: ${this.vcpus.length} vCPUs in KVM_RUN`);
       const stdinPort = this.serials.stdinPort;
-      if (this.options.attachStdin && stdinPort && !this.#control.stopRequested) {
+      if (this.options.attachStdin && stdinPort && !this.control.stopRequested) {
         this.#pump = new StdinPump(buildSerial(stdinPort));
         this.#pump.start();
       }
-      const exits = await this.#threads.join();
+      const exits = await this.threads.join();
       return {
-        reason: this.#control.reason ?? "stop",
+        reason: this.control.reason ?? "stop",
         error: exits.find((e) => e.error !== undefined)?.error,
         stats: exits.map((e) => e.stats),
       };
@@ -220,8 +224,8 @@ export class Vm {
 
   /** Asks the VM to stop; {@link run} then resolves with reason `"stop"`. */
   stop(): void {
-    this.#control.requestExit("stop");
-    this.#threads.kickAll();
+    this.control.requestExit("stop");
+    this.threads.kickAll();
   }
 }
 

@@ -35,14 +35,26 @@ interface VcpuThread {
 /** One Worker per vCPU, and the means to stop and join them. */
 export class VcpuThreads {
   readonly #threads: VcpuThread[] = [];
+  /** Workers started ahead of time, loading their modules while the VM is being built. */
+  readonly #idle: Worker[];
 
-  /** @param control the VM's run control, shared with every Worker */
-  constructor(private readonly control: VmControl) {}
+  /**
+   * Starts `count` Workers at once: their isolates and modules load in the background while
+   * the main thread reads the kernel and builds the VM.
+   * @param control the VM's run control, shared with every Worker
+   * @param count the number of vCPUs
+   */
+  constructor(private readonly control: VmControl, count: number) {
+    this.#idle = Array.from(
+      { length: count },
+      (_, id) => new Worker(WORKER_URL, { type: "module", name: `vcpu${id}` }),
+    );
+  }
 
-  /** Starts a Worker for the vCPU described by `init`; resolves once it is entering KVM_RUN. */
+  /** Hands vCPU `init.id` to its Worker; resolves once the Worker is entering KVM_RUN. */
   spawn(init: VcpuInit): Promise<void> {
     installKickHandler();
-    const worker = new Worker(WORKER_URL, { type: "module", name: `vcpu${init.id}` });
+    const worker = this.#idle[init.id];
     const ready = Promise.withResolvers<void>();
     const exited = Promise.withResolvers<VcpuExited>();
     const thread: VcpuThread = {
@@ -94,8 +106,13 @@ export class VcpuThreads {
   /** Waits for every vCPU loop to end, then terminates the Workers. */
   async join(): Promise<VcpuExited[]> {
     const results = await Promise.all(this.#threads.map((t) => t.exited));
-    for (const thread of this.#threads) thread.worker.terminate();
+    this.terminate();
     return results;
+  }
+
+  /** Terminates every Worker, running or not (for a VM that is never run, or has ended). */
+  terminate(): void {
+    for (const worker of this.#idle) worker.terminate();
   }
 }
 

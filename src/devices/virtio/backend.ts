@@ -1,0 +1,72 @@
+/**
+ * What a virtio device type implements to plug into the transport and the device Worker
+ * (crosvm's `VirtioDevice` in spirit): its static description, and the queue work the Worker
+ * hands it. The framework pops nothing itself: a backend pops chains from a {@link VirtQueue},
+ * handles them and returns them; the framework then raises the queue's interrupt if the driver
+ * wants one.
+ *
+ * @module
+ */
+
+import type { GuestMemory } from "../../memory.ts";
+import { ChainError, type DescriptorChain, type SplitQueue } from "./queue.ts";
+
+/** A device type's implementation. */
+export interface VirtioBackend {
+  /** §5 device ID. */
+  readonly deviceType: number;
+  /** Device-specific feature bits offered (transport bits are added by the transport). */
+  readonly features: bigint;
+  /** Maximum size of each queue. */
+  readonly queueSizes: readonly number[];
+  /** Initial device-specific configuration (empty when the type has none). */
+  readonly configBytes: Uint8Array;
+  /** 24-bit PCI class code (base << 16 | sub-class << 8 | interface). */
+  readonly pciClass: number;
+  /**
+   * Serves queue `index` after its doorbell: pop chains until `queue.pop()` returns null, and
+   * complete each with `queue.pushUsed`.
+   */
+  processQueue(index: number, queue: VirtQueue, memory: GuestMemory): void;
+  /** The driver reset the device: forget per-session state. */
+  reset?(): void;
+}
+
+/**
+ * A live queue as a backend sees it. A malformed chain never reaches the backend: it is completed
+ * with length 0 and remembered, so the framework can set DEVICE_NEEDS_RESET (§2.1.2).
+ */
+export class VirtQueue {
+  #fault: ChainError | null = null;
+
+  /**
+   * Wraps a live split queue.
+   * @param index the queue's index
+   * @param queue the split virtqueue over guest memory
+   */
+  constructor(readonly index: number, readonly queue: SplitQueue) {}
+
+  /** The next well-formed chain, or null when the ring is empty. */
+  pop(): DescriptorChain | null {
+    for (;;) {
+      const next = this.queue.pop();
+      if (!(next instanceof ChainError)) return next;
+      this.#fault ??= next;
+      // Hand the head back so the driver can reclaim its descriptors; a bad ring entry or
+      // avail.idx has no head to return.
+      if (next.head !== null) this.queue.pushUsed(next.head, 0);
+    }
+  }
+
+  /** Returns a chain to the driver with `writtenLength` bytes written into it. */
+  pushUsed(chain: DescriptorChain, writtenLength: number): void {
+    this.queue.pushUsed(chain.head, writtenLength);
+  }
+
+  /** The first malformed chain since the last call, if any (and forgets it). */
+  takeFault(): ChainError | null {
+    const fault = this.#fault;
+    this.#fault = null;
+    return fault;
+  }
+}
