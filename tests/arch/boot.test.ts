@@ -52,7 +52,7 @@ import { ImageError } from "../../src/loader/errors.ts";
 import { GuestMemory } from "../../src/memory.ts";
 import {
   buildBzImage,
-  findDebianBzImage,
+  debianBzImage,
   NO_DEBIAN_BZIMAGE,
   pattern,
   SetupHeader,
@@ -255,7 +255,7 @@ Deno.test("loadBootImages (bzImage): cmdline_size bytes are accepted, one more b
   );
 });
 
-const DEBIAN = findDebianBzImage();
+const DEBIAN = await debianBzImage();
 Deno.test({
   name: DEBIAN
     ? "a real Debian bzImage: its setup header reaches the zero page, its cmdline_size binds"

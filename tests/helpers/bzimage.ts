@@ -6,6 +6,7 @@
  */
 
 import { BOOT_FLAG_MAGIC, BootParams, HDRS_MAGIC } from "../../src/arch/x86_64/boot_params.ts";
+import { CACHE_DIR, ensureAssets } from "../testbed/assets.ts";
 
 /** Setup header fields the loader reads that src/ does not export (boot.rst). */
 export const SetupHeader = {
@@ -71,31 +72,18 @@ export function buildBzImage(spec: BzImageSpec = {}): Uint8Array {
   return image;
 }
 
-/** Where the test bed ({@link ../testbed/assets.ts}) caches Debian kernels. */
-const TESTBED_CACHE = new URL("../../.cache/testbed/", import.meta.url).pathname;
+/** Where the test bed keeps the L2 bzImage (tests/testbed/assets.ts). */
+const CACHED_BZIMAGE = `${CACHE_DIR}/assets/l2-bzImage`;
 
 /**
- * The path of a real Debian bzImage in the test bed cache (`vmlinuz-*`, or the
- * `l2-bzImage` asset copied from one), or undefined when the test bed was never built.
+ * Debian's cloud bzImage from the test bed: built (or reused from .cache/testbed/) when we
+ * are root and can install it, else whatever an earlier build left; undefined if neither.
  */
-export function findDebianBzImage(dir = TESTBED_CACHE): string | undefined {
-  let entries: Deno.DirEntry[];
-  try {
-    entries = [...Deno.readDirSync(dir)].sort((a, b) => a.name.localeCompare(b.name));
-  } catch {
-    return undefined;
-  }
-  const found = entries.find((e) =>
-    e.isFile && (e.name.startsWith("vmlinuz-") || e.name.endsWith("bzImage"))
-  );
-  if (found) return `${dir}${found.name}`;
-  for (const e of entries) {
-    const nested = e.isDirectory ? findDebianBzImage(`${dir}${e.name}/`) : undefined;
-    if (nested) return nested;
-  }
-  return undefined;
+export async function debianBzImage(): Promise<string | undefined> {
+  if (Deno.uid() === 0) return (await ensureAssets()).l2Kernel;
+  return await Deno.stat(CACHED_BZIMAGE).then(() => CACHED_BZIMAGE, () => undefined);
 }
 
-/** The skip note for tests that need {@link findDebianBzImage}. */
+/** The skip note for tests that need {@link debianBzImage}. */
 export const NO_DEBIAN_BZIMAGE =
-  "needs a Debian vmlinuz under .cache/testbed/ (build the test bed to get one)";
+  "needs Debian's cloud bzImage: run as root so the test bed can fetch it";

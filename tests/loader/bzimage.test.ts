@@ -12,7 +12,7 @@ import { GuestMemory } from "../../src/memory.ts";
 import {
   buildBzImage,
   type BzImageSpec,
-  findDebianBzImage,
+  debianBzImage,
   NO_DEBIAN_BZIMAGE,
   pattern,
   SetupHeader,
@@ -132,7 +132,7 @@ Deno.test("loadKernel: bytes that are neither ELF nor bzImage are not a kernel",
   }
 });
 
-const DEBIAN = findDebianBzImage();
+const DEBIAN = await debianBzImage();
 Deno.test({
   name: DEBIAN
     ? `a real Debian bzImage (${DEBIAN.split("/").pop()}) loads at 1 MiB with a 64-bit entry`
