@@ -48,6 +48,8 @@ export interface VmConfig {
   serials: SerialConfig[];
   /** The KVM device (default {@link DEFAULT_KVM_DEVICE}). */
   kvmDevice?: string;
+  /** Give the guest a virtio-rng device (virtio-pci at 00:01.0); off unless set. */
+  rng?: boolean;
   /** Log level for the VMM and its Workers. */
   logLevel: LogLevel;
 }

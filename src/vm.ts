@@ -14,6 +14,9 @@ import {
   KVM_IDENTITY_MAP_ADDRESS,
   KVM_TSS_ADDRESS,
   MIB,
+  PCI_INTX_GSIS,
+  PCI_MMIO_32_BASE,
+  PCI_MMIO_32_SIZE,
   PCIE_ECAM_BASE,
   PCIE_ECAM_SIZE,
 } from "./arch/x86_64/layout.ts";
@@ -22,6 +25,7 @@ import { Cmos } from "./devices/cmos.ts";
 import { I8042 } from "./devices/i8042.ts";
 import { PciConfigIo } from "./devices/pci/config_io.ts";
 import { buildSerial, type DeviceSpec } from "./devices/registry.ts";
+import { VirtioDevices } from "./devices/virtio/vm_devices.ts";
 import { SyscallError } from "./ffi/errno.ts";
 import { Kvm, type VcpuFd } from "./ffi/kvm.ts";
 import { munmap } from "./ffi/libc.ts";
@@ -84,6 +88,7 @@ export class Vm {
     private readonly serials: SerialPorts,
     private readonly options: VmOptions,
     private readonly logLevel: VmConfig["logLevel"],
+    private readonly virtio: VirtioDevices,
   ) {}
 
   /** Output of the serial ports configured with `type: "stream"`. */
@@ -139,6 +144,14 @@ export class Vm {
         acpi,
       });
 
+      const virtio = new VirtioDevices(vm, memory, {
+        barWindowBase: PCI_MMIO_32_BASE,
+        barWindowSize: PCI_MMIO_32_SIZE,
+        intxGsis: PCI_INTX_GSIS,
+      });
+      cleanup.defer(() => virtio.close());
+      if (config.rng) virtio.add("virtio-rng", { kind: "rng" });
+
       const lowMemory = memory.regions[0].size;
       const highMemory = memory.size - lowMemory;
       const devices: DeviceSpec[] = [
@@ -150,7 +163,10 @@ export class Vm {
           state: PciConfigIo.createState(),
           ecamBase: PCIE_ECAM_BASE,
           ecamSize: PCIE_ECAM_SIZE,
+          barWindowBase: PCI_MMIO_32_BASE,
+          barWindowSize: PCI_MMIO_32_SIZE,
         },
+        ...virtio.specs,
         { kind: "acpi-pm" },
         { kind: "absorb", name: "io-delay", ranges: IO_DELAY_PORTS },
       ];
@@ -183,6 +199,7 @@ export class Vm {
         serials,
         options,
         config.logLevel,
+        virtio,
       );
     } catch (e) {
       cleanup.dispose();
@@ -193,6 +210,7 @@ export class Vm {
   /** Starts every vCPU, runs until the VM ends, then frees everything. */
   async run(): Promise<VmResult> {
     try {
+      const devicesStarted = this.virtio.start(this.logLevel);
       await Promise.all(this.vcpus.map((vcpu) =>
         this.threads.spawn({
           id: vcpu.fd.id,
@@ -204,6 +222,7 @@ export class Vm {
           logLevel: this.logLevel,
         })
       ));
+      await devicesStarted;
       log.debug(`vm: ${this.vcpus.length} vCPUs in KVM_RUN`);
       const stdinPort = this.serials.stdinPort;
       if (this.options.attachStdin && stdinPort && !this.control.stopRequested) {
@@ -211,13 +230,15 @@ export class Vm {
         this.#pump.start();
       }
       const exits = await this.threads.join();
+      const deviceError = await this.virtio.stop();
       return {
         reason: this.control.reason ?? "stop",
-        error: exits.find((e) => e.error !== undefined)?.error,
+        error: exits.find((e) => e.error !== undefined)?.error ?? deviceError,
         stats: exits.map((e) => e.stats),
       };
     } finally {
       this.#pump?.stop();
+      await this.virtio.stop();
       this.cleanup.dispose();
     }
   }

@@ -79,22 +79,36 @@ for (const [guest, marker] of [["spin", "R"], ["halt", "H"]] as const) {
   );
 }
 
+/**
+ * The process's open descriptors once they stop changing: a terminated Worker's thread
+ * closes its own event-loop descriptors a moment after `terminate()` returns.
+ */
+async function settledFdCount(): Promise<number> {
+  const count = () => [...Deno.readDirSync("/proc/self/fd")].length;
+  let last = count();
+  for (let i = 0; i < 40; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const now = count();
+    if (now === last) return now;
+    last = now;
+  }
+  return last;
+}
+
 kvmTest("no file descriptor outlives the VM", async () => {
-  const openFds = () => [...Deno.readDirSync("/proc/self/fd")].length;
   await runGuest("hello"); // warm up: Deno opens its own descriptors lazily on first use
-  const before = openFds();
+  const before = await settledFdCount();
   await runGuest("hello", { config: { cpus: 2 } });
-  assert.equal(openFds(), before);
+  assert.equal(await settledFdCount(), before);
 });
 
 kvmTest("more vCPUs than KVM allows is a setup error that leaves nothing open", async () => {
-  const openFds = () => [...Deno.readDirSync("/proc/self/fd")].length;
-  const before = openFds();
+  const before = await settledFdCount();
   await assert.rejects(
     runGuest("hello", { config: { cpus: 100_000 } }),
     (e: Error) => e instanceof VmSetupError && /KVM allows at most \d+/.test(e.message),
   );
-  assert.equal(openFds(), before);
+  assert.equal(await settledFdCount(), before);
 });
 
 kvmTest("a kernel that does not fit in guest memory is an image error", async () => {

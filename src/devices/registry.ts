@@ -14,10 +14,13 @@ import { ACPI_PM_PORT, ACPI_PM_PORT_COUNT, AcpiPm } from "./acpi_pm.ts";
 import { Cmos } from "./cmos.ts";
 import type { BusDevice, DeviceContext } from "./device.ts";
 import { I8042 } from "./i8042.ts";
+import { PciBarWindow } from "./pci/bar_window.ts";
 import { PciConfigIo } from "./pci/config_io.ts";
 import { PciEcam } from "./pci/ecam.ts";
 import { PciRoot } from "./pci/root.ts";
 import { Serial } from "./serial.ts";
+import type { VirtioPciSpec } from "./virtio/pci_state.ts";
+import { buildVirtioPci } from "./virtio/pci_transport.ts";
 
 /** A 16550A UART. */
 export interface SerialSpec {
@@ -54,6 +57,9 @@ export interface PciSpec {
   /** ECAM window base and size. */
   ecamBase: number;
   ecamSize: number;
+  /** The 32-bit BAR window: one MMIO range that dispatches to whichever BAR decodes there. */
+  barWindowBase: number;
+  barWindowSize: number;
 }
 
 /** Ports that are read as idle and written to no effect. */
@@ -70,7 +76,14 @@ export interface AcpiPmSpec {
 }
 
 /** Any device spec. */
-export type DeviceSpec = SerialSpec | I8042Spec | CmosSpec | PciSpec | AbsorbSpec | AcpiPmSpec;
+export type DeviceSpec =
+  | SerialSpec
+  | I8042Spec
+  | CmosSpec
+  | PciSpec
+  | AbsorbSpec
+  | AcpiPmSpec
+  | VirtioPciSpec;
 
 /** I/O port ranges of the fixed legacy devices (IBM PC/AT port map). */
 export const I8042_PORT = 0x60;
@@ -99,6 +112,7 @@ export function buildBuses(specs: readonly DeviceSpec[], ctx: DeviceContext): Bu
   const mmio = new Bus("mmio");
   const add = (bus: Bus, device: BusDevice, base: number, length: number) =>
     bus.insert(device, base, length);
+  let pci: { root: PciRoot; bars: PciBarWindow } | undefined;
   for (const spec of specs) {
     switch (spec.kind) {
       case "serial":
@@ -112,6 +126,8 @@ export function buildBuses(specs: readonly DeviceSpec[], ctx: DeviceContext): Bu
         break;
       case "pci": {
         const root = new PciRoot();
+        const bars = new PciBarWindow("pci-bars", spec.barWindowBase);
+        pci = { root, bars };
         add(
           pio,
           new PciConfigIo("pci-config", spec.state, root),
@@ -119,6 +135,14 @@ export function buildBuses(specs: readonly DeviceSpec[], ctx: DeviceContext): Bu
           PCI_CONFIG_PORT_COUNT,
         );
         add(mmio, new PciEcam("pci-ecam", root), spec.ecamBase, spec.ecamSize);
+        add(mmio, bars, spec.barWindowBase, spec.barWindowSize);
+        break;
+      }
+      case "virtio-pci": {
+        if (pci === undefined) throw new Error(`${spec.name}: the PCI root must come first`);
+        const fn = buildVirtioPci(spec);
+        pci.root.add(spec.devfn, fn);
+        pci.bars.add(fn);
         break;
       }
       case "acpi-pm":

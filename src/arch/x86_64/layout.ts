@@ -24,6 +24,12 @@ export const PCI_MMIO_32_BASE = MMIO_HOLE_START;
 /** Size of the 32-bit PCI BAR region: up to the ECAM window (0xD0000000–0xDFFFFFFF). */
 export const PCI_MMIO_32_SIZE = PCIE_ECAM_BASE - PCI_MMIO_32_BASE;
 /**
+ * IOAPIC GSIs the PCI functions' INTA# lines go to, by slot (round robin): level-triggered,
+ * shareable lines clear of the legacy devices (PIT 0, i8042 1, COM 3/4, RTC 8). MSI GSIs start
+ * past the IOAPIC's 24 pins (`MSI_GSI_BASE` in irq_routing.ts).
+ */
+export const PCI_INTX_GSIS: readonly number[] = [5, 9, 10, 11];
+/**
  * Size of the 64-bit PCI BAR window above RAM (see `pciMmio64Window` in acpi/dsdt.ts): 64 GiB,
  * room for large BARs while ending below 2^39 for any guest under 440 GiB of RAM.
  */

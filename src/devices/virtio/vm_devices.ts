@@ -37,6 +37,7 @@ export class VirtioDevices {
   readonly #devices: VirtioPciDevice[] = [];
   readonly #bars: PciBarAllocator;
   #threads: VirtioDeviceThread[] = [];
+  #starting: Promise<void> | undefined;
 
   /**
    * No devices yet.
@@ -75,10 +76,26 @@ export class VirtioDevices {
   }
 
   /**
-   * Starts one Worker per device; resolves when all of them wait for the driver.
+   * Starts one Worker per device; resolves when all of them wait for the driver. The vCPUs may
+   * start meanwhile: whatever the driver does first waits in shared state and eventfds.
    * @throws Error when one fails to start (the others are stopped again)
    */
-  async start(logLevel: LogLevel): Promise<void> {
+  start(logLevel: LogLevel): Promise<void> {
+    const starting = this.#start(logLevel);
+    // The caller may await other things first: a failure must not count as unhandled meanwhile.
+    starting.catch(() => {});
+    this.#starting = starting;
+    return starting;
+  }
+
+  /** Stops every Worker (once they have started); resolves with the first error one ended with. */
+  async stop(): Promise<string | undefined> {
+    await this.#starting?.catch(() => {});
+    this.#starting = undefined;
+    return await this.#stopThreads();
+  }
+
+  async #start(logLevel: LogLevel): Promise<void> {
     const started = await Promise.allSettled(
       this.#devices.map((device) =>
         VirtioDeviceThread.start({
@@ -92,13 +109,12 @@ export class VirtioDevices {
     this.#threads = started.flatMap((s) => s.status === "fulfilled" ? [s.value] : []);
     const failed = started.find((s) => s.status === "rejected");
     if (failed !== undefined) {
-      await this.stop();
+      await this.#stopThreads();
       throw failed.reason;
     }
   }
 
-  /** Stops every Worker; resolves with the first error one of them ended with. */
-  async stop(): Promise<string | undefined> {
+  async #stopThreads(): Promise<string | undefined> {
     const errors = await Promise.all(this.#threads.map((t) => t.stop()));
     this.#threads = [];
     return errors.find((e) => e !== undefined);
