@@ -23,7 +23,7 @@ export async function buildGuest(name: string, script = "guest"): Promise<string
   await Deno.mkdir(CACHE, { recursive: true });
   const source = new URL(`${name}.S`, GUESTS).pathname;
   const object = new URL(`${name}.o`, CACHE).pathname;
-  const elf = new URL(`${name}.elf`, CACHE).pathname;
+  const elf = new URL(`${name}-${script}.elf`, CACHE).pathname;
   await run("as", ["--64", "-o", object, source]);
   await run("ld", [
     "-T",

@@ -147,21 +147,13 @@ export class Testbed {
       }
       names.add(s.name);
     }
-    const opts = this.#options;
-    const assets = opts.assets ?? await ensureAssets();
-    const runsDir = `${CACHE_DIR}/runs`;
-    await Deno.mkdir(runsDir, { recursive: true });
-    const workDir = await Deno.makeTempDir({ dir: runsDir });
-    try {
-      await writeWorkDir(workDir, assets, scenarios, opts);
-      const bootTimeout = opts.bootTimeoutSeconds ?? 120;
+    return await this.#inWorkDir(scenarios, async (assets, workDir) => {
+      const bootTimeout = this.#options.bootTimeoutSeconds ?? 120;
       const limitMs = 1000 * scenarios.reduce((t, s) => t + s.timeoutSeconds + 5, bootTimeout);
       const record = await runL1(this.#options, assets, workDir, limitMs);
       this.lastBoot = record;
       return parseScenarios(record.lines, record.totalMs);
-    } finally {
-      if (!opts.keepWorkDir) await Deno.remove(workDir, { recursive: true });
-    }
+    });
   }
 
   /**
@@ -169,15 +161,10 @@ export class Testbed {
    * runs one interactive scenario there; returns the scenario's exit status.
    */
   async attach(scenario: Scenario): Promise<number> {
-    const opts = this.#options;
-    const assets = opts.assets ?? await ensureAssets();
-    const runsDir = `${CACHE_DIR}/runs`;
-    await Deno.mkdir(runsDir, { recursive: true });
-    const workDir = await Deno.makeTempDir({ dir: runsDir });
-    try {
-      await writeWorkDir(workDir, assets, [{ ...scenario, interactive: true }], opts);
+    const scenarios = [{ ...scenario, interactive: true }];
+    return await this.#inWorkDir(scenarios, async (assets, workDir) => {
       const qemu = new Deno.Command(assets.qemu, {
-        args: l1Args(opts, assets, workDir),
+        args: l1Args(this.#options, assets, workDir),
         stdin: "inherit",
         stdout: "inherit",
         stderr: "inherit",
@@ -185,6 +172,22 @@ export class Testbed {
       await qemu.output();
       const result = await Deno.readTextFile(`${workDir}/results/000`).catch(() => "1");
       return Number(result.split(" ")[0]);
+    });
+  }
+
+  /** Runs `fn` with the assets and a fresh work directory holding `scenarios`. */
+  async #inWorkDir<T>(
+    scenarios: readonly Scenario[],
+    fn: (assets: Assets, workDir: string) => Promise<T>,
+  ): Promise<T> {
+    const opts = this.#options;
+    const assets = opts.assets ?? await ensureAssets();
+    const runsDir = `${CACHE_DIR}/runs`;
+    await Deno.mkdir(runsDir, { recursive: true });
+    const workDir = await Deno.makeTempDir({ dir: runsDir });
+    try {
+      await writeWorkDir(workDir, assets, scenarios, opts);
+      return await fn(assets, workDir);
     } finally {
       if (!opts.keepWorkDir) await Deno.remove(workDir, { recursive: true });
     }
