@@ -8,6 +8,8 @@
 import { SharedMutex } from "../sync.ts";
 import type { BusDevice } from "./device.ts";
 
+/** The MC146818's index port (IBM PC/AT port map). */
+export const CMOS_PORT = 0x70;
 /** Mapped as one device over ports 0x70 (index) and 0x71 (data). */
 export const CMOS_PORT_COUNT = 2;
 

@@ -10,6 +10,8 @@
 import { SharedMutex } from "../sync.ts";
 import type { BusDevice, DeviceContext } from "./device.ts";
 
+/** The controller's first I/O port, its data port (IBM PC/AT port map). */
+export const I8042_PORT = 0x60;
 /** Mapped as one device over ports 0x60-0x64: offset 0 is the data port, offset 4 status/command. */
 export const I8042_PORT_COUNT = 5;
 

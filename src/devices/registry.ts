@@ -11,14 +11,14 @@ import { writeAll } from "../ffi/libc.ts";
 import { IrqfdLine } from "../irq.ts";
 import { AbsorbDevice } from "./absorb.ts";
 import { ACPI_PM_PORT, ACPI_PM_PORT_COUNT, AcpiPm } from "./acpi_pm.ts";
-import { Cmos } from "./cmos.ts";
+import { Cmos, CMOS_PORT, CMOS_PORT_COUNT } from "./cmos.ts";
 import type { BusDevice, DeviceContext } from "./device.ts";
-import { I8042 } from "./i8042.ts";
+import { I8042, I8042_PORT, I8042_PORT_COUNT } from "./i8042.ts";
 import { PciBarWindow } from "./pci/bar_window.ts";
-import { PciConfigIo } from "./pci/config_io.ts";
+import { PCI_CONFIG_IO_PORT, PCI_CONFIG_IO_PORT_COUNT, PciConfigIo } from "./pci/config_io.ts";
 import { PciEcam } from "./pci/ecam.ts";
 import { PciRoot } from "./pci/root.ts";
-import { Serial } from "./serial.ts";
+import { Serial, SERIAL_PORT_COUNT } from "./serial.ts";
 import type { VirtioPciSpec } from "./virtio/pci_state.ts";
 import { buildVirtioPci } from "./virtio/pci_transport.ts";
 
@@ -85,21 +85,6 @@ export type DeviceSpec =
   | AcpiPmSpec
   | VirtioPciSpec;
 
-/** I/O port ranges of the fixed legacy devices (IBM PC/AT port map). */
-export const I8042_PORT = 0x60;
-/** 0x60–0x64: data port, then status/command at +4. */
-export const I8042_PORT_COUNT = 5;
-/** MC146818 index/data ports. */
-export const CMOS_PORT = 0x70;
-/** 0x70–0x71. */
-export const CMOS_PORT_COUNT = 2;
-/** PCI configuration mechanism #1: CONFIG_ADDRESS 0xCF8, CONFIG_DATA 0xCFC (PCI 3.0 §3.2.2.3.2). */
-export const PCI_CONFIG_PORT = 0xcf8;
-/** 0xCF8–0xCFF. */
-export const PCI_CONFIG_PORT_COUNT = 8;
-/** A UART's register block. */
-export const SERIAL_PORT_COUNT = 8;
-
 /** The PIO and MMIO buses of one thread. */
 export interface Buses {
   pio: Bus;
@@ -131,8 +116,8 @@ export function buildBuses(specs: readonly DeviceSpec[], ctx: DeviceContext): Bu
         add(
           pio,
           new PciConfigIo("pci-config", spec.state, root),
-          PCI_CONFIG_PORT,
-          PCI_CONFIG_PORT_COUNT,
+          PCI_CONFIG_IO_PORT,
+          PCI_CONFIG_IO_PORT_COUNT,
         );
         add(mmio, new PciEcam("pci-ecam", root), spec.ecamBase, spec.ecamSize);
         add(mmio, bars, spec.barWindowBase, spec.barWindowSize);

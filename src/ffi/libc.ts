@@ -240,8 +240,7 @@ export function pointer(address: bigint): Deno.PointerValue {
 
 /** The address of a buffer's first byte (SharedArrayBuffer included). */
 export function addressOf(buf: ArrayBufferLike | ArrayBufferView): bigint {
-  const source = ArrayBuffer.isView(buf) ? buf : buf;
-  return Deno.UnsafePointer.value(Deno.UnsafePointer.of(source as BufferSource));
+  return Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf as BufferSource));
 }
 
 /** An `ArrayBuffer` over `length` bytes of native memory at `address` (for example an mmap). */

@@ -14,6 +14,8 @@ import {
   type PciRoot,
 } from "./root.ts";
 
+/** Configuration mechanism #1's first port, CONFIG_ADDRESS (PCI Local Bus 3.0 §3.2.2.3.2). */
+export const PCI_CONFIG_IO_PORT = 0xcf8;
 /** Mapped at port 0xCF8 over 8 ports: CONFIG_ADDRESS, then CONFIG_DATA. */
 export const PCI_CONFIG_IO_PORT_COUNT = 8;
 

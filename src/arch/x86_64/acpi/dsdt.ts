@@ -41,6 +41,10 @@ import {
   wordIo,
 } from "./aml.ts";
 import { sdt } from "./sdt.ts";
+import { CMOS_PORT, CMOS_PORT_COUNT } from "../../../devices/cmos.ts";
+import { I8042_PORT, I8042_PORT_COUNT } from "../../../devices/i8042.ts";
+import { PCI_CONFIG_IO_PORT, PCI_CONFIG_IO_PORT_COUNT } from "../../../devices/pci/config_io.ts";
+import { SERIAL_PORT_COUNT } from "../../../devices/serial.ts";
 
 /** DSDT revision 2: 64-bit AML integers (ACPI 6.5 §5.2.11.1). */
 export const DSDT_REVISION = 2;
@@ -49,9 +53,6 @@ export const DSDT_REVISION = 2;
 export const PCI_BUS_FIRST = 0;
 /** Last bus number (one ECAM MiB per bus, PCI Express Base 6.0 §7.2.2). */
 export const PCI_BUS_LAST = PCIE_ECAM_SIZE / (1 << 20) - 1;
-/** PCI configuration mechanism #1 ports 0xCF8–0xCFF (PCI Local Bus 3.0 §3.2.2.3.2). */
-const PCI_CONFIG_PORT = 0xcf8;
-const PCI_CONFIG_PORT_COUNT = 8;
 /** The whole 16-bit I/O space, split around the configuration ports. */
 const IO_SPACE_LAST = 0xffff;
 /** First port after the configuration ports' 0xD00 boundary, where PCI I/O BARs may go. */
@@ -68,15 +69,10 @@ const PNP = {
   AT_RTC: "PNP0B00",
 } as const;
 
-/** 8042 data port and status/command port, and the keyboard's ISA IRQ (IBM PC/AT). */
-const I8042_DATA_PORT = 0x60;
-const I8042_COMMAND_PORT = 0x64;
+/** The keyboard's ISA IRQ (IBM PC/AT). */
 const I8042_KEYBOARD_IRQ = 1;
-/** MC146818 RTC index/data ports (IBM PC/AT). */
-const RTC_PORT = 0x70;
-const RTC_PORT_COUNT = 2;
-/** A 16550A's register block. */
-const UART_PORT_COUNT = 8;
+/** The 8042's status/command port, the last of its range. */
+const I8042_COMMAND_PORT = I8042_PORT + I8042_PORT_COUNT - 1;
 
 /** One COM port: its I/O base and ISA IRQ. */
 export interface SerialPortResources {
@@ -138,8 +134,8 @@ function pciHostBridge(memoryTop: number): Aml {
       "_CRS",
       resourceTemplate([
         wordBusNumber({ min: PCI_BUS_FIRST, max: PCI_BUS_LAST }),
-        io(PCI_CONFIG_PORT, PCI_CONFIG_PORT_COUNT),
-        wordIo({ min: 0, max: PCI_CONFIG_PORT - 1 }),
+        io(PCI_CONFIG_IO_PORT, PCI_CONFIG_IO_PORT_COUNT),
+        wordIo({ min: 0, max: PCI_CONFIG_IO_PORT - 1 }),
         wordIo({ min: PCI_IO_AFTER_CONFIG, max: IO_SPACE_LAST }),
         dwordMemory({ min: mmio32.base, max: lastOf(mmio32) }),
         qwordMemory({ min: mmio64.base, max: lastOf(mmio64), caching: MemoryCaching.CACHEABLE }),
@@ -193,18 +189,18 @@ function isaDevices(isa: IsaDevices): Aml[] {
   const out = serials.map((port, i) => {
     const shared = serials.some((other) => other !== port && other.irq === port.irq);
     return isaDevice(`COM${i + 1}`, PNP.UART_16550A, i + 1, [
-      io(port.base, UART_PORT_COUNT),
+      io(port.base, SERIAL_PORT_COUNT),
       irq([port.irq], shared),
     ]);
   });
   if (isa.i8042) {
     out.push(isaDevice("KBD", PNP.PS2_KEYBOARD, 0, [
-      io(I8042_DATA_PORT, 1),
+      io(I8042_PORT, 1),
       io(I8042_COMMAND_PORT, 1),
       irq([I8042_KEYBOARD_IRQ]),
     ]));
   }
-  if (isa.rtc) out.push(isaDevice("RTC", PNP.AT_RTC, 0, [io(RTC_PORT, RTC_PORT_COUNT)]));
+  if (isa.rtc) out.push(isaDevice("RTC", PNP.AT_RTC, 0, [io(CMOS_PORT, CMOS_PORT_COUNT)]));
   return out;
 }
 
