@@ -1,9 +1,11 @@
 // Checks every layout, ioctl number and constant in src/ffi/kvm_abi.ts against the real
-// <linux/kvm.h>: a generated C program prints what the compiler says, and we compare.
+// <linux/kvm.h>: a generated C program prints what the compiler says (tests/helpers/c_values.ts),
+// and we compare.
 
 import assert from "node:assert/strict";
 import * as abi from "../../src/ffi/kvm_abi.ts";
 import { ALL_LAYOUTS, KVM_RUN_LAYOUT, type StructLayout } from "../../src/ffi/kvm_abi.ts";
+import { cValues } from "../helpers/c_values.ts";
 
 /** A C expression and the value our TypeScript ABI claims for it. */
 type Expectations = Map<string, number>;
@@ -42,61 +44,6 @@ function macroExpectations(): Expectations {
   return out;
 }
 
-function cProgram(expressions: Iterable<string>): string {
-  const lines = [...expressions].map((expr) =>
-    `  printf("%s=%lld\\n", ${JSON.stringify(expr)}, (long long)(${expr}));`
-  );
-  return [
-    "#include <linux/kvm.h>",
-    "#include <stddef.h>",
-    "#include <stdio.h>",
-    "int main(void) {",
-    ...lines,
-    "  return 0;",
-    "}",
-    "",
-  ].join("\n");
-}
-
-const INSTALL_HINT =
-  "install gcc and the kernel headers (Debian: apt-get install gcc linux-libc-dev)";
-
-async function run(command: string, args: string[]): Promise<Deno.CommandOutput> {
-  try {
-    return await new Deno.Command(command, { args, stdout: "piped", stderr: "piped" }).output();
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
-      throw new Error(`${command} not found: ${INSTALL_HINT}`);
-    }
-    throw e;
-  }
-}
-
-/** Compiles `source` against the system headers, runs it, and parses its `expr=value` lines. */
-async function evaluateInC(source: string): Promise<Map<string, number>> {
-  const dir = await Deno.makeTempDir({ prefix: "kvm_abi_" });
-  try {
-    const src = `${dir}/abi.c`;
-    const exe = `${dir}/abi`;
-    await Deno.writeTextFile(src, source);
-    const compiled = await run("gcc", ["-std=gnu11", "-Wall", "-Werror", "-o", exe, src]);
-    const errors = new TextDecoder().decode(compiled.stderr);
-    const header = /fatal error: (\S+\.h): No such file/.exec(errors);
-    if (header) throw new Error(`<${header[1]}> not found: ${INSTALL_HINT}`);
-    assert.ok(compiled.success, `gcc failed on the generated program:\n${errors}`);
-    const ran = await run(exe, []);
-    assert.ok(ran.success, "the generated program failed");
-    const values = new Map<string, number>();
-    for (const line of new TextDecoder().decode(ran.stdout).trim().split("\n")) {
-      const at = line.lastIndexOf("=");
-      values.set(line.slice(0, at), Number(line.slice(at + 1)));
-    }
-    return values;
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
 function assertMatchesC(ours: Expectations, c: Map<string, number>): void {
   const wrong = [...ours]
     .filter(([expr, value]) => c.get(expr) !== value)
@@ -110,9 +57,9 @@ function assertMatchesC(ours: Expectations, c: Map<string, number>): void {
 
 const layouts = layoutExpectations([...ALL_LAYOUTS, KVM_RUN_LAYOUT]);
 const macros = macroExpectations();
-let cValues: Promise<Map<string, number>> | undefined;
+let values: Promise<Map<string, number>> | undefined;
 /** One compilation serves every test below. */
-const fromC = () => cValues ??= evaluateInC(cProgram([...layouts.keys(), ...macros.keys()]));
+const fromC = () => values ??= cValues(["linux/kvm.h"], [...layouts.keys(), ...macros.keys()]);
 
 Deno.test("every struct size and member offset matches <linux/kvm.h>", async () => {
   assert.ok(layouts.size > 100, `only ${layouts.size} layout checks generated`);
