@@ -11,7 +11,7 @@
  */
 
 import { ensureAssets, PROJECT_ROOT } from "../tests/testbed/assets.ts";
-import { Testbed } from "../tests/testbed/harness.ts";
+import { Testbed, typeAfterAgentReport } from "../tests/testbed/harness.ts";
 
 /** The guest: quiet (each console byte is a VM exit), reboot and panic end the VM. */
 const PARAMS = "quiet reboot=t panic=-1 agent.action=shell";
@@ -19,20 +19,9 @@ const PARAMS = "quiet reboot=t panic=-1 agent.action=shell";
 const DEMO_COMMAND = "uname -a";
 const VMM = `"$DENO" run --allow-all "$PROJECT/main.ts" run -p "${PARAMS}" -i "$L2_INITRD"`;
 
-/**
- * A shell script that boots the guest, waits for the agent's report, types `command` and
- * then `poweroff -f` on its console, and prints everything the console shows.
- */
+/** Boots the guest, types `command` and then `poweroff -f` into its shell, prints it all. */
 function scriptedSession(command: string): string {
-  return `dir=$(mktemp -d)
-mkfifo "$dir/in" "$dir/out"
-${VMM} "$L2_VMLINUX" <"$dir/in" >"$dir/out" 2>&1 &
-exec 3>"$dir/in"
-while read -r line; do
-  echo "$line"
-  case "$line" in *"@@AGENT END"*) printf '%s\\npoweroff -f\\n' '${command}' >&3 ;; esac
-done <"$dir/out"
-wait $!`;
+  return typeAfterAgentReport(`${VMM} "$L2_VMLINUX"`, [command, "poweroff -f"]);
 }
 
 /** True when /dev/kvm has hardware virtualization behind it (not PVM, not absent). */

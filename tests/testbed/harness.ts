@@ -97,6 +97,24 @@ export interface BootRecord {
   readonly stderr: string;
 }
 
+/**
+ * A scenario script that runs `command` (a VMM booting the L2 agent) with its console on FIFOs,
+ * prints every console line, and types `input` (one line each) into the console once the
+ * agent's report has ended.
+ */
+export function typeAfterAgentReport(command: string, input: readonly string[]): string {
+  const quoted = input.map((line) => `'${line.replaceAll("'", `'\\''`)}'`).join(" ");
+  return `dir=$(mktemp -d)
+mkfifo "$dir/in" "$dir/out"
+${command} <"$dir/in" >"$dir/out" 2>&1 &
+exec 3>"$dir/in"
+while read -r line; do
+  echo "$line"
+  case "$line" in *"@@AGENT END"*) printf '%s\\n' ${quoted} >&3 ;; esac
+done <"$dir/out"
+wait $!`;
+}
+
 /** Options for {@link Testbed}. */
 export interface TestbedOptions {
   /** Prebuilt assets (default: {@link ensureAssets}). */

@@ -3,7 +3,7 @@
  * bed (one L1 boot shared by every scenario), checked from inside the guest by the agent.
  */
 import assert from "node:assert/strict";
-import { type Scenario, type ScenarioResult, Testbed } from "./harness.ts";
+import { type Scenario, type ScenarioResult, Testbed, typeAfterAgentReport } from "./harness.ts";
 
 /** The bed needs root (apt-get, QEMU) and Debian's package mirrors. */
 const CAN_RUN = Deno.uid() === 0;
@@ -90,14 +90,7 @@ const TESTS: LinuxTest[] = [
   {
     name: "stdin",
     title: "a line typed on the serial console reaches the guest and is answered",
-    command: `mkfifo /tmp/in /tmp/out
-${boot("echo")} </tmp/in >/tmp/out 2>&1 &
-exec 3>/tmp/in
-while read -r line; do
-  echo "$line"
-  case "$line" in *"@@AGENT END"*) echo "typed into the guest" >&3 ;; esac
-done </tmp/out
-wait $!`,
+    command: typeAfterAgentReport(boot("echo"), ["typed into the guest"]),
     check: (r) => assert.match(r.output, /echo=typed into the guest/),
   },
 ];

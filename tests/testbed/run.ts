@@ -7,7 +7,7 @@
  */
 
 import { ensureAssets } from "./assets.ts";
-import { type Scenario, Testbed } from "./harness.ts";
+import { type Scenario, Testbed, typeAfterAgentReport } from "./harness.ts";
 
 const L2_APPEND = "console=ttyS0 quiet reboot=t panic=-1";
 /**
@@ -38,14 +38,9 @@ export const DEMO_SCENARIOS: readonly Scenario[] = [
   {
     // Console input: wait for the agent's report, then type a line.
     name: "qemu-echo",
-    command: `mkfifo /tmp/in /tmp/out
-${L2_QEMU} -append "${L2_APPEND} agent.action=echo" </tmp/in >/tmp/out &
-exec 3>/tmp/in
-while read -r line; do
-  echo "$line"
-  case "$line" in *"@@AGENT END"*) echo "hello from L1" >&3 ;; esac
-done </tmp/out
-wait $!`,
+    command: typeAfterAgentReport(`${L2_QEMU} -append "${L2_APPEND} agent.action=echo"`, [
+      "hello from L1",
+    ]),
     timeoutSeconds: 120,
   },
   {
