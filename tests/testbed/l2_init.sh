@@ -38,9 +38,21 @@ case " $cmdline " in *" initcall_debug "*)
 esac
 echo "@@AGENT END"
 
+# The UART sends what `echo` queued from the kernel's tty buffer, under interrupts: a reboot
+# or power-off while bytes are still queued drops them. Wait until COM1's transmit count
+# stops moving.
+drain() {
+  sent=
+  while now=$(sed -n 's/^0: .* tx:\([0-9]*\).*/\1/p' /proc/tty/driver/serial) &&
+    [ "$now" != "$sent" ]; do
+    sent=$now
+    sleep 0.2
+  done
+}
+
 case "$action" in
-  reboot) reboot -f ;;
-  panic) echo c >/proc/sysrq-trigger ;;
+  reboot) drain; reboot -f ;;
+  panic) drain; echo c >/proc/sysrq-trigger ;;
   shell)
     setsid cttyhack sh
     poweroff -f
@@ -48,9 +60,10 @@ case "$action" in
   echo)
     read -r line
     echo "echo=$line"
+    drain
     poweroff -f
     ;;
-  *) poweroff -f ;;
+  *) drain; poweroff -f ;;
 esac
 # Only reached if the power could not be cut; reboot=t turns this into a triple fault.
 reboot -f
