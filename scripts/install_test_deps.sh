@@ -2,7 +2,9 @@
 # Installs what the test suite needs beyond Deno, from Debian's packages:
 # binutils (as, ld) and gcc to build guest programs and C baselines,
 # linux-libc-dev for <linux/kvm.h>, acpica-tools (iasl, acpiexec) to check the ACPI
-# tables. Does nothing when everything is present.
+# tables, e2fsprogs (mkfs.ext4, e2fsck, debugfs) for the disk images of the Linux tests,
+# which use them inside the test bed through the host's /usr. Does nothing when everything
+# is present.
 set -euo pipefail
 
 missing=()
@@ -11,6 +13,9 @@ command -v ld >/dev/null || missing+=(binutils)
 command -v gcc >/dev/null || missing+=(gcc)
 [ -f /usr/include/linux/kvm.h ] || missing+=(linux-libc-dev)
 command -v iasl >/dev/null || missing+=(acpica-tools)
+for tool in mkfs.ext4 e2fsck debugfs; do
+  [ -x "/usr/sbin/$tool" ] || { missing+=(e2fsprogs) && break; }
+done
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

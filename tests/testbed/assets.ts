@@ -91,6 +91,27 @@ const L1_USR_LINKS: CpioEntry[] = [
 ];
 /** Files whose contents are part of the cache key besides package versions. */
 const RECIPE_FILES = ["assets.ts", "cpio.ts", "l1_init.sh", "l2_init.sh"];
+/** The agent's scripts (`agent.run=NAME` runs `/agent/NAME.sh`), in this directory. */
+const AGENT_DIR = "agent";
+
+/** The agent's scripts, by name, sorted. */
+async function agentScripts(): Promise<string[]> {
+  const names: string[] = [];
+  for await (const e of Deno.readDir(`${HERE}${AGENT_DIR}`)) {
+    if (e.isFile && e.name.endsWith(".sh")) names.push(e.name);
+  }
+  return names.sort();
+}
+
+/** `/agent` with the agent's scripts, for the L2 initramfs. */
+async function agentEntries(): Promise<CpioEntry[]> {
+  const entries: CpioEntry[] = [{ kind: "dir", path: AGENT_DIR }];
+  for (const name of await agentScripts()) {
+    const data = await Deno.readFile(`${HERE}${AGENT_DIR}/${name}`);
+    entries.push({ kind: "file", path: `${AGENT_DIR}/${name}`, data, mode: 0o644 });
+  }
+  return entries;
+}
 
 const decoder = new TextDecoder();
 
@@ -388,8 +409,15 @@ async function buildAssets(options: EnsureAssetsOptions): Promise<Assets> {
   if (missing.length > 0) await apt.install(missing);
   const qemu = (await which("qemu-system-x86_64"))!;
 
+  const recipeFiles = [
+    ...RECIPE_FILES,
+    ...(await agentScripts()).map((name) => `${AGENT_DIR}/${name}`),
+  ];
   const recipe = await sha256Hex(
-    (await Promise.all(RECIPE_FILES.map((f) => Deno.readTextFile(`${HERE}${f}`)))).join("\0"),
+    (await Promise.all(
+      recipeFiles.map(async (f) => `${f}\0${await Deno.readTextFile(`${HERE}${f}`)}`),
+    ))
+      .join("\0"),
   );
   const dir = `${cacheDir}/assets`;
   const assets = (versions: Record<string, string>): Assets => ({
@@ -464,7 +492,7 @@ async function buildAssets(options: EnsureAssetsOptions): Promise<Assets> {
     const tree = await readModuleTree(`${root}/lib/modules/${kver}`);
     const entries = [
       ...await busyboxEntries(busybox, init),
-      ...(level === "l1" ? L1_USR_LINKS : []),
+      ...(level === "l1" ? L1_USR_LINKS : await agentEntries()),
       ...await moduleEntries(tree, [...modules]),
     ];
     await Deno.writeFile(`${out}/${level}-initramfs.cpio`, buildCpio(entries));
