@@ -11,6 +11,7 @@ import type { VmConfig } from "./src/config.ts";
 import { SyscallError } from "./src/ffi/errno.ts";
 import { CmdlineError } from "./src/arch/x86_64/boot.ts";
 import { ImageError } from "./src/loader/errors.ts";
+import { DiskImageError } from "./src/disk/image.ts";
 import * as log from "./src/log.ts";
 import { Vm, VmSetupError } from "./src/vm.ts";
 
@@ -19,7 +20,8 @@ const STOP_SIGNALS = ["SIGTERM", "SIGINT", "SIGHUP"] as const;
 
 /** Errors the user can cause and fix: one line, no stack trace. */
 function isUserError(e: unknown): e is Error {
-  return e instanceof VmSetupError || e instanceof ImageError || e instanceof CmdlineError ||
+  return e instanceof VmSetupError || e instanceof ImageError || e instanceof DiskImageError ||
+    e instanceof CmdlineError ||
     e instanceof SyscallError;
 }
 

@@ -17,9 +17,11 @@
  */
 
 export {
+  DEFAULT_BLOCK_SIZE,
   DEFAULT_CPUS,
   DEFAULT_MEM_MIB,
   defaultSerials,
+  type DiskConfig,
   type SerialConfig,
   type SerialType,
   type VmConfig,
@@ -29,6 +31,7 @@ export { type VcpuStats } from "./src/vcpu/protocol.ts";
 export { Vm, type VmOptions, type VmResult, VmSetupError } from "./src/vm.ts";
 export { GuestMemory, GuestMemoryError } from "./src/memory.ts";
 export { ImageError } from "./src/loader/errors.ts";
+export { DiskImageError } from "./src/disk/image.ts";
 export { SyscallError } from "./src/ffi/errno.ts";
 
 import { DEFAULT_CPUS, DEFAULT_MEM_MIB, defaultSerials, type VmConfig } from "./src/config.ts";
@@ -41,6 +44,8 @@ export function defaultConfig(kernel: string): VmConfig {
     cpus: DEFAULT_CPUS,
     params: [],
     serials: defaultSerials(),
+    disks: [],
+    rng: true,
     logLevel: "info",
   };
 }

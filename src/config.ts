@@ -15,6 +15,29 @@ export const DEFAULT_KVM_DEVICE = "/dev/kvm";
 /** Legacy COM ports 1–4. */
 export const SERIAL_PORT_COUNT = 4;
 
+/** crosvm's default `block-size`: 512-byte logical blocks (`block_option_block_size_default`). */
+export const DEFAULT_BLOCK_SIZE = 512;
+/** Disks a VM may have: /dev/vda to /dev/vdz. */
+export const MAX_DISKS = 26;
+
+/** One virtio-blk disk (crosvm's `--block path=…,ro,root,sparse,direct,id=…,block-size=…`). */
+export interface DiskConfig {
+  /** The raw image: a regular file or a block device. */
+  path: string;
+  /** The guest may not write it; the image is opened read-only. */
+  readOnly: boolean;
+  /** It is the root file system: the kernel gets `root=/dev/vdX` and `ro` or `rw`. */
+  root: boolean;
+  /** Discard punches holes in the image (crosvm's default: true). */
+  sparse: boolean;
+  /** Open the image with O_DIRECT, bypassing the host's page cache. */
+  direct: boolean;
+  /** The ID the guest reads (virtio-blk GET_ID, at most 20 bytes); default none. */
+  id?: string;
+  /** The logical block size the guest is told, a power of two from 512 (default 512). */
+  blockSize: number;
+}
+
 /** Where a serial port's output goes. */
 export type SerialType = "stdout" | "file" | "sink" | "stream";
 
@@ -48,8 +71,10 @@ export interface VmConfig {
   serials: SerialConfig[];
   /** The KVM device (default {@link DEFAULT_KVM_DEVICE}). */
   kvmDevice?: string;
-  /** Give the guest a virtio-rng device (virtio-pci at 00:01.0); off unless set. */
-  rng?: boolean;
+  /** Disks, in order: /dev/vda, /dev/vdb, … (virtio-pci functions from 00:01.0 on). */
+  disks: DiskConfig[];
+  /** Give the guest a virtio-rng device, after the disks (crosvm: on unless `--no-rng`). */
+  rng: boolean;
   /** Log level for the VMM and its Workers. */
   logLevel: LogLevel;
 }

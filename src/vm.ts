@@ -26,6 +26,7 @@ import { I8042 } from "./devices/i8042.ts";
 import { PciConfigIo } from "./devices/pci/config_io.ts";
 import { buildSerial, type DeviceSpec } from "./devices/registry.ts";
 import { VirtioDevices } from "./devices/virtio/vm_devices.ts";
+import { diskName, openDisks, rootParams } from "./disks.ts";
 import { SyscallError } from "./ffi/errno.ts";
 import { Kvm, type VcpuFd } from "./ffi/kvm.ts";
 import { munmap } from "./ffi/libc.ts";
@@ -106,6 +107,8 @@ export class Vm {
       if (config.cpus > maxVcpus) {
         throw new VmSetupError(`${config.cpus} vCPUs requested, KVM allows at most ${maxVcpus}`);
       }
+      // Images are opened and locked first: a bad one is reported before anything is built.
+      const disks = openDisks(config.disks, cleanup);
       const control = new VmControl(VmControl.createBuffer());
       const threads = new VcpuThreads(control, config.cpus);
       cleanup.defer(() => threads.terminate());
@@ -127,6 +130,7 @@ export class Vm {
       const serials = openSerialPorts(vm, config.serials, cleanup);
       const cmdline = [
         ...(serials.consolePort ? [`console=ttyS${serials.consolePort - 1}`] : []),
+        ...rootParams(config.disks),
         ...config.params,
       ].join(" ");
       const lastRegion = memory.regions[memory.regions.length - 1];
@@ -150,6 +154,8 @@ export class Vm {
         intxGsis: PCI_INTX_GSIS,
       });
       cleanup.defer(() => virtio.close());
+      // Disks first, in order, so the guest probes them as vda, vdb, …
+      disks.forEach((disk, i) => virtio.add(`virtio-blk-${diskName(i)}`, disk));
       if (config.rng) virtio.add("virtio-rng", { kind: "rng" });
 
       const lowMemory = memory.regions[0].size;

@@ -21,6 +21,7 @@ import {
   type VmConfig,
 } from "../config.ts";
 import { isLogLevel, LOG_LEVELS, type LogLevel } from "../log.ts";
+import { DISK_OPTIONS, DISK_USAGE, parseDisks } from "./disk_args.ts";
 import { HelpRequested, invalidValue, UsageError } from "./errors.ts";
 import { type IntegerRange, type KeySchema, parseKeyValues } from "./key_values.ts";
 
@@ -94,6 +95,8 @@ const RUN_OPTIONS: ParseArgsOptionsConfig = {
   serial: { type: "string", multiple: true },
   "log-level": { type: "string" },
   "kvm-device": { type: "string" },
+  ...DISK_OPTIONS,
+  "no-rng": { type: "boolean" },
 };
 
 /** `-h`/`--help`, which every command accepts. */
@@ -131,6 +134,9 @@ Options:
                     type=stdout,console (and stdin if no port has it);
                     ports not given are sinks
                     (default: type=stdout,num=1,console,stdin)
+${DISK_USAGE}
+  --no-rng          no virtio-rng device (default: one, fed by the host's
+                    CSPRNG)
   --kvm-device <PATH>
                     the KVM device to use (default: ${DEFAULT_KVM_DEVICE})
   --log-level <LEVEL>
@@ -142,8 +148,10 @@ Options:
 export interface OptionValue {
   /** The option as written, for messages. */
   readonly flag: string;
-  /** Its value. */
+  /** Its value (empty for a boolean option). */
   readonly value: string;
+  /** Where it appeared in argv, to order occurrences of different options. */
+  readonly index: number;
 }
 
 /** What {@link scanArgs} does besides tokenising. */
@@ -158,7 +166,7 @@ export interface ScanRules {
 
 /** The arguments of one command, checked against its option table. */
 export interface ScannedArgs {
-  /** Every string option given, by its long name, in order of appearance. */
+  /** Every option given, by its long name, in order of appearance. */
   readonly options: ReadonlyMap<string, readonly OptionValue[]>;
   /** The positional arguments. */
   readonly positionals: readonly string[];
@@ -167,7 +175,7 @@ export interface ScannedArgs {
 }
 
 /**
- * Splits `argv` into options (all string-valued, declared in `table`) and positional
+ * Splits `argv` into options (declared in `table`: string-valued, or boolean flags) and positional
  * arguments. Throws {@link HelpRequested} with `rules.usage` at `-h`/`--help`, and a
  * {@link UsageError} naming the option for an unknown option, a missing value, or a
  * second use of an option not declared `multiple`.
@@ -199,12 +207,19 @@ export function scanArgs(
       if (token.name === "help") throw new HelpRequested(rules.usage);
       const spec = Object.hasOwn(table, token.name) ? table[token.name] : undefined;
       if (spec === undefined) throw new UsageError(`unknown option ${token.rawName}`);
-      if (token.value === undefined) throw new UsageError(`option ${token.rawName} needs a value`);
+      const boolean = spec.type === "boolean";
+      if (boolean && token.value !== undefined) {
+        throw new UsageError(`option ${token.rawName} takes no value`);
+      }
+      if (!boolean && token.value === undefined) {
+        throw new UsageError(`option ${token.rawName} needs a value`);
+      }
       const seen = options.get(token.name) ?? [];
       if (seen.length > 0 && !spec.multiple) {
         throw new UsageError(`option ${token.rawName} given more than once`);
       }
-      options.set(token.name, [...seen, { flag: token.rawName, value: token.value }]);
+      const value = token.value ?? "";
+      options.set(token.name, [...seen, { flag: token.rawName, value, index: token.index }]);
     }
   }
   return { options, positionals, rest: [] };
@@ -240,6 +255,8 @@ export function parseRunArgs(
     cpus: numberOption(single("cpus"), CPUS_OPTION),
     params: (options.get("params") ?? []).map((param) => param.value),
     serials: parseSerials(options.get("serial") ?? []),
+    disks: parseDisks(options),
+    rng: !options.has("no-rng"),
     logLevel: level === undefined ? logLevel : parseLogLevel(level),
   };
   if (initrd !== undefined) config.initrd = nonEmptyPath(initrd);

@@ -25,6 +25,22 @@ export const O_APPEND = 0o2000;
 export const O_NONBLOCK = 0o4000;
 /** Close the descriptor on exec. */
 export const O_CLOEXEC = 0o2000000;
+/** Bypass the page cache (`<asm-generic/fcntl.h>`, x86 value). */
+export const O_DIRECT = 0o40000;
+
+/** `flock(2)` operations from `<sys/file.h>`: a shared lock. */
+export const LOCK_SH = 1;
+/** An exclusive lock. */
+export const LOCK_EX = 2;
+/** Fail with EWOULDBLOCK instead of waiting. */
+export const LOCK_NB = 4;
+
+/** `fallocate(2)` modes from `<linux/falloc.h>`: do not change the file size. */
+export const FALLOC_FL_KEEP_SIZE = 0x01;
+/** Deallocate the range (must be combined with FALLOC_FL_KEEP_SIZE). */
+export const FALLOC_FL_PUNCH_HOLE = 0x02;
+/** Make the range read as zeros, keeping it allocated. */
+export const FALLOC_FL_ZERO_RANGE = 0x10;
 
 /** `mmap(2)` protections and flags from `<asm-generic/mman-common.h>`. */
 export const PROT_READ = 0x1;
@@ -69,6 +85,11 @@ const SYMBOLS = {
   },
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   pipe2: { parameters: ["buffer", "i32"], result: "i32" },
+  preadv: { parameters: ["i32", "buffer", "i32", "i64"], result: "isize" },
+  pwritev: { parameters: ["i32", "buffer", "i32", "i64"], result: "isize" },
+  fdatasync: { parameters: ["i32"], result: "i32" },
+  fallocate: { parameters: ["i32", "i32", "i64", "i64"], result: "i32" },
+  flock: { parameters: ["i32", "i32"], result: "i32" },
   memfd_create: { parameters: ["buffer", "u32"], result: "i32" },
   ftruncate: { parameters: ["i32", "i64"], result: "i32" },
   gettid: { parameters: [], result: "i32" },
@@ -202,6 +223,42 @@ export function writeAll(fd: number, buf: Uint8Array): void {
     const rest = done === 0 ? buf : buf.subarray(done);
     done += checkBig(libc().write(fd, rest, BigInt(rest.length)), () => `write(${fd})`);
   }
+}
+
+/** `struct iovec` (`<bits/types/struct_iovec.h>`): `iov_base` and `iov_len`, 8 bytes each. */
+export const IOVEC_WORDS = 2;
+/** `IOV_MAX` (`<limits.h>`): the most buffers one `preadv`/`pwritev` takes. */
+export const IOV_MAX = 1024;
+
+/**
+ * `preadv(2)` into the `count` buffers described by `iovecs` (pairs of address and length),
+ * from file offset `offset`; returns the byte count (short at end of file).
+ */
+export function preadv(fd: number, iovecs: BigUint64Array, count: number, offset: number): number {
+  return checkBig(libc().preadv(fd, iovecs, count, BigInt(offset)), () => `preadv(${fd})`);
+}
+
+/** `pwritev(2)`: the write counterpart of {@link preadv}; returns the byte count. */
+export function pwritev(fd: number, iovecs: BigUint64Array, count: number, offset: number): number {
+  return checkBig(libc().pwritev(fd, iovecs, count, BigInt(offset)), () => `pwritev(${fd})`);
+}
+
+/** `fdatasync(2)`: the file's data (and the metadata needed to read it) reaches the disk. */
+export function fdatasync(fd: number): void {
+  check(libc().fdatasync(fd), () => `fdatasync(${fd})`);
+}
+
+/** `fallocate(2)` with `mode` over `[offset, offset + length)`. */
+export function fallocate(fd: number, mode: number, offset: number, length: number): void {
+  check(
+    libc().fallocate(fd, mode, BigInt(offset), BigInt(length)),
+    () => `fallocate(${fd}, 0x${mode.toString(16)})`,
+  );
+}
+
+/** `flock(2)`. */
+export function flock(fd: number, operation: number): void {
+  check(libc().flock(fd, operation), () => `flock(${fd})`);
 }
 
 /** `pipe2(2)`; returns `[readEnd, writeEnd]`, both close-on-exec. */

@@ -106,6 +106,44 @@ for (
   });
 }
 
+Deno.test("a missing disk image is one clear line, before the kernel is read", async () => {
+  const run = await crosvm(["run", "--rwdisk", "/nonexistent/disk.img", "/nonexistent/vmlinux"]);
+  assertOneLineError(run, /disk image \/nonexistent\/disk\.img: no such file/);
+});
+
+Deno.test("a directory given as a disk image is one clear line", async () => {
+  assertOneLineError(
+    await crosvm(["run", "-b", "/tmp,ro", "/tmp"]),
+    /disk image \/tmp: is a directory/,
+  );
+});
+
+kvmTest("an image in use by another VM is refused; the first VM keeps it", async () => {
+  const image = await Deno.makeTempFile();
+  await Deno.truncate(image, 1 << 20);
+  // The first VM waits on its console for a line, holding the image.
+  const first = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", MAIN, "run", "--rwdisk", image, await buildGuest("echo")],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  try {
+    const reader = first.stdout.getReader();
+    await reader.read(); // the guest's prompt: the VM is running
+    reader.releaseLock();
+    const second = await crosvm(["run", "--disk", image, await buildGuest("hello")]);
+    assertOneLineError(second, /is locked by another process/);
+  } finally {
+    const writer = first.stdin.getWriter();
+    await writer.write(new TextEncoder().encode("bye\n"));
+    await writer.close();
+    const { code } = await first.output();
+    assert.equal(code, 0, "the first VM ran on undisturbed");
+    await Deno.remove(image);
+  }
+});
+
 kvmTest("crosvm run boots a guest with COM1 on stdout and exits 0 on reset", async () => {
   const run = await crosvm(["run", await buildGuest("hello")]);
   assert.equal(run.code, 0, run.stderr);

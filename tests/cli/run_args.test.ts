@@ -20,6 +20,8 @@ const CROSVM_DEFAULTS: VmConfig = {
   cpus: 1,
   params: [],
   serials: [{ num: 1, type: "stdout", console: true, stdin: true }],
+  disks: [],
+  rng: true,
   logLevel: "info",
 };
 
@@ -113,6 +115,7 @@ Deno.test("every option together", () => {
   const config = run(
     ...["-m", "1024", "-c", "2", "-p", "a", "-i", "/i", "--log-level", "off"],
     ...["--serial", "type=file,path=/tmp/s,num=2,console,stdin"],
+    ...["--rwroot", "/r.img", "--no-rng"],
   );
   assert.deepEqual(config, {
     kernel: "vmlinux",
@@ -121,6 +124,15 @@ Deno.test("every option together", () => {
     params: ["a"],
     initrd: "/i",
     serials: [{ num: 2, type: "file", path: "/tmp/s", console: true, stdin: true }],
+    disks: [{
+      path: "/r.img",
+      readOnly: false,
+      root: true,
+      sparse: true,
+      direct: false,
+      blockSize: 512,
+    }],
+    rng: false,
     logLevel: "off",
   });
 });
@@ -183,7 +195,12 @@ for (const flag of ["-h", "--help"]) {
 }
 
 Deno.test("RUN_USAGE lists every option with crosvm's defaults", () => {
-  for (const option of ["-m, --mem", "-c, --cpus", "-p, --params", "-i, --initrd", "--serial"]) {
+  for (
+    const option of [
+      ...["-m, --mem", "-c, --cpus", "-p, --params", "-i, --initrd", "--serial", "-b, --block"],
+      ...["-r, --root", "--rwroot", "-d, --disk", "--rwdisk", "--no-rng"],
+    ]
+  ) {
     assert.ok(RUN_USAGE.includes(option), option);
   }
   for (const text of ["--log-level", "-h, --help", "KERNEL", "(default: 256)", "(default: 1)"]) {
@@ -229,6 +246,7 @@ const RUN_ERRORS: [string, string[], string[]][] = [
   ["serial num 5", ["--serial", "num=5", "k"], ["--serial", "num", "5"]],
   ["an unknown serial key", ["--serial", "hardware=serial", "k"], ["--serial", '"hardware"']],
   ["a bad serial flag", ["--serial", "console=maybe", "k"], ["--serial", "console", "maybe"]],
+  ["a value for --no-rng", ["--no-rng=yes", "k"], ["--no-rng", "takes no value"]],
 ];
 
 for (const [what, args, parts] of RUN_ERRORS) {

@@ -49,6 +49,8 @@ export async function runGuest(name: string, options: RunGuestOptions = {}): Pro
     cpus: 1,
     params: [],
     serials: [{ num: 1, type: "stream", console: false, stdin: false }],
+    disks: [],
+    rng: false,
     logLevel: "warn",
     ...options.config,
   });

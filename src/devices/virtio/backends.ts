@@ -6,6 +6,7 @@
  */
 
 import type { VirtioBackend } from "./backend.ts";
+import { BlockBackend, type BlockSpec } from "./block.ts";
 import type { VirtioDeviceInfo } from "./pci_state.ts";
 import { RngBackend } from "./rng.ts";
 
@@ -17,8 +18,10 @@ export interface RngSpec {
   maxBytesPerRequest?: number;
 }
 
+export type { BlockSpec };
+
 /** Any backend the device Worker can build. */
-export type BackendSpec = RngSpec;
+export type BackendSpec = RngSpec | BlockSpec;
 
 /**
  * Builds the backend `spec` names (in the device Worker, and on the main thread for its info).
@@ -28,6 +31,8 @@ export function createBackend(spec: BackendSpec): VirtioBackend {
   switch (spec.kind) {
     case "rng":
       return new RngBackend(spec.maxBytesPerRequest);
+    case "block":
+      return new BlockBackend(spec);
     default:
       // A spec from another build (it crossed a message boundary untyped).
       throw new Error(`unknown virtio backend ${JSON.stringify(spec)}`);

@@ -41,6 +41,41 @@ const U32_RANGE = 2 ** 32;
 /** High halves of `addr` at or above this put it past 2^53: never RAM, and not a safe integer. */
 const ADDR_HIGH_LIMIT = 2 ** 21;
 
+/** Where one buffer of a chain lies in `GuestMemory.bytes` (checked to be RAM). */
+export interface BufferRange {
+  /** Offset of the first byte in `GuestMemory.bytes`. */
+  readonly offset: number;
+  /** Length in bytes. */
+  readonly length: number;
+}
+
+/**
+ * The part `[skip, skip + length)` of the bytes `ranges` cover, as ranges (the whole request
+ * body past a header, say, or the data before a trailing status byte).
+ * @throws RangeError when the ranges hold fewer than `skip + length` bytes
+ */
+export function sliceRanges(
+  ranges: readonly BufferRange[],
+  skip: number,
+  length: number,
+): BufferRange[] {
+  const out: BufferRange[] = [];
+  let left = length;
+  for (const range of ranges) {
+    if (left === 0) break;
+    if (skip >= range.length) {
+      skip -= range.length;
+      continue;
+    }
+    const n = Math.min(range.length - skip, left);
+    out.push({ offset: range.offset + skip, length: n });
+    left -= n;
+    skip = 0;
+  }
+  if (left > 0) throw new RangeError(`${length} bytes past ${skip} are more than the buffers hold`);
+  return out;
+}
+
 /** One guest buffer a descriptor names: guest-physical start and length in bytes. */
 export interface GuestBuffer {
   /** Guest-physical address of the first byte. */
@@ -136,6 +171,11 @@ class Segments {
   views(bytes: Uint8Array): Uint8Array[] {
     return this.list.map((s, i) => bytes.subarray(this.offsets[i], this.offsets[i] + s.length));
   }
+
+  /** Every segment's place in the RAM buffer. */
+  ranges(): BufferRange[] {
+    return this.list.map((s, i) => ({ offset: this.offsets[i], length: s.length }));
+  }
 }
 
 /**
@@ -215,6 +255,16 @@ export class DescriptorChain {
   /** Live views (no copy) of the writable buffers, e.g. for `readv`. The device must only write. */
   writableViews(): Uint8Array[] {
     return this.#out.views(this.#bytes);
+  }
+
+  /** Where the readable buffers lie in `GuestMemory.bytes`, for I/O straight into guest RAM. */
+  readableRanges(): BufferRange[] {
+    return this.#in.ranges();
+  }
+
+  /** Where the writable buffers lie in `GuestMemory.bytes`. The device must only write them. */
+  writableRanges(): BufferRange[] {
+    return this.#out.ranges();
   }
 }
 

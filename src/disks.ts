@@ -1,0 +1,55 @@
+/**
+ * A VM's disks, from configuration to virtio-blk devices: each image opened and locked before the
+ * VM starts ({@link openDiskImage}), named /dev/vda, /dev/vdb… in the order given, and the root
+ * disk's kernel parameters.
+ *
+ * @module
+ */
+
+import { type DiskConfig, MAX_DISKS } from "./config.ts";
+import type { BlockSpec } from "./devices/virtio/block.ts";
+import { openDiskImage } from "./disk/image.ts";
+import { close } from "./ffi/libc.ts";
+
+/** `a` for the first disk: Linux's virtio_blk names disks vda, vdb, … in probe order. */
+const FIRST_DISK_LETTER = "a".charCodeAt(0);
+
+/** The guest's name for disk `index` (0-based): `vda`, `vdb`, … */
+export function diskName(index: number): string {
+  if (!Number.isInteger(index) || index < 0 || index >= MAX_DISKS) {
+    throw new RangeError(`disk ${index}: at most ${MAX_DISKS} disks`);
+  }
+  return `vd${String.fromCharCode(FIRST_DISK_LETTER + index)}`;
+}
+
+/**
+ * The kernel parameters for the root disk, if one is marked root: `root=/dev/vdX` and `ro` or
+ * `rw`, as crosvm adds them.
+ */
+export function rootParams(disks: readonly DiskConfig[]): string[] {
+  const index = disks.findIndex((disk) => disk.root);
+  if (index < 0) return [];
+  return [`root=/dev/${diskName(index)}`, disks[index].readOnly ? "ro" : "rw"];
+}
+
+/**
+ * Opens and locks every image, in order; the descriptors are closed when `cleanup` is disposed.
+ * @throws DiskImageError for the first image that cannot be used (those opened are closed)
+ */
+export function openDisks(disks: readonly DiskConfig[], cleanup: DisposableStack): BlockSpec[] {
+  if (disks.length > MAX_DISKS) throw new RangeError(`${disks.length} disks: at most ${MAX_DISKS}`);
+  return disks.map((disk) => {
+    const image = openDiskImage({ path: disk.path, readOnly: disk.readOnly, direct: disk.direct });
+    cleanup.defer(() => close(image.fd));
+    return {
+      kind: "block",
+      fd: image.fd,
+      sizeBytes: image.sizeBytes,
+      readOnly: disk.readOnly,
+      sparse: disk.sparse,
+      direct: disk.direct,
+      id: disk.id ?? "",
+      blockSize: disk.blockSize,
+    };
+  });
+}
