@@ -9,7 +9,9 @@
 import { type DiskConfig, MAX_DISKS } from "./config.ts";
 import type { BlockSpec } from "./devices/virtio/block.ts";
 import { openDiskImage } from "./disk/image.ts";
+import { SECTOR_SIZE } from "./devices/virtio/block_config.ts";
 import { close } from "./ffi/libc.ts";
+import * as log from "./log.ts";
 
 /** `a` for the first disk: Linux's virtio_blk names disks vda, vdb, … in probe order. */
 const FIRST_DISK_LETTER = "a".charCodeAt(0);
@@ -41,6 +43,10 @@ export function openDisks(disks: readonly DiskConfig[], cleanup: DisposableStack
   return disks.map((disk) => {
     const image = openDiskImage({ path: disk.path, readOnly: disk.readOnly, direct: disk.direct });
     cleanup.defer(() => close(image.fd));
+    const tail = image.sizeBytes % SECTOR_SIZE;
+    if (tail !== 0) {
+      log.warn(`disk image ${disk.path}: the last ${tail} bytes are not a whole sector; unseen`);
+    }
     return {
       kind: "block",
       fd: image.fd,
