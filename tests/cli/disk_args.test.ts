@@ -2,9 +2,9 @@
 // spellings, disk order across all of them, and a one-line UsageError for every mistake.
 
 import assert from "node:assert/strict";
-import { UsageError } from "../../src/cli/errors.ts";
 import { parseRunArgs } from "../../src/cli/run_args.ts";
 import type { DiskConfig } from "../../src/config.ts";
+import { assertUsageError } from "../helpers/usage_error.ts";
 
 /** The disks of `crosvm run ARGS... vmlinux`. */
 const disks = (...args: string[]): DiskConfig[] => parseRunArgs([...args, "vmlinux"]).disks;
@@ -76,11 +76,6 @@ const DISK_ERRORS: [string, string[], string[]][] = [
 
 for (const [what, args, parts] of DISK_ERRORS) {
   Deno.test(`disks: refuses ${what}`, () => {
-    assert.throws(() => parseRunArgs(args), (error: unknown) => {
-      assert.ok(error instanceof UsageError, `not a UsageError: ${error}`);
-      assert.doesNotMatch(error.message, /\n/);
-      for (const part of parts) assert.ok(error.message.includes(part), error.message);
-      return true;
-    });
+    assertUsageError(() => parseRunArgs(args), ...parts);
   });
 }

@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import { defaultSerials, type SerialConfig, type VmConfig } from "../../src/config.ts";
-import { ExitStatus, HelpRequested, UsageError } from "../../src/cli/errors.ts";
+import { ExitStatus, HelpRequested } from "../../src/cli/errors.ts";
 import { parseMainArgs, TOP_USAGE } from "../../src/cli/main_args.ts";
 import {
   MAX_CPUS,
@@ -12,6 +12,7 @@ import {
   parseRunArgs,
   RUN_USAGE,
 } from "../../src/cli/run_args.ts";
+import { assertUsageError } from "../helpers/usage_error.ts";
 
 /** `crosvm run KERNEL` with nothing else, by crosvm's defaults (src/crosvm/cmdline.rs). */
 const CROSVM_DEFAULTS: VmConfig = {
@@ -30,16 +31,6 @@ const run = (...args: string[]): VmConfig => parseRunArgs([...args, "vmlinux"]);
 /** The serial ports for `crosvm run --serial S... vmlinux`. */
 const serials = (...specs: string[]): SerialConfig[] =>
   run(...specs.flatMap((spec) => ["--serial", spec])).serials;
-
-/** Asserts that `parse` throws a one-line UsageError whose message contains every part. */
-function assertUsageError(parse: () => unknown, ...parts: string[]): void {
-  assert.throws(parse, (error: unknown) => {
-    assert.ok(error instanceof UsageError, `not a UsageError: ${error}`);
-    assert.doesNotMatch(error.message, /\n/);
-    for (const part of parts) assert.ok(error.message.includes(part), error.message);
-    return true;
-  });
-}
 
 // Defaults and option spellings.
 
