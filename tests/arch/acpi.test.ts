@@ -302,3 +302,102 @@ Deno.test("ACPICA loads the tables and evaluates \\_S5 and every _CRS cleanly", 
   );
   assert.equal([...log.matchAll(/\[\d+\] EndTag Resource/g)].length, devices.length, log);
 });
+
+/** The GSIs of PCI INTx, written out: INTA#–INTD# of slot s go to GSI_ROTATION[(s + pin) % 4]. */
+const GSI_ROTATION = [5, 9, 10, 11];
+
+/** The `_PRT` entries we expect: every slot 0–31 and pin 0–3 of bus 0, swizzled over the GSIs. */
+function expectedPrt(): number[][] {
+  const out: number[][] = [];
+  for (let slot = 0; slot < 32; slot++) {
+    for (let pin = 0; pin < 4; pin++) {
+      out.push([slot * 0x1_0000 + 0xffff, pin, 0, GSI_ROTATION[(slot + pin) % 4]]);
+    }
+  }
+  return out;
+}
+
+/**
+ * A reader for the little AML a `_PRT` holds (ACPI 6.5 §20.2): PkgLength, DefPackage and the
+ * integer encodings.
+ */
+class AmlReader {
+  constructor(readonly bytes: Uint8Array, public at: number) {}
+
+  byte(): number {
+    assert.ok(this.at < this.bytes.length, "AML ends early");
+    return this.bytes[this.at++];
+  }
+
+  /** A PkgLength; returns the offset just past the package it measures. */
+  pkgLengthEnd(): number {
+    const start = this.at;
+    const lead = this.byte();
+    const follow = lead >> 6;
+    if (follow === 0) return start + (lead & 0x3f);
+    let length = lead & 0x0f;
+    for (let i = 0; i < follow; i++) length += this.byte() * 2 ** (4 + 8 * i);
+    return start + length;
+  }
+
+  integer(): number {
+    const op = this.byte();
+    const sizes: Record<number, number> = { 0x0a: 1, 0x0b: 2, 0x0c: 4, 0x0e: 8 };
+    if (op === 0x00 || op === 0x01) return op; // ZeroOp, OneOp
+    assert.ok(op in sizes, `not an integer: opcode 0x${op.toString(16)} at ${this.at - 1}`);
+    let value = 0;
+    for (let i = 0; i < sizes[op]; i++) value += this.byte() * 2 ** (8 * i);
+    return value;
+  }
+
+  /** A DefPackage; `element` reads each element. */
+  package<T>(element: () => T): T[] {
+    assert.equal(this.byte(), 0x12, "PackageOp");
+    const end = this.pkgLengthEnd();
+    const count = this.byte();
+    const out = Array.from({ length: count }, element);
+    assert.equal(this.at, end, "the package's PkgLength covers exactly its elements");
+    return out;
+  }
+}
+
+Deno.test("DSDT: _PRT bytes route every slot and pin of bus 0 to a GSI, with no link device", () => {
+  const dsdt = table(vmTables(1), "DSDT");
+  // NameOp "_PRT" PackageOp: the only `_PRT` in the table.
+  const needle = [0x08, ...new TextEncoder().encode("_PRT"), 0x12];
+  const starts = [...dsdt.keys()].filter((i) => needle.every((b, j) => dsdt[i + j] === b));
+  assert.equal(starts.length, 1, "one Name (_PRT, Package …)");
+  const reader = new AmlReader(dsdt, starts[0] + 5);
+  const entries = reader.package(() => reader.package(() => reader.integer()));
+  assert.deepEqual(entries, expectedPrt());
+  // Slot 1 is the first virtio function's: its INTA# stays on GSI 9.
+  assert.deepEqual(entries[4], [0x1_ffff, 0, 0, 9]);
+});
+
+Deno.test("DSDT: iasl disassembles the _PRT under PCI0 with all 128 entries", async () => {
+  const dsl = await cleanDisassembly(table(vmTables(1), "DSDT"));
+  const pci = deviceBody(dsl, "PCI0");
+  assert.match(pci, /Name \(_PRT, Package \(0x80\)/);
+  const value = (s: string) => s === "Zero" ? 0 : s === "One" ? 1 : parseInt(s, 16);
+  const entries = [
+    ...pci.matchAll(
+      /Package \(0x04\)\s*\{\s*(0x[0-9A-F]+),\s*(Zero|One|0x0[23]),\s*(Zero),\s*(0x[0-9A-F]+)\s*\}/g,
+    ),
+  ].map((m) => m.slice(1, 5).map(value));
+  assert.deepEqual(entries, expectedPrt());
+});
+
+Deno.test("ACPICA evaluates _PRT without complaint: 128 packages of four integers", async () => {
+  const t = vmTables(1);
+  const tables = ["FACP", "DSDT", "APIC", "MCFG"].map((s) => table(t, s));
+  const { log } = await acpiexec(tables, "Evaluate \\_SB.PCI0._PRT");
+  assert.doesNotMatch(log, /ACPI (Error|Warning|Exception)|AE_AML|AE_AML_OPERAND/i, log);
+  assert.match(log, /Evaluation of \\_SB.PCI0._PRT returned object/, log);
+  assert.match(log, /\[Package\] Contains 128 Elements:/, log);
+  const entries = [
+    ...log.matchAll(
+      /\[Package\] Contains 4 Elements:\s+\[Integer\] = ([0-9A-F]+)\s+\[Integer\] = ([0-9A-F]+)\s+\[Integer\] = ([0-9A-F]+)\s+\[Integer\] = ([0-9A-F]+)/g,
+    ),
+  ].map((m) => m.slice(1, 5).map((h) => parseInt(h, 16)));
+  assert.deepEqual(entries, expectedPrt());
+});

@@ -185,3 +185,26 @@ ${names.map((n, i) => `        Name (${n}, 0x${(0x1000 + i).toString(16)})`).joi
   const { aml } = await compile(asl);
   assert.deepEqual(aml.subarray(SDT_HEADER_SIZE), ours);
 });
+
+Deno.test("packages of packages, as a _PRT is, match iasl", async () => {
+  const asl = `DefinitionBlock ("", "SSDT", 2, "CROSVM", "CROSVMDN", 1)
+{
+    Device (\\PCI0)
+    {
+        Name (_PRT, Package (0x03)
+        {
+            Package (0x04) { 0xFFFF, Zero, Zero, 0x05 },
+            Package (0x04) { 0x0001FFFF, One, Zero, 0x0A },
+            Package (0x04) { 0x001FFFFF, 0x03, Zero, 0x0A }
+        })
+    }
+}
+`;
+  const entry = (address: number, pin: number, gsi: number) =>
+    pkg([integer(address), integer(pin), integer(0), integer(gsi)]);
+  const ours = device("\\PCI0", [
+    name("_PRT", pkg([entry(0xffff, 0, 5), entry(0x1_ffff, 1, 10), entry(0x1f_ffff, 3, 10)])),
+  ]);
+  const { aml } = await compile(asl);
+  assert.deepEqual(aml.subarray(SDT_HEADER_SIZE), ours);
+});

@@ -24,9 +24,9 @@ export const PCI_MMIO_32_BASE = MMIO_HOLE_START;
 /** Size of the 32-bit PCI BAR region: up to the ECAM window (0xD0000000–0xDFFFFFFF). */
 export const PCI_MMIO_32_SIZE = PCIE_ECAM_BASE - PCI_MMIO_32_BASE;
 /**
- * IOAPIC GSIs the PCI functions' INTA# lines go to, by slot (round robin): level-triggered,
- * shareable lines clear of the legacy devices (PIT 0, i8042 1, COM 3/4, RTC 8). MSI GSIs start
- * past the IOAPIC's 24 pins (`MSI_GSI_BASE` in irq_routing.ts).
+ * IOAPIC GSIs the PCI functions' INTx lines go to, by slot and pin (`intxGsiForSlot` in
+ * pci_intx.ts): level-triggered, shareable lines clear of the legacy devices (PIT 0, i8042 1,
+ * COM 3/4, RTC 8). MSI GSIs start past the IOAPIC's 24 pins (`MSI_GSI_BASE` in irq_routing.ts).
  */
 export const PCI_INTX_GSIS: readonly number[] = [5, 9, 10, 11];
 /**

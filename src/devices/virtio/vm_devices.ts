@@ -10,6 +10,7 @@ import type { VmFd } from "../../ffi/kvm.ts";
 import { GsiRouter } from "../../irq_routing.ts";
 import type { LogLevel } from "../../log.ts";
 import type { GuestMemory } from "../../memory.ts";
+import { intxGsiForSlot, PciIntxPin } from "../../arch/x86_64/pci_intx.ts";
 import { PciBarAllocator } from "../pci/bar_window.ts";
 import { devfn } from "../pci/root.ts";
 import type { BackendSpec } from "./backends.ts";
@@ -26,7 +27,10 @@ export interface VirtioPlacement {
   readonly barWindowBase: number;
   /** Its size. */
   readonly barWindowSize: number;
-  /** IOAPIC GSIs for INTA#, used round robin by slot (an empty list: MSI-X only). */
+  /**
+   * IOAPIC GSIs for INTx, INTA# of a slot chosen by `intxGsiForSlot` (an empty list: MSI-X only).
+   * The DSDT's `_PRT` describes `PCI_INTX_GSIS`, which is what the VM passes.
+   */
   readonly intxGsis: readonly number[];
 }
 
@@ -64,7 +68,7 @@ export class VirtioDevices {
       barAddress: this.#bars.allocate(virtioBarSize(backend)),
       router: this.router,
       vm: this.vm,
-      intxGsi: gsis.length === 0 ? null : gsis[slot % gsis.length],
+      intxGsi: gsis.length === 0 ? null : intxGsiForSlot(slot, PciIntxPin.INTA, gsis),
     });
     this.#devices.push(device);
     return device.spec;

@@ -8,6 +8,9 @@
  * IRQs are no longer identity-mapped and a legacy device gets its interrupt only from a `_CRS`
  * here. Without a COM port device, opening `/dev/ttyS0` fails for want of IRQ 4.
  *
+ * The host bridge's `_PRT` likewise gives every INTx pin on bus 0 its IOAPIC GSI, so that a guest
+ * without MSI-X (`pci=nomsi`) can still take a virtio function's INTA#.
+ *
  * @module
  */
 
@@ -40,10 +43,12 @@ import {
   wordBusNumber,
   wordIo,
 } from "./aml.ts";
+import { intxGsiForSlot, PCI_INTX_PIN_COUNT } from "../pci_intx.ts";
 import { sdt } from "./sdt.ts";
 import { CMOS_PORT, CMOS_PORT_COUNT } from "../../../devices/cmos.ts";
 import { I8042_PORT, I8042_PORT_COUNT } from "../../../devices/i8042.ts";
 import { PCI_CONFIG_IO_PORT, PCI_CONFIG_IO_PORT_COUNT } from "../../../devices/pci/config_io.ts";
+import { DEVICES_PER_BUS } from "../../../devices/pci/root.ts";
 import { SERIAL_PORT_COUNT } from "../../../devices/serial.ts";
 
 /** DSDT revision 2: 64-bit AML integers (ACPI 6.5 §5.2.11.1). */
@@ -57,6 +62,19 @@ export const PCI_BUS_LAST = PCIE_ECAM_SIZE / (1 << 20) - 1;
 const IO_SPACE_LAST = 0xffff;
 /** First port after the configuration ports' 0xD00 boundary, where PCI I/O BARs may go. */
 const PCI_IO_AFTER_CONFIG = 0xd00;
+
+/**
+ * A PCI device's address on its bus as `_ADR` and `_PRT` write it (ACPI 6.5 §6.1.1, table "ADR
+ * Object Address Encodings"): the device number in the high word, the function in the low word.
+ */
+const PCI_ADR_DEVICE_SHIFT = 16;
+/** §6.1.1: function 0xFFFF stands for all functions of the device, as `_PRT` entries need. */
+const PCI_ADR_ALL_FUNCTIONS = 0xffff;
+/**
+ * ACPI 6.5 §6.2.13 (`_PRT`), Source field: the integer zero says there is no link device and the
+ * Source Index is the global system interrupt itself.
+ */
+const PRT_SOURCE_GLOBAL_INTERRUPT = 0;
 
 /** PNP IDs, from Microsoft's registry of "PNP" IDs (uefi.org/PNP_ACPI_Registry). */
 const PNP = {
@@ -120,6 +138,33 @@ export function pciMmio64Window(memoryTop: number): AddressWindow {
 
 const lastOf = (w: AddressWindow) => w.base + w.size - 1;
 
+/**
+ * `_PRT` (ACPI 6.5 §6.2.13) for bus 0: for every device 0–31 and pin INTA#–INTD#, the package
+ * `{Address, Pin, Source, Source Index}` = `{(device << 16) | 0xFFFF, pin, 0, GSI}`, with the GSI
+ * from {@link intxGsiForSlot}, the same function that wires the VMM's INTx irqfds.
+ *
+ * A GSI named without a link device is level-triggered and active-low to the OS, as PCI INTx#
+ * signals are (Linux: `acpi_pci_irq_enable` in drivers/acpi/pci_irq.c), so the guest programs its
+ * IOAPIC entries active-low. That suits our irqfds: KVM's IOAPIC keeps the polarity bit only to
+ * read it back and takes the irqfd's level as the logical assertion (`ioapic_set_irq` in
+ * arch/x86/kvm/ioapic.c since Linux commit 100943c54e09, "kvm: x86: ignore ioapic polarity",
+ * which KVM advertises as `KVM_CAP_IOAPIC_POLARITY_IGNORED`).
+ */
+function pciRoutingTable(): Aml {
+  const entries: Aml[] = [];
+  for (let device = 0; device < DEVICES_PER_BUS; device++) {
+    for (let pin = 0; pin < PCI_INTX_PIN_COUNT; pin++) {
+      entries.push(pkg([
+        integer((device << PCI_ADR_DEVICE_SHIFT) | PCI_ADR_ALL_FUNCTIONS),
+        integer(pin),
+        integer(PRT_SOURCE_GLOBAL_INTERRUPT),
+        integer(intxGsiForSlot(device, pin)),
+      ]));
+    }
+  }
+  return name("_PRT", pkg(entries));
+}
+
 /** `\_SB_.PCI0`: the PCI Express root bridge of segment 0 (ACPI 6.5 §6.5.5, §6.5.6). */
 function pciHostBridge(memoryTop: number): Aml {
   const mmio32 = { base: PCI_MMIO_32_BASE, size: PCI_MMIO_32_SIZE };
@@ -141,6 +186,7 @@ function pciHostBridge(memoryTop: number): Aml {
         qwordMemory({ min: mmio64.base, max: lastOf(mmio64), caching: MemoryCaching.CACHEABLE }),
       ]),
     ),
+    pciRoutingTable(),
   ]);
 }
 
