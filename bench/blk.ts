@@ -1,0 +1,333 @@
+/**
+ * Block I/O benchmark (runs in the nested test bed): the same L2 kernel (Debian's cloud ELF
+ * vmlinux) and initrd, in the same L1, on the same raw disk, served by our virtio-blk and by
+ * QEMU's `virtio-blk-pci`, alternating runs. In the guest, `bench/guest/blkbench.c` (static,
+ * appended to the test agent's initramfs with `bench/guest/blk_agent.sh`) does O_DIRECT I/O on
+ * /dev/vda at queue depth 1: a sequential write and a sequential read in 1 MiB blocks, then
+ * random 4 KiB reads. Each phase is timed on the host, from the serial lines around it; the
+ * guest's own clock is printed as a cross-check.
+ *
+ * Prints, per metric, the median of each VMM and the ratio ours/QEMU, then where the time goes
+ * per request: the guest's request count (its block layer's counters), L1's KVM exits and
+ * interrupt injections (debugfs, L1 runs nothing else), and each VMM thread's CPU time.
+ *
+ * Disk modes (`--mode`, default `both`):
+ * - `direct`: a brd RAM disk in L1 (`/dev/ram0`; L1's /tmp is tmpfs, which has no
+ *   O_DIRECT before Linux 6.6), opened O_DIRECT by both: ours `-b /dev/ram0,direct`, QEMU
+ *   `cache=none,aio=native`.
+ * - `cached`: a raw file on L1's tmpfs through the host page cache on both: ours
+ *   `-b /tmp/blk.img`, QEMU `cache=writeback,aio=threads`.
+ * - `both`: each of them, in the same L1 boot.
+ *
+ * Run: `deno run --allow-all bench/blk.ts [ROUNDS] [--mode M] [--mib N] [--ops N]` (root;
+ * builds the bed on first use; needs gcc and glibc's static libraries for the guest program).
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { type Assets, CACHE_DIR, ensureAssets, PROJECT_ROOT } from "../tests/testbed/assets.ts";
+import { buildCpio } from "../tests/testbed/cpio.ts";
+import { type ScenarioResult, Testbed } from "../tests/testbed/harness.ts";
+
+const { values: opts, positionals } = parseArgs({
+  args: Deno.args,
+  allowPositionals: true,
+  options: {
+    mode: { type: "string", default: "both" },
+    mib: { type: "string", default: "1024" },
+    ops: { type: "string", default: "3000" },
+    "disk-mib": { type: "string", default: "256" },
+  },
+});
+const ROUNDS = Number(positionals[0] ?? 3);
+const SEQ_MIB = Number(opts.mib);
+const RAND_OPS = Number(opts.ops);
+const DISK_MIB = Number(opts["disk-mib"]);
+type Mode = "direct" | "cached";
+const MODES: Mode[] = opts.mode === "both" ? ["direct", "cached"] : [opts.mode as Mode];
+if (!MODES.every((m) => m === "direct" || m === "cached") || !(ROUNDS >= 1)) {
+  console.error("usage: blk.ts [ROUNDS] [--mode direct|cached|both] [--mib N] [--ops N]");
+  Deno.exit(2);
+}
+const VMMS = ["qemu", "ours"] as const;
+type Vmm = typeof VMMS[number];
+const PHASES = ["write", "read", "rand"] as const;
+type Phase = typeof PHASES[number];
+
+const HERE = decodeURIComponent(new URL(".", import.meta.url).pathname);
+const BUILD = `${HERE}.build/blk`;
+
+/** Runs a command, throwing with its stderr when it fails. */
+async function run(cmd: string, args: string[]): Promise<Uint8Array> {
+  const out = await new Deno.Command(cmd, { args, stdin: "null" }).output();
+  if (!out.success) {
+    throw new Error(`${cmd} ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
+  }
+  return out.stdout;
+}
+
+/** The guest program, built static for L2. */
+async function buildGuestTool(): Promise<string> {
+  const out = `${BUILD}/blkbench`;
+  await run("gcc", ["-static", "-O2", "-Wall", "-o", out, `${HERE}guest/blkbench.c`]);
+  return out;
+}
+
+/** brd.ko of L1's kernel, from the Debian package the test bed downloaded. */
+async function extractBrd(assets: Assets): Promise<string> {
+  const entry = Object.entries(assets.versions).find(([name]) =>
+    /^linux-image-.*-amd64$/.test(name) && !name.includes("cloud")
+  );
+  if (!entry) throw new Error("no L1 kernel package in the test bed's manifest");
+  const [pkg, version] = entry;
+  const deb = `${CACHE_DIR}/debs/${pkg}_${version.replace(":", "%3a")}_amd64.deb`;
+  const out = `${BUILD}/brd.ko`;
+  const release = pkg.slice("linux-image-".length);
+  const member = `./lib/modules/${release}/kernel/drivers/block/brd.ko`;
+  await run("sh", [
+    "-c",
+    `dpkg-deb --fsys-tarfile "$1" | tar -xO "$2" >"$3"`,
+    "sh",
+    deb,
+    member,
+    out,
+  ]);
+  return out;
+}
+
+/** The test agent's initramfs with the benchmark (`/agent/blkbench{,.sh}`) appended. */
+async function buildInitrd(assets: Assets, tool: string): Promise<string> {
+  const base = await Deno.readFile(assets.l2Initrd);
+  const extra = buildCpio([
+    {
+      kind: "file",
+      path: "agent/blkbench.sh",
+      data: await Deno.readFile(`${HERE}guest/blk_agent.sh`),
+    },
+    { kind: "file", path: "agent/blkbench", data: await Deno.readFile(tool), mode: 0o755 },
+  ]);
+  const start = Math.ceil(base.length / 4) * 4;
+  const initrd = new Uint8Array(start + extra.length);
+  initrd.set(base);
+  initrd.set(extra, start);
+  const out = `${BUILD}/initrd.cpio`;
+  await Deno.writeFile(out, initrd);
+  return out;
+}
+
+await Deno.mkdir(BUILD, { recursive: true });
+const assets = await ensureAssets();
+const [tool, brd] = await Promise.all([buildGuestTool(), extractBrd(assets)]);
+const initrd = await buildInitrd(assets, tool);
+
+const L1_SCRIPT = `sh "$PROJECT/${HERE.slice(PROJECT_ROOT.length + 1)}blk_l1.sh"`;
+const PARAMS = `agent.action=blkbench agent.blk_mib=${SEQ_MIB} agent.blk_ops=${RAND_OPS}`;
+const runName = (mode: Mode, vmm: Vmm, round: number) => `${mode}-${vmm}-${round}`;
+const scenarios = MODES.flatMap((mode) => [
+  {
+    name: `setup-${mode}`,
+    command: `${L1_SCRIPT} setup ${mode} ${DISK_MIB} ${brd}`,
+    timeoutSeconds: 120,
+  },
+  // Alternate which VMM goes first, so slow drift in L1 weighs on both alike.
+  ...Array.from({ length: ROUNDS }, (_, i) =>
+    (i % 2 ? [...VMMS].reverse() : VMMS).map((vmm) => ({
+      name: runName(mode, vmm, i),
+      command: `${L1_SCRIPT} run ${vmm} ${mode} ${initrd} "${PARAMS}"`,
+      timeoutSeconds: 600,
+    }))).flat(),
+]);
+
+const bed = new Testbed({ assets });
+const results = await bed.boot(scenarios);
+
+/** A VMM thread's CPU time over a phase, in ticks (1/100 s). */
+interface ThreadTime {
+  /** User time, less guest time (the VMM's own code). */
+  user: number;
+  system: number;
+  /** Time running the guest (KVM_RUN): nonzero only for vCPU threads. */
+  guest: number;
+}
+const NO_TIME: ThreadTime = { user: 0, system: 0, guest: 0 };
+
+/** What one VMM run measured, per phase. */
+interface PhaseMeasure {
+  ops: number;
+  bytes: number;
+  hostSeconds: number;
+  guestSeconds: number;
+  /** Requests the guest's block layer completed. */
+  requests: number;
+  sectors: number;
+  /** L1 KVM counter deltas by name. */
+  kvm: Record<string, number>;
+  /** CPU time per VMM thread name (threads of one name summed). */
+  threads: Map<string, ThreadTime>;
+}
+
+type Snapshot = { kvm: Map<string, number>; threads: Map<string, ThreadTime & { name: string }> };
+
+function parseRun(r: ScenarioResult): Record<Phase, PhaseMeasure> {
+  const fail = (why: string) => new Error(`${r.name}: ${why}\n${r.output}`);
+  if (r.status !== 0) throw fail(`status ${r.status}`);
+  const marks = new Map<string, number>();
+  const ends = new Map<string, number[]>();
+  const queue: number[][] = [];
+  const snaps = new Map<string, Snapshot>();
+  const snap = (tag: string) => {
+    if (!snaps.has(tag)) snaps.set(tag, { kvm: new Map(), threads: new Map() });
+    return snaps.get(tag)!;
+  };
+  for (const line of r.lines) {
+    const b = /@B (\w+)/.exec(line.text);
+    if (b) marks.set(`B${b[1]}`, line.ms);
+    const e = /@E (\w+) (\d+) (\d+) (\d+)/.exec(line.text);
+    if (e) {
+      marks.set(`E${e[1]}`, line.ms);
+      ends.set(e[1], [Number(e[2]), Number(e[3]), Number(e[4])]);
+    }
+    const q = /@Q ([\d ]+)/.exec(line.text);
+    if (q) queue.push(q[1].trim().split(/\s+/).map(Number));
+    const s = /^@@ST (\w+) (.*)$/.exec(line.text);
+    if (s) {
+      for (const pair of s[2].split(" ")) {
+        const [name, value] = pair.split("=");
+        snap(s[1]).kvm.set(name, Number(value));
+      }
+    }
+    const t = /^@@TH (\w+) (\d+) (\d+) (\d+) (\d+) (.*)$/.exec(line.text);
+    if (t) {
+      const [user, system, guest] = [Number(t[3]), Number(t[4]), Number(t[5])];
+      snap(t[1]).threads.set(t[2], { user: user - guest, system, guest, name: t[6] });
+    }
+  }
+  if (queue.length !== 4) throw fail(`${queue.length} @Q lines, not 4`);
+  const out = {} as Record<Phase, PhaseMeasure>;
+  for (const [i, phase] of PHASES.entries()) {
+    const begin = marks.get(`B${phase}`);
+    const end = marks.get(`E${phase}`);
+    const guest = ends.get(phase);
+    if (begin === undefined || end === undefined || !guest) throw fail(`no ${phase} phase`);
+    const [q0, q1] = [queue[i], queue[i + 1]];
+    const writes = phase === "write";
+    const before = snap(`B${phase}`);
+    const after = snap(`E${phase}`);
+    const kvm: Record<string, number> = {};
+    for (const [name, value] of after.kvm) kvm[name] = value - (before.kvm.get(name) ?? 0);
+    const threads = new Map<string, ThreadTime>();
+    for (const [tid, t] of after.threads) {
+      const t0 = before.threads.get(tid) ?? NO_TIME;
+      const name = t.guest > 0 ? `${t.name} [vCPU]` : t.name;
+      const sum = threads.get(name) ?? NO_TIME;
+      threads.set(name, {
+        user: sum.user + t.user - t0.user,
+        system: sum.system + t.system - t0.system,
+        guest: sum.guest + t.guest - t0.guest,
+      });
+    }
+    out[phase] = {
+      ops: guest[0],
+      bytes: guest[1],
+      hostSeconds: (end - begin) / 1000,
+      guestSeconds: guest[2] / 1e9,
+      requests: writes ? q1[3] - q0[3] : q1[0] - q0[0],
+      sectors: writes ? q1[4] - q0[4] : q1[1] - q0[1],
+      kvm,
+      threads,
+    };
+  }
+  return out;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+const MiB = 1 << 20;
+const rate = (p: PhaseMeasure, phase: Phase) =>
+  phase === "rand" ? p.ops / p.hostSeconds : p.bytes / MiB / p.hostSeconds;
+const guestRate = (p: PhaseMeasure, phase: Phase) =>
+  phase === "rand" ? p.ops / p.guestSeconds : p.bytes / MiB / p.guestSeconds;
+const UNIT: Record<Phase, string> = { write: "MiB/s", read: "MiB/s", rand: "IOPS" };
+const LABEL: Record<Phase, string> = {
+  write: "seq write 1 MiB",
+  read: "seq read 1 MiB",
+  rand: "rand read 4 KiB",
+};
+const SETTINGS: Record<Mode, string> = {
+  direct: "brd RAM disk /dev/ram0 in L1, O_DIRECT on both: ours -b /dev/ram0,direct; " +
+    "QEMU virtio-blk-pci cache=none,aio=native",
+  cached: "raw file on L1's tmpfs, host page cache on both: ours -b /tmp/blk.img; " +
+    "QEMU virtio-blk-pci cache=writeback,aio=threads",
+};
+/** CPU ticks are 10 ms. */
+const TICK_US = 10_000;
+
+/** One line of where one VMM's time went in one phase, per guest request (medians). */
+function perRequest(ms: PhaseMeasure[]): string {
+  const per = (f: (p: PhaseMeasure) => number) => median(ms.map((p) => f(p) / p.requests));
+  const kvm = (name: string) => per((p) => p.kvm[name] ?? NaN);
+  const names = new Set(ms.flatMap((p) => [...p.threads.keys()]));
+  const threads = [...names].map((name) => {
+    const t = (p: PhaseMeasure) => p.threads.get(name) ?? { user: 0, system: 0 };
+    return {
+      name,
+      user: per((p) => t(p).user * TICK_US),
+      system: per((p) => t(p).system * TICK_US),
+    };
+  }).filter((t) => t.user + t.system >= 20).sort((a, b) => b.user + b.system - a.user - a.system);
+  const cpu = threads.map((t) => `${t.name} ${t.user.toFixed(0)}+${t.system.toFixed(0)}`);
+  return `${median(ms.map((p) => p.requests)).toFixed(0)} req of ` +
+    `${per((p) => p.sectors / 2).toFixed(0)} KiB, ${per((p) => p.hostSeconds * 1e6).toFixed(0)} ` +
+    `µs each; L1 KVM/req: ${kvm("exits").toFixed(1)} exits, ` +
+    `${kvm("irq_injections").toFixed(1)} irq, ${kvm("halt_exits").toFixed(1)} hlt ` +
+    `(${(kvm("halt_wait_ns") / 1000).toFixed(0)} µs halted), ` +
+    `${kvm("insn_emulation").toFixed(1)} emulated; CPU µs/req ([guest+]user+sys): ${
+      cpu.join(", ")
+    }`;
+}
+
+for (const line of bed.lastBoot?.lines ?? []) {
+  if (line.text.startsWith("@@BLK")) console.log(line.text);
+}
+const num = (n: number, digits = 1) => n.toFixed(digits).padStart(8);
+for (const mode of MODES) {
+  const measured = Object.fromEntries(VMMS.map((vmm) => [
+    vmm,
+    Array.from({ length: ROUNDS }, (_, i) => {
+      const name = runName(mode, vmm, i);
+      const r = results.get(name);
+      if (!r) throw new Error(`${name} never ran`);
+      return parseRun(r);
+    }),
+  ])) as Record<Vmm, Record<Phase, PhaseMeasure>[]>;
+  console.log(
+    `\n[${mode}] ${SETTINGS[mode]}\nL2: 1 vCPU, 256 MiB, guest O_DIRECT, queue depth 1; ` +
+      `${SEQ_MIB} MiB per sequential phase, ${RAND_OPS} random reads over a ` +
+      `${DISK_MIB} MiB disk; median of ${ROUNDS} alternating runs in one L1, host-timed`,
+  );
+  console.log(`                             QEMU      ours  ours/QEMU  (guest clock: QEMU  ours)`);
+  for (const phase of PHASES) {
+    const [q, o, gq, go] = [
+      median(measured.qemu.map((m) => rate(m[phase], phase))),
+      median(measured.ours.map((m) => rate(m[phase], phase))),
+      median(measured.qemu.map((m) => guestRate(m[phase], phase))),
+      median(measured.ours.map((m) => guestRate(m[phase], phase))),
+    ];
+    console.log(
+      `  ${LABEL[phase].padEnd(15)} ${UNIT[phase].padEnd(5)} ${num(q)}  ${num(o)}` +
+        `  ${num(o / q, 3)}       ${num(gq)} ${num(go)}`,
+    );
+  }
+  console.log("  per guest request (medians):");
+  for (const phase of PHASES) {
+    for (const vmm of VMMS) {
+      const label = `${phase.padEnd(5)} ${vmm.padEnd(4)}`;
+      console.log(`    ${label} ${perRequest(measured[vmm].map((m) => m[phase]))}`);
+    }
+  }
+}

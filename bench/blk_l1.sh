@@ -1,0 +1,117 @@
+#!/bin/sh
+# The L1 side of the block benchmark (bench/blk.ts), run by busybox sh inside the test bed's L1.
+#
+#   blk_l1.sh setup MODE MIB [BRD_KO]   make the disk: MODE direct = a brd RAM disk /dev/ram0
+#                                      (O_DIRECT works on it), cached = /tmp/blk.img on tmpfs
+#   blk_l1.sh run VMM MODE INITRD PARAMS
+#                                      boot L2 with VMM (ours or qemu) on that disk, echo its
+#                                      console, and snapshot L1's KVM counters and the VMM's
+#                                      per-thread CPU ticks whenever a phase begins or ends
+#                                      (`@B`/`@E` lines); the snapshots are printed after the
+#                                      VMM exits, so none lands on the console mid-phase.
+set -u
+KVM=/sys/kernel/debug/kvm
+# L1's KVM counters (summed over its VMs: only the benchmark's VM runs) and halt times in ns.
+STATS="exits io_exits mmio_exits signal_exits irq_window_exits halt_exits halt_wakeup
+  irq_injections insn_emulation pf_emulate pf_fast req_event halt_wait_ns halt_poll_success_ns
+  halt_poll_fail_ns"
+
+disk() {
+  case "$1" in
+    direct) echo /dev/ram0 ;;
+    *) echo /tmp/blk.img ;;
+  esac
+}
+
+setup() { # MODE MIB [BRD_KO]
+  grep -q " /sys/kernel/debug " /proc/mounts || mount -t debugfs debugfs /sys/kernel/debug
+  [ -r $KVM/exits ] || echo "@@BLK WARN no $KVM/exits"
+  # Whether L1's tmpfs takes O_DIRECT (Linux 6.6+ only).
+  if dd if=/dev/zero of=/tmp/.odirect bs=4096 count=1 oflag=direct 2>/dev/null; then
+    echo "@@BLK tmpfs_odirect=yes"
+  else
+    echo "@@BLK tmpfs_odirect=no"
+  fi
+  rm -f /tmp/.odirect
+  case "$1" in
+    direct)
+      [ -b /dev/ram0 ] || insmod "$3" rd_nr=1 rd_size=$(($2 * 1024)) max_part=0 || exit 1
+      ;;
+  esac
+  # Every block allocated before the first run, so both VMMs read real pages.
+  dd if=/dev/zero of="$(disk "$1")" bs=1M count="$2" 2>/dev/null || exit 1
+  if [ "$1" = direct ]; then
+    echo "@@BLK disk=/dev/ram0 $(blockdev --getsize64 /dev/ram0) bytes"
+  else
+    echo "@@BLK disk=/tmp/blk.img $(stat -c %s /tmp/blk.img) bytes"
+  fi
+}
+
+run() { # VMM MODE INITRD PARAMS
+  vmm=$1
+  mode=$2
+  initrd=$3
+  params=$4
+  img=$(disk "$mode")
+  if [ "$mode" = direct ]; then
+    ours_disk="$img,direct"
+    qemu_drive="file=$img,if=none,id=d0,format=raw,cache=none,aio=native"
+  else
+    ours_disk="$img"
+    qemu_drive="file=$img,if=none,id=d0,format=raw,cache=writeback,aio=threads"
+  fi
+  dir=$(mktemp -d)
+  mkfifo "$dir/out"
+  case "$vmm" in
+    ours)
+      "$DENO" run --allow-all "$PROJECT/main.ts" run --mem 256 --cpus 1 --no-rng \
+        -b "$ours_disk" -p "quiet reboot=t panic=-1 $params" -i "$initrd" "$L2_VMLINUX" \
+        </dev/null >"$dir/out" 2>&1 &
+      ;;
+    qemu)
+      qemu-system-x86_64 -accel kvm -M microvm,rtc=on,pcie=on -cpu host -m 256 -smp 1 \
+        -name blk,debug-threads=on -nodefaults -no-user-config -display none -serial stdio -no-reboot \
+        -drive "$qemu_drive" -device virtio-blk-pci,drive=d0 \
+        -kernel "$L2_VMLINUX" -initrd "$initrd" \
+        -append "console=ttyS0 quiet reboot=t panic=-1 $params" \
+        </dev/null >"$dir/out" 2>&1 &
+      ;;
+  esac
+  pid=$!
+  snaps="$dir/snaps"
+  : >"$snaps"
+  snap() { # TAG
+    s="@@ST $1"
+    for f in $STATS; do
+      [ -r "$KVM/$f" ] && read -r v <"$KVM/$f" && s="$s $f=$v"
+    done
+    echo "$s" >>"$snaps"
+    tag=$1
+    for t in /proc/$pid/task/*; do
+      read -r st <"$t/stat" 2>/dev/null || continue
+      read -r comm <"$t/comm" 2>/dev/null || continue
+      set -- ${st##*) }
+      echo "@@TH $tag ${t##*/} ${12} ${13} ${41} $comm" >>"$snaps"
+    done
+  }
+  while IFS= read -r line; do
+    echo "$line"
+    case "$line" in
+      *"@B write"*) snap Bwrite ;;
+      *"@E write"*) snap Ewrite ;;
+      *"@B read"*) snap Bread ;;
+      *"@E read"*) snap Eread ;;
+      *"@B rand"*) snap Brand ;;
+      *"@E rand"*) snap Erand ;;
+    esac
+  done <"$dir/out"
+  wait $pid
+  status=$?
+  cat "$snaps"
+  rm -rf "$dir"
+  return $status
+}
+
+cmd=$1
+shift
+"$cmd" "$@"
