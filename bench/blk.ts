@@ -38,6 +38,7 @@ const { values: opts, positionals } = parseArgs({
     mib: { type: "string", default: "1024" },
     ops: { type: "string", default: "3000" },
     "disk-mib": { type: "string", default: "256" },
+    replay: { type: "string" },
   },
 });
 const ROUNDS = Number(positionals[0] ?? 3);
@@ -139,8 +140,20 @@ const scenarios = MODES.flatMap((mode) => [
     }))).flat(),
 ]);
 
-const bed = new Testbed({ assets });
-const results = await bed.boot(scenarios);
+/** The last run's results, for `--replay` (re-analysis without booting). */
+const RECORD = `${BUILD}/last-run.json`;
+let results: Map<string, ScenarioResult>;
+let notes: string[];
+if (opts.replay) {
+  const saved = JSON.parse(await Deno.readTextFile(opts.replay));
+  results = new Map(saved.results);
+  notes = saved.notes;
+} else {
+  const bed = new Testbed({ assets });
+  results = await bed.boot(scenarios);
+  notes = (bed.lastBoot?.lines ?? []).filter((l) => l.text.startsWith("@@BLK")).map((l) => l.text);
+  await Deno.writeTextFile(RECORD, JSON.stringify({ results: [...results], notes }));
+}
 
 /** A VMM thread's CPU time over a phase, in ticks (1/100 s). */
 interface ThreadTime {
@@ -273,14 +286,19 @@ function perRequest(ms: PhaseMeasure[]): string {
   const kvm = (name: string) => per((p) => p.kvm[name] ?? NaN);
   const names = new Set(ms.flatMap((p) => [...p.threads.keys()]));
   const threads = [...names].map((name) => {
-    const t = (p: PhaseMeasure) => p.threads.get(name) ?? { user: 0, system: 0 };
+    const t = (p: PhaseMeasure) => p.threads.get(name) ?? NO_TIME;
     return {
       name,
       user: per((p) => t(p).user * TICK_US),
       system: per((p) => t(p).system * TICK_US),
+      guest: per((p) => t(p).guest * TICK_US),
     };
-  }).filter((t) => t.user + t.system >= 20).sort((a, b) => b.user + b.system - a.user - a.system);
-  const cpu = threads.map((t) => `${t.name} ${t.user.toFixed(0)}+${t.system.toFixed(0)}`);
+  }).filter((t) => t.user + t.system + t.guest >= 20);
+  threads.sort((a, b) => b.user + b.system + b.guest - a.user - a.system - a.guest);
+  const cpu = threads.map((t) =>
+    `${t.name} ${t.guest ? `${t.guest.toFixed(0)}+` : ""}` +
+    `${Math.max(0, t.user).toFixed(0)}+${t.system.toFixed(0)}`
+  );
   return `${median(ms.map((p) => p.requests)).toFixed(0)} req of ` +
     `${per((p) => p.sectors / 2).toFixed(0)} KiB, ${per((p) => p.hostSeconds * 1e6).toFixed(0)} ` +
     `µs each; L1 KVM/req: ${kvm("exits").toFixed(1)} exits, ` +
@@ -291,9 +309,7 @@ function perRequest(ms: PhaseMeasure[]): string {
     }`;
 }
 
-for (const line of bed.lastBoot?.lines ?? []) {
-  if (line.text.startsWith("@@BLK")) console.log(line.text);
-}
+for (const note of notes) console.log(note);
 const num = (n: number, digits = 1) => n.toFixed(digits).padStart(8);
 for (const mode of MODES) {
   const measured = Object.fromEntries(VMMS.map((vmm) => [
