@@ -21,6 +21,8 @@
  *
  * Run: `deno run --allow-all bench/blk.ts [ROUNDS] [--mode M] [--mib N] [--ops N]` (root;
  * builds the bed on first use; needs gcc and glibc's static libraries for the guest program).
+ * Each run's results are saved in `bench/.build/blk/last-run.json`; `--replay FILE` prints
+ * them again without booting anything.
  *
  * @module
  */
