@@ -49,16 +49,37 @@ const BLOCK_TESTS: LinuxTest[] = [
 mkdir -p /tmp/blk-data && echo data-token >/tmp/blk-data/hello
 mkfs.ext4 -q -d /tmp/blk-data /tmp/blk-ro.img 24M || exit 1
 sha256sum /tmp/blk-ro.img >/tmp/blk-ro.sha
+before=$(du -k /tmp/blk-root.img | cut -f1)
 ${
       agentBoot(
         "-b /tmp/blk-root.img,root,id=blk-root -b /tmp/blk-ro.img,ro,id=blk-ro-serial",
-        `agent.run=disks,rodisk,rebind,rng,persist agent.token=${TOKEN}-1`,
+        `agent.run=disks,rodisk,rebind,rng,trim,persist agent.token=${TOKEN}-1`,
       )
     }
 status=$?
 ${unchanged("ro_image", "/tmp/blk-ro.sha")}
+echo "root_image_kb=$before $(du -k /tmp/blk-root.img | cut -f1)"
+fsck=$(e2fsck -fn /tmp/blk-root.img 2>&1)
+echo "root_fsck=$?"
+echo "$fsck" | grep -v -e "^Pass " -e "^e2fsck "
 exit $status`,
-    check: (_r, agent) => assert.equal(agent.get("root"), "/dev/vda ext4 rw"),
+    check: (r, agent) => {
+      assert.equal(agent.get("root"), "/dev/vda ext4 rw");
+      assert.match(r.output, /^root_fsck=0$/m, "the file system is clean after a power-off");
+    },
+  },
+  {
+    name: "blk-devices",
+    title: "virtio-blk: fstrim on a sparse disk punches the freed blocks out of the image",
+    check: (r, agent) => {
+      assert.ok(Number(agent.get("discard_max")) > 0, "discard");
+      assert.ok(Number(agent.get("write_zeroes_max")) > 0, "write-zeroes");
+      assert.ok(Number(agent.get("trim")) >= 16 << 20, `trimmed ${agent.get("trim")}`);
+      const [before, after] = (/^root_image_kb=(\d+) (\d+)$/m.exec(r.output) ?? []).slice(1);
+      assert.ok(before && after, "image sizes");
+      // Without the discard the 16 MiB written and deleted would still take room in the image.
+      assert.ok(Number(after) - Number(before) < 12 << 10, `image ${before} KiB -> ${after} KiB`);
+    },
   },
   {
     name: "blk-devices",
