@@ -166,16 +166,23 @@ ${unchanged("ro_image", "/tmp/blk-ro.sha")}`,
   },
   {
     name: "blk-ro-root",
-    title: "--root: a read-only root disk; --no-rng: no hardware RNG",
+    title: "--root after --disk: a read-only root disk /dev/vdb; --no-rng: no hardware RNG",
     command: `${MKROOTFS} /tmp/blk-roroot.img 32M || exit 1
 sha256sum /tmp/blk-roroot.img >/tmp/blk-roroot.sha
-${agentBoot("--root /tmp/blk-roroot.img --no-rng", "agent.run=disks,rng,persist agent.token=x")}
+truncate -s 8M /tmp/blk-first.img
+${
+      agentBoot(
+        "--disk /tmp/blk-first.img --root /tmp/blk-roroot.img --no-rng",
+        "agent.run=disks,rng,persist agent.token=x",
+      )
+    }
 status=$?
 ${unchanged("root_image", "/tmp/blk-roroot.sha")}
 exit $status`,
     check: (r, agent) => {
-      assert.equal(agent.get("root"), "/dev/vda ext4 ro");
-      assert.equal(agent.get("disk_vda")?.trim(), "65536 1");
+      assert.equal(agent.get("root"), "/dev/vdb ext4 ro");
+      assert.equal(agent.get("disk_vda")?.trim(), "16384 1");
+      assert.equal(agent.get("disk_vdb")?.trim(), "65536 1");
       assert.equal(agent.get("persist_write"), "fail");
       assert.doesNotMatch(agent.get("rng_current") ?? "", /virtio/);
       assert.equal(agent.get("rng_a"), "");
