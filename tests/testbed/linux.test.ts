@@ -49,15 +49,24 @@ const BLOCK_TESTS: LinuxTest[] = [
 mkdir -p /tmp/blk-data && echo data-token >/tmp/blk-data/hello
 mkfs.ext4 -q -d /tmp/blk-data /tmp/blk-ro.img 24M || exit 1
 sha256sum /tmp/blk-ro.img >/tmp/blk-ro.sha
+rm -f /tmp/blk-raw.img && truncate -s 8M /tmp/blk-raw.img
 before=$(du -k /tmp/blk-root.img | cut -f1)
 ${
       agentBoot(
-        "-b /tmp/blk-root.img,root,id=blk-root -b /tmp/blk-ro.img,ro,id=blk-ro-serial",
-        `agent.run=disks,rodisk,rebind,rng,trim,persist agent.token=${TOKEN}-1`,
+        "-b /tmp/blk-root.img,root,id=blk-root -b /tmp/blk-ro.img,ro,id=blk-ro-serial " +
+          "-b /tmp/blk-raw.img,sparse=false,block-size=4096",
+        `agent.run=disks,rodisk,rebind,rng,trim,raw,persist agent.token=${TOKEN}-1`,
       )
     }
 status=$?
 ${unchanged("ro_image", "/tmp/blk-ro.sha")}
+# The scratch disk: the guest's 2 MiB at 1 and 3 MiB, zeros in the six other MiB.
+raw() { dd if=/tmp/blk-raw.img bs=1M skip=$1 count=1 2>/dev/null; }
+echo "raw_image_sha=$({ raw 1; raw 3; } | sha256sum | cut -c1-16)"
+zero=$(head -c 1048576 /dev/zero | sha256sum)
+zeros=0
+for mib in 0 2 4 5 6 7; do [ "$(raw $mib | sha256sum)" = "$zero" ] && zeros=$((zeros + 1)); done
+echo "raw_image_zero_mib=$zeros"
 echo "root_image_kb=$before $(du -k /tmp/blk-root.img | cut -f1)"
 fsck=$(e2fsck -fn /tmp/blk-root.img 2>&1)
 echo "root_fsck=$?"
@@ -83,11 +92,30 @@ exit $status`,
   },
   {
     name: "blk-devices",
-    title: "virtio-blk: two disks are vda and vdb in command-line order, with their sizes and ids",
+    title: "virtio-blk: disks are vda, vdb, vdc in command-line order, with their sizes and ids",
     check: (_r, agent) => {
       assert.equal(agent.get("disk_vda"), "131072 0 blk-root");
       assert.equal(agent.get("disk_vdb"), "49152 1 blk-ro-serial");
-      assert.equal(agent.get("disk_vdc"), undefined);
+      assert.equal(agent.get("disk_vdc")?.trim(), "16384 0");
+      assert.equal(agent.get("disk_vdd"), undefined);
+    },
+  },
+  {
+    name: "blk-devices",
+    title: "virtio-blk: O_DIRECT writes land at their offsets in the image and read back the same",
+    check: (r, agent) => {
+      assert.equal(agent.get("raw_read"), "same");
+      assert.match(agent.get("raw_sha") ?? "", /^[0-9a-f]{16}$/);
+      assert.match(r.output, new RegExp(`^raw_image_sha=${agent.get("raw_sha")}$`, "m"));
+      assert.match(r.output, /^raw_image_zero_mib=6$/m, "the rest of the image is untouched");
+    },
+  },
+  {
+    name: "blk-devices",
+    title: "virtio-blk: block-size=4096 and sparse=false reach the guest's queue limits",
+    check: (_r, agent) => {
+      assert.equal(agent.get("raw_lbs"), "4096");
+      assert.equal(agent.get("raw_discard_max"), "0", "no discard on a disk that is not sparse");
     },
   },
   {
