@@ -8,7 +8,7 @@
 
 import { type DiskConfig, MAX_DISKS } from "./config.ts";
 import type { BlockSpec } from "./devices/virtio/block.ts";
-import { openDiskImage } from "./disk/image.ts";
+import { DiskImageError, openDiskImage } from "./disk/image.ts";
 import { SECTOR_SIZE } from "./devices/virtio/block_config.ts";
 import { close } from "./ffi/libc.ts";
 import * as log from "./log.ts";
@@ -40,6 +40,7 @@ export function rootParams(disks: readonly DiskConfig[]): string[] {
  */
 export function openDisks(disks: readonly DiskConfig[], cleanup: DisposableStack): BlockSpec[] {
   if (disks.length > MAX_DISKS) throw new RangeError(`${disks.length} disks: at most ${MAX_DISKS}`);
+  refuseSharedWritable(disks);
   return disks.map((disk) => {
     const image = openDiskImage({ path: disk.path, readOnly: disk.readOnly, direct: disk.direct });
     cleanup.defer(() => close(image.fd));
@@ -58,4 +59,27 @@ export function openDisks(disks: readonly DiskConfig[], cleanup: DisposableStack
       blockSize: disk.blockSize,
     };
   });
+}
+
+/**
+ * One image given twice to the same VM, once writable, would corrupt it as surely as two VMs:
+ * refuse it by name (the lock would only say "locked by another process").
+ * @throws DiskImageError naming the image
+ */
+function refuseSharedWritable(disks: readonly DiskConfig[]): void {
+  const seen = new Map<string, DiskConfig>();
+  for (const disk of disks) {
+    let key: string;
+    try {
+      const info = Deno.statSync(disk.path);
+      key = `${info.dev}:${info.ino}`;
+    } catch {
+      continue; // openDiskImage reports it
+    }
+    const other = seen.get(key);
+    if (other !== undefined && !(other.readOnly && disk.readOnly)) {
+      throw new DiskImageError(disk.path, "given more than once, and not only read-only");
+    }
+    seen.set(key, disk);
+  }
 }

@@ -5,40 +5,18 @@
  */
 import assert from "node:assert/strict";
 import { buildGuest } from "../helpers/guests.ts";
-import { HAVE_KVM, NO_KVM } from "../helpers/run_guest.ts";
+import { assertOneLineError, type CliRun, crosvm, spawnCrosvm } from "../helpers/cli_process.ts";
+import { kvmTest } from "../helpers/vcpu.ts";
 
-const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 const decoder = new TextDecoder();
-
-interface CliRun {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** `crosvm ARGS` as a real process. */
-async function crosvm(args: string[]): Promise<CliRun> {
-  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", MAIN, ...args],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return { code, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
-}
 
 /** Status 1, one line naming the image and matching `pattern`, and no guest output. */
 function assertRefused(run: CliRun, image: string, pattern: RegExp, what = ""): void {
-  const lines = run.stderr.trim().split("\n");
-  assert.equal(lines.length, 1, `${what}: one line expected, got:\n${run.stderr}`);
-  assert.ok(lines[0].includes(image), `${what}: names ${image}: ${lines[0]}`);
-  assert.match(lines[0], pattern, what);
+  assertOneLineError(run, pattern);
+  assert.ok(run.stderr.includes(image), `${what}: names ${image}: ${run.stderr}`);
   assert.equal(run.code, 1, `${what}: ${run.stderr}`);
   assert.equal(run.stdout, "", `${what}: the VM never started`);
 }
-
-const kvmTest = (name: string, fn: () => Promise<void>) =>
-  Deno.test({ name: HAVE_KVM ? name : `${name} [ignored: ${NO_KVM}]`, ignore: !HAVE_KVM, fn });
 
 /** Every way to give a disk, as the arguments for `image`. */
 const SPELLINGS: [string, (image: string) => string[]][] = [
@@ -66,12 +44,7 @@ async function withImage(fn: (image: string) => Promise<void>): Promise<void> {
  * then stops it with SIGTERM and checks it ran on undisturbed (status 0).
  */
 async function whileRunning(diskArgs: string[], fn: () => Promise<void>): Promise<void> {
-  const vm = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", MAIN, "run", ...diskArgs, await buildGuest("spin")],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const vm = spawnCrosvm(["run", ...diskArgs, await buildGuest("spin")], "null");
   const stderr = new Response(vm.stderr).text();
   try {
     const reader = vm.stdout.getReader();
@@ -147,6 +120,6 @@ kvmTest(
         `${image},ro`,
         await buildGuest("hello"),
       ]);
-      assertRefused(run, image, /is locked/);
+      assertRefused(run, image, /given more than once/);
     }),
 );

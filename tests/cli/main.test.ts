@@ -1,44 +1,7 @@
 import assert from "node:assert/strict";
 import { buildGuest } from "../helpers/guests.ts";
-import { HAVE_KVM, NO_KVM } from "../helpers/run_guest.ts";
-
-const MAIN = new URL("../../main.ts", import.meta.url).pathname;
-const decoder = new TextDecoder();
-
-interface CliRun {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `crosvm ARGS` as a real process, optionally writing `input` to its stdin. */
-async function crosvm(args: string[], input?: string): Promise<CliRun> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", MAIN, ...args],
-    stdin: input === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (input !== undefined) {
-    const writer = child.stdin.getWriter();
-    await writer.write(new TextEncoder().encode(input));
-    await writer.close();
-  }
-  const { code, stdout, stderr } = await child.output();
-  return { code, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
-}
-
-/** Asserts a user error: non-zero status and exactly one line on stderr, with no stack trace. */
-function assertOneLineError(run: CliRun, pattern: RegExp): void {
-  assert.notEqual(run.code, 0);
-  const lines = run.stderr.trim().split("\n");
-  assert.equal(lines.length, 1, `one line expected, got:\n${run.stderr}`);
-  assert.match(lines[0], pattern);
-  assert.doesNotMatch(run.stderr, /\bat .*\.ts:\d+/, "no stack trace");
-}
-
-const kvmTest = (name: string, fn: () => Promise<void>) =>
-  Deno.test({ name: HAVE_KVM ? name : `${name} [ignored: ${NO_KVM}]`, ignore: !HAVE_KVM, fn });
+import { assertOneLineError, crosvm, spawnCrosvm } from "../helpers/cli_process.ts";
+import { kvmTest } from "../helpers/vcpu.ts";
 
 Deno.test("crosvm version prints the version", async () => {
   const run = await crosvm(["version"]);
@@ -106,44 +69,6 @@ for (
   });
 }
 
-Deno.test("a missing disk image is one clear line, before the kernel is read", async () => {
-  const run = await crosvm(["run", "--rwdisk", "/nonexistent/disk.img", "/nonexistent/vmlinux"]);
-  assertOneLineError(run, /disk image \/nonexistent\/disk\.img: no such file/);
-});
-
-Deno.test("a directory given as a disk image is one clear line", async () => {
-  assertOneLineError(
-    await crosvm(["run", "-b", "/tmp,ro", "/tmp"]),
-    /disk image \/tmp: is a directory/,
-  );
-});
-
-kvmTest("an image in use by another VM is refused; the first VM keeps it", async () => {
-  const image = await Deno.makeTempFile();
-  await Deno.truncate(image, 1 << 20);
-  // The first VM waits on its console for a line, holding the image.
-  const first = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", MAIN, "run", "--rwdisk", image, await buildGuest("echo")],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  try {
-    const reader = first.stdout.getReader();
-    await reader.read(); // the guest's prompt: the VM is running
-    reader.releaseLock();
-    const second = await crosvm(["run", "--disk", image, await buildGuest("hello")]);
-    assertOneLineError(second, /is locked by another process/);
-  } finally {
-    const writer = first.stdin.getWriter();
-    await writer.write(new TextEncoder().encode("bye\n"));
-    await writer.close();
-    const { code } = await first.output();
-    assert.equal(code, 0, "the first VM ran on undisturbed");
-    await Deno.remove(image);
-  }
-});
-
 kvmTest("crosvm run boots a guest with COM1 on stdout and exits 0 on reset", async () => {
   const run = await crosvm(["run", await buildGuest("hello")]);
   assert.equal(run.code, 0, run.stderr);
@@ -177,15 +102,10 @@ kvmTest("--serial type=file writes COM1 to a file and nothing to stdout", async 
 });
 
 kvmTest("SIGTERM stops a running VM cleanly with status 0", async () => {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", MAIN, "run", "-c", "2", await buildGuest("spin")],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const child = spawnCrosvm(["run", "-c", "2", await buildGuest("spin")], "null");
   const reader = child.stdout.getReader();
   const first = await reader.read();
-  assert.equal(decoder.decode(first.value), "R");
+  assert.equal(new TextDecoder().decode(first.value), "R");
   child.kill("SIGTERM");
   reader.releaseLock();
   const { code } = await child.output();

@@ -35,6 +35,6 @@ export function withVcpu<T>(fn: (t: VcpuFixture) => T, id = 0): T {
 }
 
 /** Declares a test that needs /dev/kvm; where there is none it is ignored, saying why. */
-export function kvmTest(name: string, fn: () => void): void {
+export function kvmTest(name: string, fn: () => void | Promise<void>): void {
   Deno.test({ name: HAVE_KVM ? name : `${name} [ignored: ${NO_KVM}]`, ignore: !HAVE_KVM, fn });
 }

@@ -1,0 +1,48 @@
+/**
+ * The CLI as a real process, for tests: `crosvm ARGS` through `deno run main.ts`, and the
+ * assertion every user error must pass.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+
+/** The CLI's entry point. */
+export const MAIN: string = new URL("../../main.ts", import.meta.url).pathname;
+const decoder = new TextDecoder();
+
+/** How a CLI run ended. */
+export interface CliRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Starts `crosvm ARGS` with piped stdout and stderr, and stdin piped or /dev/null. */
+export function spawnCrosvm(args: string[], stdin: "piped" | "null" = "piped"): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", MAIN, ...args],
+    stdin,
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}
+
+/** Runs `crosvm ARGS` to its end, writing `input` to its stdin (none: stdin closed at once). */
+export async function crosvm(args: string[], input?: string): Promise<CliRun> {
+  const child = spawnCrosvm(args);
+  const writer = child.stdin.getWriter();
+  if (input !== undefined) await writer.write(new TextEncoder().encode(input));
+  await writer.close();
+  const { code, stdout, stderr } = await child.output();
+  return { code, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
+}
+
+/** Asserts a user error: non-zero status and exactly one line on stderr, with no stack trace. */
+export function assertOneLineError(run: CliRun, pattern: RegExp): void {
+  assert.notEqual(run.code, 0);
+  const lines = run.stderr.trim().split("\n");
+  assert.equal(lines.length, 1, `one line expected, got:\n${run.stderr}`);
+  assert.match(lines[0], pattern);
+  assert.doesNotMatch(run.stderr, /\bat .*\.ts:\d+/, "no stack trace");
+}
