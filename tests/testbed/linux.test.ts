@@ -274,13 +274,27 @@ const TESTS: LinuxTest[] = [
   {
     name: "params-rtc",
     title: "-p parameters reach /proc/cmdline and the guest's RTC matches the host's clock",
-    command: boot("reboot", "-p first=1 -p second=2"),
+    // pci=nomsi (for the INTx test below) goes first, so the order checked here is unbroken.
+    command: boot("reboot", '-p "pci=nomsi agent.run=rng,intx" -p first=1 -p second=2'),
     check: (r, agent) => {
       assert.match(agent.get("cmdline") ?? "", /first=1 second=2 quiet reboot=t/);
       const rtcLine = r.lines.find((l) => l.text.startsWith("rtc_epoch="));
       assert.ok(rtcLine, "the agent reported the RTC");
       const drift = Number(agent.get("rtc_epoch")) - rtcLine.epochMs / 1000;
       assert.ok(Math.abs(drift) < 5, `RTC is ${drift.toFixed(1)} s off the host clock`);
+    },
+  },
+  {
+    name: "params-rtc",
+    title:
+      "pci=nomsi: virtio-rng interrupts over INTx, routed by the DSDT's _PRT to an IOAPIC line",
+    check: (_r, agent) => {
+      assert.match(agent.get("rng_current") ?? "", /^virtio_rng/);
+      assert.notEqual(agent.get("rng_a"), agent.get("rng_b"));
+      assert.equal(agent.get("msi_vectors"), "0", "no MSI-X with pci=nomsi");
+      const line = /virtio\d+:IO-APIC:\d+-fasteoi:(\d+)/.exec(agent.get("virtio_irqs") ?? "");
+      assert.ok(line, `an IO-APIC line for virtio: ${agent.get("virtio_irqs")}`);
+      assert.ok(Number(line[1]) > 0, "interrupts were delivered on it");
     },
   },
   {
