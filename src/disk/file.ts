@@ -59,7 +59,10 @@ export interface DiskFileOptions {
 /** A disk image descriptor and the guest RAM its transfers go to and from. */
 export class DiskFile {
   readonly #iovecs = new BigUint64Array(IOV_MAX * IOVEC_WORDS);
-  readonly #ramBase: bigint;
+  /** The iovecs as 32-bit halves: filled with Numbers, no BigInt per buffer. */
+  readonly #iovecHalves = new Uint32Array(this.#iovecs.buffer);
+  /** `ram[0]`'s host address; a Number is exact (user addresses are below 2^47). */
+  readonly #ramBase: number;
   readonly #alignment: number;
   #bounce: Uint8Array | undefined;
   #zeros: Uint8Array | undefined;
@@ -76,7 +79,7 @@ export class DiskFile {
     ramAddress: bigint,
     private readonly options: DiskFileOptions,
   ) {
-    this.#ramBase = ramAddress;
+    this.#ramBase = Number(ramAddress);
     this.#alignment = options.alignment ?? DIRECT_IO_ALIGNMENT;
   }
 
@@ -134,8 +137,12 @@ export class DiskFile {
         const range = ranges[i];
         const start = i === index ? skip : 0;
         if (range.length === start) continue;
-        this.#iovecs[count * IOVEC_WORDS] = this.#ramBase + BigInt(range.offset + start);
-        this.#iovecs[count * IOVEC_WORDS + 1] = BigInt(range.length - start);
+        setIovec(
+          this.#iovecHalves,
+          count,
+          this.#ramBase + range.offset + start,
+          range.length - start,
+        );
         count++;
       }
       if (count === 0) return;
@@ -159,7 +166,7 @@ export class DiskFile {
   #aligned(ranges: readonly BufferRange[], offset: number): boolean {
     const mask = this.#alignment - 1;
     if (offset & mask) return false;
-    const base = Number(this.#ramBase & BigInt(mask));
+    const base = this.#ramBase & mask;
     return ranges.every((r) => ((base + r.offset) & mask) === 0 && (r.length & mask) === 0);
   }
 
@@ -218,4 +225,16 @@ export class DiskFile {
     const start = misalignment === 0 ? 0 : DIRECT_IO_ALIGNMENT - misalignment;
     return new Uint8Array(backing, start, BOUNCE_SIZE);
   }
+}
+
+/** 2^32, to split an address into the halves of a little-endian u64. */
+const U32_RANGE = 2 ** 32;
+
+/** Writes iovec `index` (`iov_base`, `iov_len`) into `halves`, a little-endian u64 array's halves. */
+function setIovec(halves: Uint32Array, index: number, base: number, length: number): void {
+  const at = index * IOVEC_WORDS * 2;
+  halves[at] = base % U32_RANGE;
+  halves[at + 1] = Math.floor(base / U32_RANGE);
+  halves[at + 2] = length;
+  halves[at + 3] = 0;
 }
