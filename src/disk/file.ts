@@ -125,8 +125,16 @@ export class DiskFile {
   #transfer(ranges: readonly BufferRange[], offset: number, write: boolean): void {
     if (this.options.direct && !this.#aligned(ranges, offset)) {
       this.#bounced(ranges, offset, write);
-      return;
+    } else {
+      this.#vectored(this.#ramBase, ranges, offset, write);
     }
+  }
+
+  /**
+   * `preadv`/`pwritev` of `ranges` (offsets from host address `base`) at file `offset`, IOV_MAX
+   * buffers at a time.
+   */
+  #vectored(base: number, ranges: readonly BufferRange[], offset: number, write: boolean): void {
     // Walk the ranges with a byte cursor, so a short transfer resumes where it stopped.
     let index = 0;
     let skip = 0;
@@ -137,12 +145,7 @@ export class DiskFile {
         const range = ranges[i];
         const start = i === index ? skip : 0;
         if (range.length === start) continue;
-        setIovec(
-          this.#iovecHalves,
-          count,
-          this.#ramBase + range.offset + start,
-          range.length - start,
-        );
+        setIovec(this.#iovecHalves, count, base + range.offset + start, range.length - start);
         count++;
       }
       if (count === 0) return;
@@ -206,16 +209,8 @@ export class DiskFile {
 
   /** One whole transfer between a host buffer (aligned when direct) and the file. */
   #bufferIo(buffer: Uint8Array, offset: number, write: boolean): void {
-    const iovec = new BigUint64Array(IOVEC_WORDS);
-    for (let done = 0; done < buffer.length;) {
-      iovec[0] = addressOf(buffer) + BigInt(done);
-      iovec[1] = BigInt(buffer.length - done);
-      const n = write
-        ? pwritev(this.fd, iovec, 1, offset + done)
-        : preadv(this.fd, iovec, 1, offset + done);
-      if (n === 0) throw new ShortTransferError(write ? "write" : "read", offset + done);
-      done += n;
-    }
+    const whole = [{ offset: 0, length: buffer.length }];
+    this.#vectored(Number(addressOf(buffer)), whole, offset, write);
   }
 
   /** A zeroed buffer of {@link BOUNCE_SIZE} bytes at an address aligned for direct I/O. */

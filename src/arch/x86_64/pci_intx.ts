@@ -16,9 +16,6 @@ import { PCI_INTX_GSIS } from "./layout.ts";
  */
 export const PciIntxPin = { INTA: 0, INTB: 1, INTC: 2, INTD: 3 } as const;
 
-/** One of {@link PciIntxPin}. */
-export type PciIntxPinValue = (typeof PciIntxPin)[keyof typeof PciIntxPin];
-
 /** INTA#–INTD#: four interrupt pins per device (PCI Local Bus Spec 3.0 §2.2.6). */
 export const PCI_INTX_PIN_COUNT = 4;
 
