@@ -12,8 +12,12 @@ const SKIP = "needs root to install QEMU and Debian's kernels for the nested tes
 /** Quiet guests: every console byte is a VM exit. reboot=t/panic=-1: reboot and panic triple-fault. */
 const BASE_PARAMS = "quiet reboot=t panic=-1";
 const crosvm = (args: string) => `"$DENO" run --allow-all "$PROJECT/main.ts" run ${args}`;
+/** Boots the agent with `args` and the agent parameters `params` (agent.run=, agent.token=…). */
+const agentBoot = (args: string, params: string, kernel = "$L2_VMLINUX") =>
+  crosvm(`${args} -p "${BASE_PARAMS} ${params}" -i "$L2_INITRD" "${kernel}"`);
+/** Boots the agent to do `action` when it has reported. */
 const boot = (action: string, args = "", kernel = "$L2_VMLINUX") =>
-  crosvm(`${args} -p "${BASE_PARAMS} agent.action=${action}" -i "$L2_INITRD" "${kernel}"`);
+  agentBoot(args, `agent.action=${action}`, kernel);
 
 /** A scenario with the checks to make on what it printed. */
 interface LinuxTest {
@@ -24,9 +28,6 @@ interface LinuxTest {
   check: (result: ScenarioResult, agent: Map<string, string>) => void;
 }
 
-/** Boots the agent with `args` and the agent parameters `params` (agent.run=, agent.token=…). */
-const agentBoot = (args: string, params: string) =>
-  crosvm(`${args} -p "${BASE_PARAMS} ${params}" -i "$L2_INITRD" "$L2_VMLINUX"`);
 /** Distinct per run, so no report can come from an image an earlier run left behind. */
 const TOKEN = crypto.randomUUID().slice(0, 8);
 const MKROOTFS = `sh "$PROJECT/tests/testbed/mkrootfs.sh"`;
