@@ -9,11 +9,11 @@ import { ExitStatus, UsageError } from "./src/cli/errors.ts";
 import { parseMainArgs } from "./src/cli/main_args.ts";
 import type { VmConfig } from "./src/config.ts";
 import { SyscallError } from "./src/ffi/errno.ts";
-import { CmdlineError } from "./src/arch/x86_64/boot.ts";
-import { ImageError } from "./src/loader/errors.ts";
+import { CmdlineError } from "./src/arch/x86_64/boot/load.ts";
+import { ImageError } from "./src/arch/x86_64/boot/image.ts";
 import { DiskImageError } from "./src/disk/image.ts";
 import * as log from "./src/log.ts";
-import { Vm, VmSetupError } from "./src/vm.ts";
+import { Vm, VmSetupError } from "./src/vm/vm.ts";
 
 /** Signals that stop the VM cleanly (the terminal is in raw mode, so ^C goes to the guest). */
 const STOP_SIGNALS = ["SIGTERM", "SIGINT", "SIGHUP"] as const;

@@ -28,9 +28,9 @@ export {
 } from "./src/config.ts";
 export { type VmExitReason } from "./src/vcpu/control.ts";
 export { type VcpuStats } from "./src/vcpu/protocol.ts";
-export { Vm, type VmOptions, type VmResult, VmSetupError } from "./src/vm.ts";
+export { Vm, type VmOptions, type VmResult, VmSetupError } from "./src/vm/vm.ts";
 export { GuestMemory, GuestMemoryError } from "./src/memory.ts";
-export { ImageError } from "./src/loader/errors.ts";
+export { ImageError } from "./src/arch/x86_64/boot/image.ts";
 export { DiskImageError } from "./src/disk/image.ts";
 export { SyscallError } from "./src/ffi/errno.ts";
 

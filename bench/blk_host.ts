@@ -13,9 +13,9 @@
  * @module
  */
 
-import { VirtQueue } from "../src/devices/virtio/backend.ts";
-import { BlockBackend } from "../src/devices/virtio/block.ts";
-import { VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT } from "../src/devices/virtio/block_config.ts";
+import { VirtQueue } from "../src/devices/virtio/device.ts";
+import { BlockBackend } from "../src/devices/virtio/block/device.ts";
+import { VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT } from "../src/devices/virtio/block/config.ts";
 import { VIRTQ_DESC_F_INDIRECT } from "../src/devices/virtio/descriptor.ts";
 import { openDiskImage } from "../src/disk/image.ts";
 import { close, IOVEC_WORDS, preadv, pwritev } from "../src/ffi/libc.ts";

@@ -12,7 +12,7 @@
 import { defaultConfig, Vm } from "../mod.ts";
 import { buildBenchArtifacts, type ExitRates, runCBaseline, setIterations } from "./c_baseline.ts";
 
-const BUILD_DIR = new URL("./.build/", import.meta.url).pathname;
+const BUILD_DIR = new URL(".build/", import.meta.url).pathname;
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 /** Guest loop iterations per phase. */
 const ITERATIONS = 100_000;

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { BusDevice } from "./devices/device.ts";
+import type { BusDevice } from "./devices/context.ts";
 
 /** A device's place on a bus. */
 export interface BusRange {

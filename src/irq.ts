@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { InterruptLine } from "./devices/device.ts";
+import type { InterruptLine } from "./devices/context.ts";
 import { writeAll } from "./ffi/libc.ts";
 
 const ONE = new Uint8Array(new BigUint64Array([1n]).buffer);

@@ -9,7 +9,7 @@
 
 import type { ParseArgsOptionsConfig } from "node:util";
 import { DEFAULT_BLOCK_SIZE, type DiskConfig, MAX_DISKS } from "../config.ts";
-import { VIRTIO_BLK_ID_BYTES } from "../devices/virtio/block_config.ts";
+import { VIRTIO_BLK_ID_BYTES } from "../devices/virtio/block/config.ts";
 import { invalidValue, UsageError } from "./errors.ts";
 import { type KeySchema, parseKeyValues } from "./key_values.ts";
 import type { OptionValue } from "./run_args.ts";

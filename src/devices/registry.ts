@@ -9,18 +9,18 @@
 import { Bus } from "../bus.ts";
 import { writeAll } from "../ffi/libc.ts";
 import { IrqfdLine } from "../irq.ts";
-import { AbsorbDevice } from "./absorb.ts";
-import { ACPI_PM_PORT, ACPI_PM_PORT_COUNT, AcpiPm } from "./acpi_pm.ts";
-import { Cmos, CMOS_PORT, CMOS_PORT_COUNT } from "./cmos.ts";
-import type { BusDevice, DeviceContext } from "./device.ts";
-import { I8042, I8042_PORT, I8042_PORT_COUNT } from "./i8042.ts";
+import { AbsorbDevice } from "./legacy/absorb.ts";
+import { ACPI_PM_PORT, ACPI_PM_PORT_COUNT, AcpiPm } from "./legacy/acpi_pm.ts";
+import { Cmos, CMOS_PORT, CMOS_PORT_COUNT } from "./legacy/cmos.ts";
+import type { BusDevice, DeviceContext } from "./context.ts";
+import { I8042, I8042_PORT, I8042_PORT_COUNT } from "./legacy/i8042.ts";
 import { PciBarWindow } from "./pci/bar_window.ts";
 import { PCI_CONFIG_IO_PORT, PCI_CONFIG_IO_PORT_COUNT, PciConfigIo } from "./pci/config_io.ts";
 import { PciEcam } from "./pci/ecam.ts";
 import { PciRoot } from "./pci/root.ts";
-import { Serial, SERIAL_PORT_COUNT } from "./serial.ts";
-import type { VirtioPciSpec } from "./virtio/pci_state.ts";
-import { buildVirtioPci } from "./virtio/pci_transport.ts";
+import { Serial, SERIAL_PORT_COUNT } from "./legacy/serial.ts";
+import type { VirtioPciSpec } from "./virtio/transport/pci/state.ts";
+import { buildVirtioPci } from "./virtio/transport/pci/transport.ts";
 
 /** A 16550A UART. */
 export interface SerialSpec {

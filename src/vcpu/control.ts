@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { GuestExitReason } from "../devices/device.ts";
+import type { GuestExitReason } from "../devices/context.ts";
 
 /** Why a VM ended: a guest request, a host `stop`, or an error. */
 export type VmExitReason = GuestExitReason | "stop" | "halt" | "error";

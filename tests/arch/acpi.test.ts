@@ -3,7 +3,7 @@ import { pciMmio64Window } from "../../src/arch/x86_64/acpi/dsdt.ts";
 import { buildMadt } from "../../src/arch/x86_64/acpi/madt.ts";
 import { SDT_HEADER_SIZE } from "../../src/arch/x86_64/acpi/sdt.ts";
 import { type AcpiTables, buildAcpiTables } from "../../src/arch/x86_64/acpi/tables.ts";
-import { E820Type } from "../../src/arch/x86_64/boot_params.ts";
+import { E820Type } from "../../src/arch/x86_64/boot/boot_params.ts";
 import { GIB } from "../../src/arch/x86_64/layout.ts";
 import { acpiexec, compile, disassemble } from "../helpers/acpica.ts";
 

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { BOOT_FLAG_MAGIC, BootParams, HDRS_MAGIC } from "../../src/arch/x86_64/boot_params.ts";
+import { BOOT_FLAG_MAGIC, BootParams, HDRS_MAGIC } from "../../src/arch/x86_64/boot/boot_params.ts";
 import { CACHE_DIR, ensureAssets } from "../testbed/assets.ts";
 
 /** Setup header fields the loader reads that src/ does not export (boot.rst). */

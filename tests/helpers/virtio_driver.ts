@@ -21,18 +21,18 @@ import type { IrqRoute } from "../../src/ffi/kvm_irq_routing.ts";
 import { PciBarAllocator, PciBarWindow } from "../../src/devices/pci/bar_window.ts";
 import { PciEcam } from "../../src/devices/pci/ecam.ts";
 import { devfn, PciRoot } from "../../src/devices/pci/root.ts";
-import type { BackendSpec } from "../../src/devices/virtio/backends.ts";
+import type { BackendSpec } from "../../src/devices/virtio/kinds.ts";
 import {
   createVirtioPci,
   virtioBarSize,
   type VirtioPciDevice,
-} from "../../src/devices/virtio/pci_create.ts";
-import { CommonCfg } from "../../src/devices/virtio/pci_layout.ts";
-import { VirtioPciState } from "../../src/devices/virtio/pci_state.ts";
+} from "../../src/devices/virtio/transport/pci/create.ts";
+import { CommonCfg } from "../../src/devices/virtio/transport/pci/layout.ts";
+import { VirtioPciState } from "../../src/devices/virtio/transport/pci/state.ts";
 import {
   type DoorbellRegistrar,
   VirtioPciFunction,
-} from "../../src/devices/virtio/pci_transport.ts";
+} from "../../src/devices/virtio/transport/pci/transport.ts";
 import {
   availRingSize,
   descTableSize,

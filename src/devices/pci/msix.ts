@@ -16,7 +16,7 @@
 
 import { signalEventfd } from "../../ffi/poll.ts";
 import type { GsiRouter } from "../../irq_routing.ts";
-import { readCellBytes } from "../cells.ts";
+import { readCellBytes } from "../register_cells.ts";
 import type { ConfigImage, ConfigRegisters } from "./config_regs.ts";
 import { CAP_ID_MSIX } from "./header_bits.ts";
 

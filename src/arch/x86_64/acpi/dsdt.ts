@@ -14,7 +14,7 @@
  * @module
  */
 
-import { ACPI_PM_PORT, ACPI_PM_PORT_COUNT, S5_SLP_TYP } from "../../../devices/acpi_pm.ts";
+import { ACPI_PM_PORT, ACPI_PM_PORT_COUNT, S5_SLP_TYP } from "../../../devices/legacy/acpi_pm.ts";
 import {
   FIRST_ADDR_PAST_32BITS,
   PCI_MMIO_32_BASE,
@@ -45,11 +45,11 @@ import {
 } from "./aml.ts";
 import { intxGsiForSlot, PCI_INTX_PIN_COUNT } from "../pci_intx.ts";
 import { sdt } from "./sdt.ts";
-import { CMOS_PORT, CMOS_PORT_COUNT } from "../../../devices/cmos.ts";
-import { I8042_PORT, I8042_PORT_COUNT } from "../../../devices/i8042.ts";
+import { CMOS_PORT, CMOS_PORT_COUNT } from "../../../devices/legacy/cmos.ts";
+import { I8042_PORT, I8042_PORT_COUNT } from "../../../devices/legacy/i8042.ts";
 import { PCI_CONFIG_IO_PORT, PCI_CONFIG_IO_PORT_COUNT } from "../../../devices/pci/config_io.ts";
 import { DEVICES_PER_BUS } from "../../../devices/pci/root.ts";
-import { SERIAL_PORT_COUNT } from "../../../devices/serial.ts";
+import { SERIAL_PORT_COUNT } from "../../../devices/legacy/serial.ts";
 
 /** DSDT revision 2: 64-bit AML integers (ACPI 6.5 §5.2.11.1). */
 export const DSDT_REVISION = 2;

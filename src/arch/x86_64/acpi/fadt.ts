@@ -13,7 +13,7 @@ import {
   RESET_VALUE,
   SLEEP_CONTROL_OFFSET,
   SLEEP_STATUS_OFFSET,
-} from "../../../devices/acpi_pm.ts";
+} from "../../../devices/legacy/acpi_pm.ts";
 import { sdt, SDT_HEADER_SIZE, writeIoGas } from "./sdt.ts";
 
 /** FADT Major Version 6 (ACPI 6.0 on). */

@@ -6,9 +6,9 @@
  * @module
  */
 
-import { type E820Entry, E820Type } from "../boot_params.ts";
+import { type E820Entry, E820Type } from "../boot/boot_params.ts";
 import { ACPI_TABLES_END, ACPI_TABLES_START, PCIE_ECAM_BASE } from "../layout.ts";
-import { RESET_VECTOR_ADDRESS } from "../reset_vector.ts";
+import { RESET_VECTOR_ADDRESS } from "../boot/reset_vector.ts";
 import { buildDsdt, type IsaDevices, PCI_BUS_FIRST, PCI_BUS_LAST } from "./dsdt.ts";
 import { buildFadt, FADT_SIZE } from "./fadt.ts";
 import { buildMadt } from "./madt.ts";

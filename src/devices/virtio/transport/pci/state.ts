@@ -1,0 +1,208 @@
+/**
+ * One virtio-pci device's shared state and the spec every thread rebuilds it from: the vCPU
+ * Workers (register accesses), the device's Worker (queues) and the main thread (creation and
+ * stop) each build a {@link VirtioPciState} over the same SharedArrayBuffer and descriptors.
+ *
+ * State layout (Uint32 cells): the virtio registers (cell 0 is the device's lock word), then the
+ * 256 bytes of configuration space, then the MSI-X table and PBA.
+ *
+ * @module
+ */
+
+import { GsiRouter, kvmRouteSubmitter, type RouteSubmitter } from "../../../../irq_routing.ts";
+import { SharedMutex } from "../../../../sync.ts";
+import { CellCarver, cellsNeeded } from "../../../register_cells.ts";
+import { CONFIG_DWORDS, ConfigRegisters } from "../../../pci/config_regs.ts";
+import { BAR0 } from "../../../pci/config_space.ts";
+import { Msix, msixCells } from "../../../pci/msix.ts";
+import { type IntxLine, VirtioInterrupt } from "./interrupt.ts";
+import { type BarLayout, barLayout } from "./layout.ts";
+import { type VirtioConfigImage, virtioConfigImage } from "./capabilities.ts";
+import { regsCells, VirtioRegs, type VirtioRegsShape } from "../../registers.ts";
+import {
+  featureBit,
+  VIRTIO_F_EVENT_IDX,
+  VIRTIO_F_INDIRECT_DESC,
+  VIRTIO_F_VERSION_1,
+} from "../../spec.ts";
+
+/** The lock word is cell 0 of the state. */
+const LOCK_CELL = 0;
+const DWORD = 4;
+
+/** Transport features every device offers on top of its own (§6). */
+export const TRANSPORT_FEATURES = featureBit(VIRTIO_F_VERSION_1) |
+  featureBit(VIRTIO_F_INDIRECT_DESC) | featureBit(VIRTIO_F_EVENT_IDX);
+
+/** A device as the transport sees it: structured-cloneable, the same in every thread. */
+export interface VirtioDeviceInfo {
+  /** §5 device ID. */
+  readonly deviceType: number;
+  /** Device-specific feature bits offered (the transport adds {@link TRANSPORT_FEATURES}). */
+  readonly features: bigint;
+  /** Maximum size of each queue (powers of two, §2.7). */
+  readonly queueSizes: readonly number[];
+  /** Initial device-specific configuration (§4.1.4.6); empty when the type has none. */
+  readonly config: Uint8Array;
+  /** 24-bit PCI class code. */
+  readonly pciClass: number;
+}
+
+/** A virtio-pci function, as every thread receives it. */
+export interface VirtioPciSpec {
+  /** Tells this spec apart in the VM's device list. */
+  kind: "virtio-pci";
+  /** For logs, e.g. `virtio-rng`. */
+  name: string;
+  /** Its slot on bus 0 (`devfn`). */
+  devfn: number;
+  /** What the device is. */
+  device: VirtioDeviceInfo;
+  /** The device's shared state. */
+  state: SharedArrayBuffer;
+  /** The VM's GSI routing state ({@link GsiRouter.createState}). */
+  router: SharedArrayBuffer;
+  /** The VM fd for KVM_IOEVENTFD and KVM_SET_GSI_ROUTING, or -1 without KVM (tests). */
+  vmFd: number;
+  /** GSI of MSI-X vector 0; vector v uses `msiGsiBase + v`. */
+  msiGsiBase: number;
+  /** Per MSI-X vector, the irqfd bound to its GSI. */
+  vectorFds: number[];
+  /** Per queue, the eventfd its doorbell signals (registered with KVM_IOEVENTFD). */
+  queueFds: number[];
+  /** Wakes the device Worker: DRIVER_OK, reset and stop. */
+  controlFd: number;
+  /** The INTx line, or null for an MSI-X-only function. */
+  intx: IntxLine | null;
+}
+
+/** MSI-X vectors for a device: one per queue plus one for configuration changes. */
+export function vectorCount(device: VirtioDeviceInfo): number {
+  return device.queueSizes.length + 1;
+}
+
+/** The BAR layout of a device. */
+export function deviceBarLayout(device: VirtioDeviceInfo): BarLayout {
+  return barLayout(device.queueSizes.length, vectorCount(device), device.config.length);
+}
+
+/** The configuration space image of a device. */
+export function deviceConfigImage(
+  device: VirtioDeviceInfo,
+  intxLine: number | null,
+): VirtioConfigImage {
+  return virtioConfigImage(
+    {
+      deviceType: device.deviceType,
+      pciClass: device.pciClass,
+      intxLine,
+      vectors: vectorCount(device),
+    },
+    deviceBarLayout(device),
+  );
+}
+
+interface Cells {
+  regs: Uint32Array;
+  config: Uint32Array;
+  msix: Uint32Array;
+}
+
+function carve(
+  buffer: SharedArrayBuffer | null,
+  device: VirtioDeviceInfo,
+): Cells & { total: number } {
+  const counts = {
+    regs: regsCells(device.queueSizes.length, device.config.length),
+    config: CONFIG_DWORDS,
+    msix: msixCells(vectorCount(device)),
+  };
+  const total = counts.regs + counts.config + counts.msix;
+  const carver = new CellCarver(buffer ?? new SharedArrayBuffer(cellsNeeded(total)));
+  return {
+    regs: carver.take(counts.regs),
+    config: carver.take(counts.config),
+    msix: carver.take(counts.msix),
+    total,
+  };
+}
+
+/** One thread's handle on a virtio-pci device's shared state. */
+export class VirtioPciState {
+  /** Guards every register below. */
+  readonly lock: SharedMutex;
+  /** Configuration space. */
+  readonly config: ConfigRegisters;
+  /** MSI-X table, PBA and delivery. */
+  readonly msix: Msix;
+  /** Virtio transport registers. */
+  readonly regs: VirtioRegs;
+  /** Interrupt delivery. */
+  readonly interrupt: VirtioInterrupt;
+  /** Where the regions sit in the BAR. */
+  readonly bar: BarLayout;
+  /** The configuration image (write masks, capability offsets). */
+  readonly image: VirtioConfigImage;
+
+  /**
+   * Builds this thread's view of the state `spec` describes.
+   * @param spec the device's spec
+   * @param submitRoutes where MSI route tables go; by default KVM_SET_GSI_ROUTING on
+   *   `spec.vmFd`, or nowhere without a VM
+   */
+  constructor(readonly spec: VirtioPciSpec, submitRoutes?: RouteSubmitter) {
+    const cells = carve(spec.state, spec.device);
+    this.bar = deviceBarLayout(spec.device);
+    this.image = deviceConfigImage(spec.device, spec.intx?.gsi ?? null);
+    this.lock = new SharedMutex(new Int32Array(spec.state), LOCK_CELL);
+    this.config = new ConfigRegisters(cells.config, this.image.image.writable);
+    const submit = submitRoutes ?? (spec.vmFd >= 0 ? kvmRouteSubmitter(spec.vmFd) : () => {});
+    this.msix = new Msix(
+      cells.msix,
+      vectorCount(spec.device),
+      this.config,
+      this.image.msixCapability,
+      {
+        firstGsi: spec.msiGsiBase,
+        irqfds: spec.vectorFds,
+        router: new GsiRouter(spec.router, submit),
+      },
+    );
+    this.regs = new VirtioRegs(cells.regs, regsShape(spec.device));
+    this.interrupt = new VirtioInterrupt(this.lock, this.regs, this.msix, this.config, spec.intx);
+  }
+
+  /**
+   * A zeroed state buffer for `device`, initialised to power-on values: the configuration image
+   * (with BAR 0 at `barAddress`), every MSI-X vector masked, the virtio registers reset.
+   */
+  static createState(
+    device: VirtioDeviceInfo,
+    barAddress: number,
+    intxLine: number | null,
+  ): SharedArrayBuffer {
+    const sized = carve(null, device);
+    const state = new SharedArrayBuffer(cellsNeeded(sized.total));
+    const cells = carve(state, device);
+    const { image } = deviceConfigImage(device, intxLine);
+    ConfigRegisters.initialize(cells.config, image);
+    const size = deviceBarLayout(device).size;
+    if (barAddress % size !== 0) throw new RangeError(`BAR address not ${size}-byte aligned`);
+    const config = new ConfigRegisters(cells.config, image.writable);
+    config.store(BAR0 / DWORD, config.readDword(BAR0 / DWORD) | barAddress);
+    Msix.initialize(cells.msix, vectorCount(device));
+    const regs = new VirtioRegs(cells.regs, regsShape(device));
+    regs.reset();
+    regs.loadConfig(device.config);
+    return state;
+  }
+}
+
+function regsShape(device: VirtioDeviceInfo): VirtioRegsShape {
+  return {
+    offeredFeatures: device.features | TRANSPORT_FEATURES,
+    queueSizes: device.queueSizes,
+    vectors: vectorCount(device),
+    configLength: device.config.length,
+  };
+}

@@ -1,0 +1,182 @@
+/**
+ * The event loop of a virtio device's own Worker (design §1): it sleeps in `poll(2)` on its
+ * control eventfd, its INTx resample eventfd and one doorbell eventfd per queue, and wakes to
+ *
+ * - start the queues when the driver sets DRIVER_OK (OASIS virtio 1.2 §3.1.1 step 8): it snapshots
+ *   the queue configuration from the shared registers and builds the split queues over guest
+ *   memory;
+ * - serve a queue whose doorbell rang: the backend pops and completes chains, and the loop raises
+ *   the queue's interrupt when the driver wants one (§2.7.7.2);
+ * - finish a reset (§2.4): drop the queues, reset the registers (device_status then reads 0) and
+ *   idle until the next DRIVER_OK;
+ * - re-assert INTx when the guest EOI'd it with the ISR still set;
+ * - exit when the VMM asks.
+ *
+ * A malformed chain is completed with length 0 and sets DEVICE_NEEDS_RESET, with a configuration
+ * change notification (§2.1.2); so does a queue configuration the device cannot use.
+ *
+ * @module
+ */
+
+import { drainEventfd, PollSet } from "../../../ffi/poll.ts";
+import * as log from "../../../log.ts";
+import type { GuestMemory } from "../../../memory.ts";
+import type { VirtioBackend } from "../device.ts";
+import { VirtQueue } from "../device.ts";
+import type { VirtioPciState } from "../transport/pci/state.ts";
+import { QueueConfigError, SplitQueue } from "../queue.ts";
+import type { QueueSetup } from "../registers.ts";
+import {
+  featureBit,
+  STATUS_DEVICE_NEEDS_RESET,
+  STATUS_DRIVER_OK,
+  STATUS_FAILED,
+  STATUS_FEATURES_OK,
+  VIRTIO_F_EVENT_IDX,
+  VIRTIO_F_INDIRECT_DESC,
+} from "../spec.ts";
+
+/** What the control eventfd asked for. */
+type ControlAction =
+  | { kind: "stop" | "reset" | "none" }
+  | { kind: "activate"; setups: QueueSetup[]; features: bigint };
+
+/** Runs one device's queues until the VMM stops it. */
+export class DeviceLoop {
+  readonly #poll: PollSet;
+  /** Index in the poll set of the first queue's doorbell. */
+  readonly #firstQueue: number;
+  /** Index of the resample eventfd, or -1. */
+  readonly #resample: number;
+  /** Live queues by index while the driver has the device running; null while idle. */
+  #queues: (VirtQueue | undefined)[] | null = null;
+
+  /**
+   * Prepares the loop (nothing runs until {@link run} or {@link step}).
+   * @param state the device's state in this Worker
+   * @param memory guest RAM
+   * @param backend the device type's implementation
+   */
+  constructor(
+    private readonly state: VirtioPciState,
+    private readonly memory: GuestMemory,
+    private readonly backend: VirtioBackend,
+  ) {
+    const { controlFd, intx, queueFds } = state.spec;
+    const fds = [controlFd];
+    this.#resample = intx === null ? -1 : fds.push(intx.resampleFd) - 1;
+    this.#firstQueue = fds.length;
+    this.#poll = new PollSet([...fds, ...queueFds]);
+  }
+
+  /** Whether the queues are running. */
+  get active(): boolean {
+    return this.#queues !== null;
+  }
+
+  /** Serves events until a stop is requested. */
+  run(): void {
+    while (this.step()) { /* next event */ }
+  }
+
+  /**
+   * Waits for events once and handles them.
+   * @param timeoutMs how long to wait (-1: until something happens)
+   * @returns false once a stop was requested
+   */
+  step(timeoutMs = -1): boolean {
+    const fds = this.#poll.fds;
+    const ready = this.#poll.wait(timeoutMs);
+    for (const i of ready) drainEventfd(fds[i]);
+    if (ready.includes(0) && !this.#control()) return false;
+    if (ready.includes(this.#resample)) this.state.interrupt.resample();
+    for (const i of ready) {
+      if (i >= this.#firstQueue) this.#serve(i - this.#firstQueue);
+    }
+    return true;
+  }
+
+  /** Acts on the shared state after a control signal; false to stop. */
+  #control(): boolean {
+    const action = this.state.lock.with((): ControlAction => {
+      const regs = this.state.regs;
+      if (regs.stopRequested) return { kind: "stop" };
+      if (regs.resetPending) {
+        regs.reset();
+        return { kind: "reset" };
+      }
+      if (this.#queues === null && runnable(regs.status)) {
+        regs.workerActive = true;
+        return { kind: "activate", setups: regs.enabledQueues(), features: regs.driverFeatures };
+      }
+      return { kind: "none" };
+    });
+    switch (action.kind) {
+      case "stop":
+        this.#queues = null;
+        return false;
+      case "reset":
+        this.#queues = null;
+        this.backend.reset?.();
+        return true;
+      case "activate":
+        this.#activate(action.setups, action.features);
+        return true;
+      case "none":
+        return true;
+    }
+  }
+
+  #activate(setups: QueueSetup[], features: bigint): void {
+    const has = (bit: number) => (features & featureBit(bit)) !== 0n;
+    const queues: (VirtQueue | undefined)[] = [];
+    for (const setup of setups) {
+      try {
+        const split = new SplitQueue(this.memory, {
+          size: setup.size,
+          descTable: setup.descTable,
+          availRing: setup.availRing,
+          usedRing: setup.usedRing,
+          eventIdx: has(VIRTIO_F_EVENT_IDX),
+          indirect: has(VIRTIO_F_INDIRECT_DESC),
+        });
+        queues[setup.index] = new VirtQueue(setup.index, split);
+      } catch (e) {
+        if (!(e instanceof QueueConfigError)) throw e;
+        this.#needsReset(`queue ${setup.index}: ${e.message}`);
+      }
+    }
+    this.#queues = queues;
+    // Doorbells rung before DRIVER_OK were drained while idle: look at every queue once.
+    const fds = this.#poll.fds;
+    for (let q = 0; q < queues.length; q++) {
+      drainEventfd(fds[this.#firstQueue + q]);
+      this.#serve(q);
+    }
+  }
+
+  #serve(q: number): void {
+    const queue = this.#queues?.[q];
+    if (queue === undefined) return;
+    this.backend.processQueue(q, queue, this.memory);
+    if (queue.queue.needsInterrupt()) this.state.interrupt.queue(q);
+    const fault = queue.takeFault();
+    if (fault !== null) this.#needsReset(fault.message);
+  }
+
+  /** §2.1.2: DEVICE_NEEDS_RESET, announced by a configuration change notification. */
+  #needsReset(why: string): void {
+    log.warn(`${this.state.spec.name}: ${why}; the device needs a reset`);
+    const { lock, regs, interrupt } = this.state;
+    lock.with(() => {
+      if (regs.setNeedsReset()) interrupt.configLocked();
+    });
+  }
+}
+
+/** The driver has finished initialisation and nothing has failed (§3.1.1, §2.1.2). */
+function runnable(status: number): boolean {
+  const required = STATUS_DRIVER_OK | STATUS_FEATURES_OK;
+  return (status & required) === required &&
+    (status & (STATUS_DEVICE_NEEDS_RESET | STATUS_FAILED)) === 0;
+}

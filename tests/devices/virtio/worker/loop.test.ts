@@ -1,0 +1,105 @@
+// The device Worker's loop, run in the test's own thread one step at a time, against the same
+// buses and driver as a guest would use.
+
+import assert from "node:assert/strict";
+import { drainEventfd, signalEventfd } from "../../../../src/ffi/poll.ts";
+import { type BackendSpec, createBackend } from "../../../../src/devices/virtio/kinds.ts";
+import { VirtioDeviceThread } from "../../../../src/devices/virtio/worker/thread.ts";
+import { DeviceLoop } from "../../../../src/devices/virtio/worker/loop.ts";
+import { CommonCfg } from "../../../../src/devices/virtio/transport/pci/layout.ts";
+import { VirtioPciState } from "../../../../src/devices/virtio/transport/pci/state.ts";
+import { CFG, ModernDriver, NO_VECTOR, RING, S, TestBed } from "../../../helpers/virtio_driver.ts";
+
+const VERSION_1 = 1n << 32n;
+/** How long a step may wait for an event that must already be there. */
+const STEP_MS = 1000;
+
+async function withLoop(fn: (bed: TestBed, driver: ModernDriver, loop: DeviceLoop) => unknown) {
+  const bed = new TestBed();
+  try {
+    const spec = bed.device.spec;
+    const loop = new DeviceLoop(
+      new VirtioPciState(spec),
+      bed.memory,
+      createBackend({ kind: "rng" }),
+    );
+    const driver = new ModernDriver(bed);
+    driver.probe();
+    driver.enable();
+    await driver.initialise(VERSION_1);
+    await fn(bed, driver, loop);
+  } finally {
+    bed.close();
+  }
+}
+
+Deno.test("without MSI-X a completion sets the ISR queue bit and asserts INTx", () =>
+  withLoop((bed, driver, loop) => {
+    driver.setupQueue0(8, NO_VECTOR);
+    driver.addStatus(S.DRIVER_OK);
+    assert.ok(loop.step(STEP_MS) && loop.active, "DRIVER_OK started the queues");
+    driver.publishWritable([48]);
+    driver.notify();
+    assert.ok(loop.step(STEP_MS));
+    assert.deepEqual(driver.used(0), { id: 0, len: 48 });
+    assert.equal(drainEventfd(bed.device.spec.intx!.irqfd), 1n, "INTx asserted");
+    assert.equal(bed.read(driver.region(CFG.ISR), 1), 1, "queue interrupt");
+  }));
+
+Deno.test("a reset with live queues completes when the loop has dropped them", () =>
+  withLoop((_bed, driver, loop) => {
+    driver.setupQueue0(8, NO_VECTOR);
+    driver.addStatus(S.DRIVER_OK);
+    assert.ok(loop.step(STEP_MS) && loop.active);
+    driver.setCommon(CommonCfg.DEVICE_STATUS, 0, 1);
+    assert.notEqual(driver.status, 0, "§4.1.4.3.2: not 0 until the reset is done");
+    driver.setCommon(CommonCfg.QUEUE_SELECT, 0, 2);
+    assert.equal(driver.common(CommonCfg.QUEUE_ENABLE, 2), 1, "nothing changes meanwhile");
+    assert.ok(loop.step(STEP_MS) && !loop.active);
+    assert.equal(driver.status, 0, "done");
+    assert.equal(driver.common(CommonCfg.QUEUE_ENABLE, 2), 0);
+
+    driver.addStatus(S.ACKNOWLEDGE | S.DRIVER);
+    assert.ok(driver.negotiate(VERSION_1));
+    driver.setupQueue0(8, NO_VECTOR);
+    driver.addStatus(S.DRIVER_OK);
+    assert.ok(loop.step(STEP_MS) && loop.active, "and the device starts again");
+  }));
+
+Deno.test("a misplaced ring is refused at DRIVER_OK with DEVICE_NEEDS_RESET", () =>
+  withLoop((bed, driver, loop) => {
+    driver.setCommon(CommonCfg.QUEUE_SELECT, 0, 2);
+    driver.setCommon(CommonCfg.QUEUE_SIZE, 8, 2);
+    driver.setCommon(CommonCfg.QUEUE_DESC_LO, RING.desc, 4);
+    driver.setCommon(CommonCfg.QUEUE_DRIVER_LO, RING.avail, 4);
+    driver.setCommon(CommonCfg.QUEUE_DEVICE_LO, RING.used + 2, 4); // §2.7: 4-byte alignment
+    driver.setCommon(CommonCfg.QUEUE_ENABLE, 1, 2);
+    driver.addStatus(S.DRIVER_OK);
+    assert.ok(loop.step(STEP_MS));
+    assert.ok(driver.status & S.NEEDS_RESET);
+    assert.equal(bed.read(driver.region(CFG.ISR), 1), 2, "configuration change interrupt");
+    assert.equal(drainEventfd(bed.device.spec.intx!.irqfd), 1n);
+  }));
+
+Deno.test("a stop request ends the loop", () =>
+  withLoop((bed, _driver, loop) => {
+    assert.equal(loop.step(0), true, "nothing to do yet");
+    bed.fn.state.regs.requestStop();
+    signalEventfd(bed.device.spec.controlFd);
+    assert.equal(loop.step(STEP_MS), false);
+  }));
+
+Deno.test("a device Worker that cannot start makes start() fail", async () => {
+  const bed = new TestBed();
+  try {
+    const init = {
+      spec: bed.device.spec,
+      backend: { kind: "no-such-device" } as unknown as BackendSpec,
+      memory: bed.memory.shared,
+      logLevel: "off" as const,
+    };
+    await assert.rejects(VirtioDeviceThread.start(init), /unknown virtio backend/);
+  } finally {
+    bed.close();
+  }
+});
