@@ -5,7 +5,15 @@
  * @module
  */
 
-import type { BusDevice } from "./devices/context.ts";
+/** A device on the PIO or MMIO bus. Offsets are relative to the start of the range it was mapped at. */
+export interface BusDevice {
+  /** A short name for logs, e.g. `serial@0x3f8`. */
+  readonly name: string;
+  /** Fills `data` (1, 2, 4 or 8 bytes) with the value read at `offset`. */
+  read(offset: number, data: Uint8Array): void;
+  /** Handles a guest write of `data` at `offset`. */
+  write(offset: number, data: Uint8Array): void;
+}
 
 /** A device's place on a bus. */
 export interface BusRange {

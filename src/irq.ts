@@ -5,8 +5,13 @@
  * @module
  */
 
-import type { InterruptLine } from "./devices/context.ts";
 import { writeAll } from "./ffi/libc.ts";
+
+/** Something that raises a guest interrupt line. Safe to call from any thread. */
+export interface InterruptLine {
+  /** Raises the line as an edge (assert, then deassert). */
+  trigger(): void;
+}
 
 const ONE = new Uint8Array(new BigUint64Array([1n]).buffer);
 

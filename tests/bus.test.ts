@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { Bus, BusOverlapError } from "../src/bus.ts";
-import type { BusDevice } from "../src/devices/context.ts";
+import type { BusDevice } from "../src/bus.ts";
 
 /** A device that records every access and answers reads with `fill`. */
 class RecordingDevice implements BusDevice {

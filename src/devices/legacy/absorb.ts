@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { BusDevice } from "../context.ts";
+import type { BusDevice } from "../../bus.ts";
 
 /**
  * What a read returns: 0xFF, as on an ISA bus where no device drives the data lines and the

@@ -15,7 +15,8 @@
  * @module
  */
 
-import type { BusDevice, DeviceContext } from "../context.ts";
+import type { DeviceContext } from "../context.ts";
+import type { BusDevice } from "../../bus.ts";
 
 /** First I/O port of the block (crosvm's and Cloud Hypervisor's ACPI PM port). */
 export const ACPI_PM_PORT = 0x600;

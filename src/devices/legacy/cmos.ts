@@ -6,7 +6,7 @@
  */
 
 import { SharedMutex } from "../../sync.ts";
-import type { BusDevice } from "../context.ts";
+import type { BusDevice } from "../../bus.ts";
 
 /** The MC146818's index port (IBM PC/AT port map). */
 export const CMOS_PORT = 0x70;

@@ -8,7 +8,8 @@
  */
 
 import { SharedMutex } from "../../sync.ts";
-import type { BusDevice, DeviceContext } from "../context.ts";
+import type { DeviceContext } from "../context.ts";
+import type { BusDevice } from "../../bus.ts";
 
 /** The controller's first I/O port, its data port (IBM PC/AT port map). */
 export const I8042_PORT = 0x60;

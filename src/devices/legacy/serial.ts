@@ -9,7 +9,8 @@
  */
 
 import { SharedMutex } from "../../sync.ts";
-import type { BusDevice, InterruptLine } from "../context.ts";
+import type { BusDevice } from "../../bus.ts";
+import type { InterruptLine } from "../../irq.ts";
 
 /** How many I/O ports a UART decodes (16550A datasheet: register select lines A0-A2). */
 export const SERIAL_PORT_COUNT = 8;

@@ -12,7 +12,7 @@
  * @module
  */
 
-import type { BusDevice } from "../context.ts";
+import type { BusDevice } from "../../bus.ts";
 
 /** What a read no BAR decodes returns: all ones, as a Master Abort does. */
 const ALL_ONES_BYTE = 0xff;

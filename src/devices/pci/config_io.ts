@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { BusDevice } from "../context.ts";
+import type { BusDevice } from "../../bus.ts";
 import {
   type ConfigAddressLayout,
   type ConfigTarget,

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { BusDevice } from "../context.ts";
+import type { BusDevice } from "../../bus.ts";
 import { type ConfigAddressLayout, decodeConfigAddress, type PciRoot } from "./root.ts";
 
 // ECAM address bits (PCI Express Base Spec 7.2.2, Table 7-1).
