@@ -57,7 +57,7 @@ const QWORD = 8;
 const CELLS_PER_ENTRY = MSIX_ENTRY_SIZE / DWORD;
 const BITS_PER_CELL = 32;
 /** Body bytes of the capability after its ID and next pointer: control, table and PBA offsets. */
-const CAPABILITY_BODY_SIZE = 10;
+export const CAPABILITY_BODY_SIZE = 10;
 
 /** Bytes of the PBA for `vectors` vectors (whole QWORDs). */
 export function pbaSize(vectors: number): number {
