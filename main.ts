@@ -8,22 +8,12 @@ import manifest from "./deno.json" with { type: "json" };
 import { ExitStatus, UsageError } from "./src/cli/errors.ts";
 import { parseMainArgs } from "./src/cli/main_args.ts";
 import type { VmConfig } from "./src/config.ts";
-import { SyscallError } from "./src/ffi/errno.ts";
-import { CmdlineError } from "./src/arch/x86_64/boot/load.ts";
-import { ImageError } from "./src/arch/x86_64/boot/image.ts";
-import { DiskImageError } from "./src/disk/image.ts";
+import { UserError } from "./src/errors.ts";
 import * as log from "./src/log.ts";
-import { Vm, VmSetupError } from "./src/vm/vm.ts";
+import { Vm } from "./src/vm/vm.ts";
 
 /** Signals that stop the VM cleanly (the terminal is in raw mode, so ^C goes to the guest). */
 const STOP_SIGNALS = ["SIGTERM", "SIGINT", "SIGHUP"] as const;
-
-/** Errors the user can cause and fix: one line, no stack trace. */
-function isUserError(e: unknown): e is Error {
-  return e instanceof VmSetupError || e instanceof ImageError || e instanceof DiskImageError ||
-    e instanceof CmdlineError ||
-    e instanceof SyscallError;
-}
 
 async function run(config: VmConfig): Promise<number> {
   log.setLogLevel(config.logLevel);
@@ -63,7 +53,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       console.error(`crosvm: ${e.message}`);
       return ExitStatus.invalidArgs;
     }
-    if (isUserError(e)) {
+    if (e instanceof UserError) {
       console.error(`crosvm: error: ${e.message}`);
       return ExitStatus.failure;
     }

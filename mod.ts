@@ -27,12 +27,22 @@ export {
   type VmConfig,
 } from "./src/config.ts";
 export { type VmExitReason } from "./src/vcpu/control.ts";
+export { type GuestExitReason } from "./src/devices/context.ts";
+export { LOG_LEVELS, type LogLevel } from "./src/log.ts";
 export { type VcpuStats } from "./src/vcpu/protocol.ts";
-export { Vm, type VmOptions, type VmResult, VmSetupError } from "./src/vm/vm.ts";
-export { GuestMemory, GuestMemoryError } from "./src/memory.ts";
+export { Vm, type VmOptions, type VmResult } from "./src/vm/vm.ts";
+export { UserError } from "./src/errors.ts";
+export { VmSetupError } from "./src/vm/host.ts";
+export {
+  GuestMemory,
+  GuestMemoryError,
+  type GuestMemoryShare,
+  type MemorySlots,
+  type RamRegion,
+} from "./src/memory.ts";
 export { ImageError } from "./src/arch/x86_64/boot/image.ts";
 export { DiskImageError } from "./src/disk/image.ts";
-export { SyscallError } from "./src/ffi/errno.ts";
+export { Errno, type ErrnoName, SyscallError } from "./src/ffi/errno.ts";
 
 import { DEFAULT_CPUS, DEFAULT_MEM_MIB, defaultSerials, type VmConfig } from "./src/config.ts";
 

@@ -12,8 +12,8 @@ export const DEFAULT_MEM_MIB = 256;
 export const DEFAULT_CPUS = 1;
 /** The KVM device crosvm opens unless `--kvm-device` says otherwise. */
 export const DEFAULT_KVM_DEVICE = "/dev/kvm";
-/** Legacy COM ports 1–4. */
-export const SERIAL_PORT_COUNT = 4;
+/** Legacy COM ports: COM1–COM4, as crosvm's `--serial num=1..4`. */
+export const COM_PORT_COUNT = 4;
 
 /** crosvm's default `block-size`: 512-byte logical blocks (`block_option_block_size_default`). */
 export const DEFAULT_BLOCK_SIZE = 512;

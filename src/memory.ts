@@ -6,13 +6,40 @@
  * @module
  */
 
-import { HUGE_PAGE_SIZE, type RamRegion, ramRegions } from "./arch/x86_64/layout.ts";
 import { addressOf, MADV_HUGEPAGE, madvise } from "./ffi/libc.ts";
-import type { VmFd } from "./ffi/kvm.ts";
+
+/**
+ * The host's transparent huge-page size on x86_64 (and arm64 with 4 KiB pages): guest RAM is
+ * aligned to it inside its SharedArrayBuffer so KVM can back it with 2 MiB pages.
+ */
+export const HUGE_PAGE_SIZE = 2 << 20;
+
+/** A contiguous range of guest RAM. */
+export interface RamRegion {
+  /** Guest-physical start address. */
+  readonly guestAddress: number;
+  /** Size in bytes. */
+  readonly size: number;
+}
+
+/** Where one guest buffer lies in `GuestMemory.bytes` (checked to be RAM). */
+export interface BufferRange {
+  /** Offset of the first byte in `GuestMemory.bytes`. */
+  readonly offset: number;
+  /** Length in bytes. */
+  readonly length: number;
+}
+
+/** Where guest RAM is registered: a KVM VM (`VmFd`), or anything else that maps slots. */
+export interface MemorySlots {
+  /** Maps `size` bytes at host address `hostAddress` as guest-physical `guestAddress` (slot `slot`). */
+  setUserMemoryRegion(slot: number, guestAddress: number, size: number, hostAddress: bigint): void;
+}
 
 /** An access outside guest RAM (a guest bug, or a malicious guest). */
 export class GuestMemoryError extends RangeError {
   /**
+   * An access of `length` bytes at `address` that is not wholly in RAM.
    * @param address guest-physical start of the access
    * @param length length of the access
    */
@@ -31,6 +58,9 @@ export interface GuestMemoryShare {
   /** RAM regions in the order they are laid out in the buffer. */
   readonly regions: readonly RamRegion[];
 }
+
+/** The guest page size (x86_64 and arm64 base pages). */
+const PAGE_SIZE = 4096;
 
 /** Guest RAM with bounds-checked access by guest-physical address. */
 export class GuestMemory {
@@ -56,18 +86,21 @@ export class GuestMemory {
   }
 
   /**
-   * Allocates `memSize` bytes of guest RAM laid out around the 32-bit MMIO hole.
-   * Pages are touched lazily, so large guests cost nothing until used.
+   * Allocates guest RAM for `regions` (the architecture's memory map, in guest-physical order),
+   * back to back in one buffer. Pages are touched lazily, so large guests cost nothing until used.
    */
-  static allocate(memSize: number): GuestMemory {
-    if (memSize <= 0 || memSize % 4096 !== 0) {
-      throw new RangeError(`guest memory size ${memSize} must be a positive multiple of 4 KiB`);
+  static allocate(regions: readonly RamRegion[]): GuestMemory {
+    const memSize = regions.reduce((sum, r) => sum + r.size, 0);
+    if (regions.length === 0 || regions.some((r) => r.size <= 0 || r.size % PAGE_SIZE !== 0)) {
+      throw new RangeError(
+        `guest memory size ${memSize} must be regions of positive multiples of 4 KiB`,
+      );
     }
     const buffer = new SharedArrayBuffer(memSize + HUGE_PAGE_SIZE);
     const base = addressOf(buffer);
     const misalignment = Number(base % BigInt(HUGE_PAGE_SIZE));
     const offset = misalignment === 0 ? 0 : HUGE_PAGE_SIZE - misalignment;
-    const mem = new GuestMemory({ buffer, offset, regions: ramRegions(memSize) });
+    const mem = new GuestMemory({ buffer, offset, regions });
     madvise(mem.hostAddress(0), memSize, MADV_HUGEPAGE);
     return mem;
   }
@@ -83,7 +116,7 @@ export class GuestMemory {
   }
 
   /** Registers every region as a KVM memory slot, numbered from `firstSlot`. */
-  register(vm: VmFd, firstSlot = 0): void {
+  register(vm: MemorySlots, firstSlot = 0): void {
     this.shared.regions.forEach((r, i) => {
       vm.setUserMemoryRegion(
         firstSlot + i,
@@ -171,4 +204,31 @@ export class GuestMemory {
   writeU64(address: number, value: bigint): void {
     this.view.setBigUint64(this.offsetOf(address, 8), value, true);
   }
+}
+
+/**
+ * The part `[skip, skip + length)` of the bytes `ranges` cover, as ranges (the whole request
+ * body past a header, say, or the data before a trailing status byte).
+ * @throws RangeError when the ranges hold fewer than `skip + length` bytes
+ */
+export function sliceRanges(
+  ranges: readonly BufferRange[],
+  skip: number,
+  length: number,
+): BufferRange[] {
+  const out: BufferRange[] = [];
+  let left = length;
+  for (const range of ranges) {
+    if (left === 0) break;
+    if (skip >= range.length) {
+      skip -= range.length;
+      continue;
+    }
+    const n = Math.min(range.length - skip, left);
+    out.push({ offset: range.offset + skip, length: n });
+    left -= n;
+    skip = 0;
+  }
+  if (left > 0) throw new RangeError(`${length} bytes past ${skip} are more than the buffers hold`);
+  return out;
 }

@@ -2,13 +2,12 @@ import assert from "node:assert/strict";
 import {
   FIRST_ADDR_PAST_32BITS,
   GIB,
-  HUGE_PAGE_SIZE,
   IOAPIC_BASE,
   MIB,
   MMIO_HOLE_START,
   ramRegions,
 } from "../src/arch/x86_64/layout.ts";
-import { GuestMemory, GuestMemoryError } from "../src/memory.ts";
+import { GuestMemory, GuestMemoryError, HUGE_PAGE_SIZE } from "../src/memory.ts";
 import type { MemoryJob, MemoryReply } from "./helpers/memory_worker.ts";
 import { askWorker } from "./helpers/worker.ts";
 
@@ -37,13 +36,13 @@ Deno.test("ramRegions: RAM beyond the hole resumes at 4 GiB", () => {
 
 Deno.test("GuestMemory.allocate refuses sizes that are not whole 4 KiB pages", () => {
   for (const size of [0, -4096, 4095, 4096 + 1]) {
-    assert.throws(() => GuestMemory.allocate(size), RangeError, `size ${size}`);
+    assert.throws(() => GuestMemory.allocate(ramRegions(size)), RangeError, `size ${size}`);
   }
 });
 
 Deno.test("GuestMemory.allocate aligns RAM to 2 MiB in host memory", () => {
   for (const size of [4096, 64 * 1024, 3 * MIB]) {
-    const mem = GuestMemory.allocate(size);
+    const mem = GuestMemory.allocate(ramRegions(size));
     assert.equal(mem.hostAddress(0) % BigInt(HUGE_PAGE_SIZE), 0n);
     assert.equal(mem.size, size);
     assert.equal(mem.bytes.length, size);
@@ -52,7 +51,7 @@ Deno.test("GuestMemory.allocate aligns RAM to 2 MiB in host memory", () => {
 });
 
 Deno.test("GuestMemory typed accessors round-trip little-endian values", () => {
-  const mem = GuestMemory.allocate(64 * 1024);
+  const mem = GuestMemory.allocate(ramRegions(64 * 1024));
   mem.writeU8(0x10, 0xab);
   mem.writeU16(0x20, 0xbeef);
   mem.writeU32(0x30, 0xdead_beef);
@@ -67,7 +66,7 @@ Deno.test("GuestMemory typed accessors round-trip little-endian values", () => {
 });
 
 Deno.test("GuestMemory read copies, write copies in, slice is live", () => {
-  const mem = GuestMemory.allocate(64 * 1024);
+  const mem = GuestMemory.allocate(ramRegions(64 * 1024));
   const end = mem.size;
   mem.write(end - 3, new Uint8Array([1, 2, 3]));
   const copy = mem.read(end - 3, 3);
@@ -134,7 +133,7 @@ function assertRejected(mem: GuestMemory, address: number, length: number): void
 }
 
 Deno.test("every access outside a small guest's RAM throws and touches nothing", () => {
-  const mem = GuestMemory.allocate(64 * 1024);
+  const mem = GuestMemory.allocate(ramRegions(64 * 1024));
   const end = mem.size;
   for (const width of [1, 2, 4, 8]) {
     assertRejected(mem, end - width + 1, width); // straddles the end
@@ -152,7 +151,7 @@ Deno.test("every access outside a small guest's RAM throws and touches nothing",
 });
 
 Deno.test("every access in or across the MMIO hole or past high RAM throws", () => {
-  const mem = GuestMemory.allocate(TWO_REGION_SIZE);
+  const mem = GuestMemory.allocate(ramRegions(TWO_REGION_SIZE));
   const top = HIGH_END(TWO_REGION_SIZE);
   for (const width of [1, 2, 4, 8]) {
     assertRejected(mem, MMIO_HOLE_START - width + 1, width); // straddles the hole's start
@@ -168,7 +167,7 @@ Deno.test("every access in or across the MMIO hole or past high RAM throws", () 
 
 Deno.test("a 6 GiB guest is allocated lazily and its high RAM lives at 4 GiB", () => {
   const before = Deno.memoryUsage().rss;
-  const mem = GuestMemory.allocate(6 * GIB);
+  const mem = GuestMemory.allocate(ramRegions(6 * GIB));
   const grown = Deno.memoryUsage().rss - before;
   assert.ok(grown < 512 * MIB, `allocating 6 GiB committed ${grown} bytes`);
   assert.equal(mem.size, 6 * GIB);
@@ -191,7 +190,7 @@ Deno.test("a 6 GiB guest is allocated lazily and its high RAM lives at 4 GiB", (
 });
 
 Deno.test("a GuestMemory rebuilt from mem.shared sees and makes the same writes", () => {
-  const mem = GuestMemory.allocate(TWO_REGION_SIZE);
+  const mem = GuestMemory.allocate(ramRegions(TWO_REGION_SIZE));
   const other = new GuestMemory(mem.shared);
   assert.equal(other.size, mem.size);
   assert.equal(other.hostAddress(0), mem.hostAddress(0));
@@ -202,7 +201,7 @@ Deno.test("a GuestMemory rebuilt from mem.shared sees and makes the same writes"
 });
 
 Deno.test("a Worker given mem.shared reads and writes the same guest RAM", async () => {
-  const mem = GuestMemory.allocate(TWO_REGION_SIZE);
+  const mem = GuestMemory.allocate(ramRegions(TWO_REGION_SIZE));
   mem.writeU64(0x2000, 0x5555_aaaa_5555_aaaan);
   const job: MemoryJob = {
     shared: mem.shared,

@@ -12,7 +12,7 @@ import { DEFAULT_BLOCK_SIZE, type DiskConfig, MAX_DISKS } from "../config.ts";
 import { VIRTIO_BLK_ID_BYTES } from "../devices/virtio/block/config.ts";
 import { invalidValue, UsageError } from "./errors.ts";
 import { type KeySchema, parseKeyValues } from "./key_values.ts";
-import type { OptionValue } from "./run_args.ts";
+import type { OptionValue } from "./scan_args.ts";
 
 /** The keys of crosvm's `DiskOption` we support; `path` may go unnamed. */
 const DISK_KEYS: KeySchema = ["path", "ro", "root", "sparse", "direct", "id", "block-size"];

@@ -4,6 +4,8 @@
  * @module
  */
 
+import { UserError } from "../errors.ts";
+
 /**
  * Exit statuses, numbered as crosvm's `CommandStatus` (src/main.rs) plus the plain
  * failure status its Linux `error_to_exit_code` (src/sys/linux/main.rs) gives any other error.
@@ -34,11 +36,10 @@ export type ExitStatus = typeof ExitStatus[keyof typeof ExitStatus];
  * A mistake on the command line. The CLI prints the one-line message (no stack trace)
  * and exits with {@link ExitStatus.invalidArgs}.
  */
-export class UsageError extends Error {
+export class UsageError extends UserError {
   /** @param message one line naming the bad option or value and what is wrong with it */
   constructor(message: string) {
     super(message);
-    this.name = "UsageError";
   }
 }
 

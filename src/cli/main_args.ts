@@ -10,7 +10,8 @@
 import type { VmConfig } from "../config.ts";
 import { LOG_LEVELS, type LogLevel } from "../log.ts";
 import { HelpRequested, UsageError } from "./errors.ts";
-import { DEFAULT_LOG_LEVEL, parseLogLevel, parseRunArgs, RUN_USAGE, scanArgs } from "./run_args.ts";
+import { DEFAULT_LOG_LEVEL, parseLogLevel, parseRunArgs, RUN_USAGE } from "./run_args.ts";
+import { scanArgs } from "./scan_args.ts";
 
 /** `crosvm run`: build and run the VM described by `config`. */
 export interface RunCommand {

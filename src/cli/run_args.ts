@@ -2,27 +2,25 @@
  * `crosvm run [OPTIONS] KERNEL`: its options, spelled and defaulted as crosvm's
  * `RunCommand` (src/crosvm/cmdline.rs), turned into a {@link VmConfig}.
  *
- * Also the argv scanner the top-level parser shares: `node:util` `parseArgs` does the
- * tokenising; unknown options, missing values and repeats become {@link UsageError}s.
- *
  * @module
  */
 
-import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
+import type { ParseArgsOptionsConfig } from "node:util";
 import { MEM_32BIT_GAP_SIZE, MIB } from "../arch/x86_64/layout.ts";
 import {
+  COM_PORT_COUNT,
   DEFAULT_CPUS,
   DEFAULT_KVM_DEVICE,
   DEFAULT_MEM_MIB,
   defaultSerials,
-  SERIAL_PORT_COUNT,
   type SerialConfig,
   type SerialType,
   type VmConfig,
 } from "../config.ts";
 import { isLogLevel, LOG_LEVELS, type LogLevel } from "../log.ts";
 import { DISK_OPTIONS, DISK_USAGE, parseDisks } from "./disk_args.ts";
-import { HelpRequested, invalidValue, UsageError } from "./errors.ts";
+import { invalidValue, UsageError } from "./errors.ts";
+import { type OptionValue, scanArgs } from "./scan_args.ts";
 import { type IntegerRange, type KeySchema, parseKeyValues } from "./key_values.ts";
 
 /** crosvm's default `--log-level` (`CrosvmCmdlineArgs` in src/crosvm/cmdline.rs). */
@@ -49,7 +47,7 @@ export const MAX_MEM_MIB = (2 ** X86_64_MAX_PHYS_ADDR_BITS - MEM_32BIT_GAP_SIZE)
 export const MAX_CPUS = 255;
 
 /** `--serial num=` bounds: COM1–COM4 (crosvm's `validate_serial_parameters`). */
-const SERIAL_NUM_RANGE: IntegerRange = { min: 1, max: SERIAL_PORT_COUNT };
+const SERIAL_NUM_RANGE: IntegerRange = { min: 1, max: COM_PORT_COUNT };
 /** crosvm's default serial `num` (`serial_parameters_default_num`, devices/src/serial_device.rs). */
 const DEFAULT_SERIAL_NUM = 1;
 /** crosvm's default serial `type` (`SerialType::default`, devices/src/serial_device.rs). */
@@ -99,9 +97,6 @@ const RUN_OPTIONS: ParseArgsOptionsConfig = {
   "no-rng": { type: "boolean" },
 };
 
-/** `-h`/`--help`, which every command accepts. */
-const HELP_OPTION: ParseArgsOptionsConfig = { help: { type: "boolean", short: "h" } };
-
 /** Help text for `crosvm run`, with every option and its default. */
 export const RUN_USAGE = `Usage: crosvm run [OPTIONS] KERNEL
 
@@ -125,7 +120,7 @@ Options:
                     set up one serial port; may be given more than once
                       type=(${CLI_SERIAL_TYPES.join(",")}) - where its output goes
                         (default: ${DEFAULT_SERIAL_TYPE})
-                      num=(1..${SERIAL_PORT_COUNT}) - the COM port (default: ${DEFAULT_SERIAL_NUM})
+                      num=(1..${COM_PORT_COUNT}) - the COM port (default: ${DEFAULT_SERIAL_NUM})
                       path=PATH - the output file, required for type=file
                       console - the guest kernel's console is on this port
                       stdin - this port reads standard input
@@ -143,87 +138,6 @@ ${DISK_USAGE}
                     one of ${LOG_LEVELS.join(", ")}; overrides the
                     --log-level given before "run" (default: ${DEFAULT_LOG_LEVEL})
   -h, --help        print this help and exit`;
-
-/** One occurrence of an option: as the user spelled it (`-m`, `--mem`) and its value. */
-export interface OptionValue {
-  /** The option as written, for messages. */
-  readonly flag: string;
-  /** Its value (empty for a boolean option). */
-  readonly value: string;
-  /** Where it appeared in argv, to order occurrences of different options. */
-  readonly index: number;
-}
-
-/** What {@link scanArgs} does besides tokenising. */
-export interface ScanRules {
-  /** Help text thrown in a {@link HelpRequested} on `-h`/`--help`. */
-  readonly usage: string;
-  /** Stop at the first positional argument (a command name) and return the rest unread. */
-  readonly stopAtPositional?: boolean;
-  /** How many positional arguments are allowed (default: none). */
-  readonly maxPositionals?: number;
-}
-
-/** The arguments of one command, checked against its option table. */
-export interface ScannedArgs {
-  /** Every option given, by its long name, in order of appearance. */
-  readonly options: ReadonlyMap<string, readonly OptionValue[]>;
-  /** The positional arguments. */
-  readonly positionals: readonly string[];
-  /** With `stopAtPositional`: the arguments after the first positional one. */
-  readonly rest: readonly string[];
-}
-
-/**
- * Splits `argv` into options (declared in `table`: string-valued, or boolean flags) and positional
- * arguments. Throws {@link HelpRequested} with `rules.usage` at `-h`/`--help`, and a
- * {@link UsageError} naming the option for an unknown option, a missing value, or a
- * second use of an option not declared `multiple`.
- */
-export function scanArgs(
-  argv: readonly string[],
-  table: ParseArgsOptionsConfig,
-  rules: ScanRules,
-): ScannedArgs {
-  const options = new Map<string, OptionValue[]>();
-  const positionals: string[] = [];
-  const { tokens } = parseArgs({
-    args: [...argv],
-    options: { ...table, ...HELP_OPTION },
-    strict: false,
-    allowPositionals: true,
-    tokens: true,
-  });
-  for (const token of tokens) {
-    if (token.kind === "positional") {
-      positionals.push(token.value);
-      if (rules.stopAtPositional) {
-        return { options, positionals, rest: argv.slice(token.index + 1) };
-      }
-      if (positionals.length > (rules.maxPositionals ?? 0)) {
-        throw new UsageError(`unexpected argument ${JSON.stringify(token.value)}`);
-      }
-    } else if (token.kind === "option") {
-      if (token.name === "help") throw new HelpRequested(rules.usage);
-      const spec = Object.hasOwn(table, token.name) ? table[token.name] : undefined;
-      if (spec === undefined) throw new UsageError(`unknown option ${token.rawName}`);
-      const boolean = spec.type === "boolean";
-      if (boolean && token.value !== undefined) {
-        throw new UsageError(`option ${token.rawName} takes no value`);
-      }
-      if (!boolean && token.value === undefined) {
-        throw new UsageError(`option ${token.rawName} needs a value`);
-      }
-      const seen = options.get(token.name) ?? [];
-      if (seen.length > 0 && !spec.multiple) {
-        throw new UsageError(`option ${token.rawName} given more than once`);
-      }
-      const value = token.value ?? "";
-      options.set(token.name, [...seen, { flag: token.rawName, value, index: token.index }]);
-    }
-  }
-  return { options, positionals, rest: [] };
-}
 
 /** The value of a `--log-level` option, which must name one of {@link LOG_LEVELS}. */
 export function parseLogLevel({ flag, value }: OptionValue): LogLevel {

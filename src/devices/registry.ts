@@ -1,7 +1,10 @@
 /**
- * Device specs: structured-cloneable descriptions of the VM's bus devices, from
- * which each thread (every vCPU Worker, and the main thread) builds its own device
- * objects over the same shared state.
+ * Device specs: structured-cloneable descriptions of the VM's bus devices, from which each
+ * thread (every vCPU Worker, and the main thread) builds its own device objects over the same
+ * shared state. A spec says where its device sits (the device manager decided that); building
+ * buses from specs places nothing itself.
+ *
+ * Adding a bus device kind: a spec interface here, a case in {@link buildBuses}.
  *
  * @module
  */
@@ -10,13 +13,13 @@ import { Bus } from "../bus.ts";
 import { writeAll } from "../ffi/libc.ts";
 import { IrqfdLine } from "../irq.ts";
 import { AbsorbDevice } from "./legacy/absorb.ts";
-import { ACPI_PM_PORT, ACPI_PM_PORT_COUNT, AcpiPm } from "./legacy/acpi_pm.ts";
-import { Cmos, CMOS_PORT, CMOS_PORT_COUNT } from "./legacy/cmos.ts";
+import { ACPI_PM_PORT_COUNT, AcpiPm } from "./legacy/acpi_pm.ts";
+import { Cmos, CMOS_PORT_COUNT } from "./legacy/cmos.ts";
 import type { DeviceContext } from "./context.ts";
 import type { BusDevice } from "../bus.ts";
-import { I8042, I8042_PORT, I8042_PORT_COUNT } from "./legacy/i8042.ts";
+import { I8042, I8042_PORT_COUNT } from "./legacy/i8042.ts";
 import { PciBarWindow } from "./pci/bar_window.ts";
-import { PCI_CONFIG_IO_PORT, PCI_CONFIG_IO_PORT_COUNT, PciConfigIo } from "./pci/config_io.ts";
+import { PCI_CONFIG_IO_PORT_COUNT, PciConfigIo } from "./pci/config_io.ts";
 import { PciEcam } from "./pci/ecam.ts";
 import { PciRoot } from "./pci/root.ts";
 import { Serial, SERIAL_PORT_COUNT } from "./legacy/serial.ts";
@@ -41,18 +44,26 @@ export interface SerialSpec {
 /** The i8042 keyboard controller (reset line). */
 export interface I8042Spec {
   kind: "i8042";
+  /** First I/O port. */
+  base: number;
+  /** From `I8042.createState()`. */
   state: SharedArrayBuffer;
 }
 
 /** The CMOS RTC. */
 export interface CmosSpec {
   kind: "cmos";
+  /** First I/O port (the index register). */
+  base: number;
+  /** From `Cmos.createState()`. */
   state: SharedArrayBuffer;
 }
 
 /** The PCI root: config mechanism #1 ports and the ECAM window. */
 export interface PciSpec {
   kind: "pci";
+  /** First I/O port of configuration mechanism #1 (CONFIG_ADDRESS). */
+  configIoPort: number;
   /** From `PciConfigIo.createState()`. */
   state: SharedArrayBuffer;
   /** ECAM window base and size. */
@@ -74,6 +85,8 @@ export interface AbsorbSpec {
 /** The ACPI sleep control, sleep status and reset registers (stateless). */
 export interface AcpiPmSpec {
   kind: "acpi-pm";
+  /** First I/O port (the sleep control register). */
+  base: number;
 }
 
 /** Any device spec. */
@@ -105,10 +118,10 @@ export function buildBuses(specs: readonly DeviceSpec[], ctx: DeviceContext): Bu
         add(pio, buildSerial(spec), spec.base, SERIAL_PORT_COUNT);
         break;
       case "i8042":
-        add(pio, new I8042("i8042", spec.state, ctx), I8042_PORT, I8042_PORT_COUNT);
+        add(pio, new I8042("i8042", spec.state, ctx), spec.base, I8042_PORT_COUNT);
         break;
       case "cmos":
-        add(pio, new Cmos("cmos", spec.state), CMOS_PORT, CMOS_PORT_COUNT);
+        add(pio, new Cmos("cmos", spec.state), spec.base, CMOS_PORT_COUNT);
         break;
       case "pci": {
         const root = new PciRoot();
@@ -117,7 +130,7 @@ export function buildBuses(specs: readonly DeviceSpec[], ctx: DeviceContext): Bu
         add(
           pio,
           new PciConfigIo("pci-config", spec.state, root),
-          PCI_CONFIG_IO_PORT,
+          spec.configIoPort,
           PCI_CONFIG_IO_PORT_COUNT,
         );
         add(mmio, new PciEcam("pci-ecam", root), spec.ecamBase, spec.ecamSize);
@@ -132,7 +145,7 @@ export function buildBuses(specs: readonly DeviceSpec[], ctx: DeviceContext): Bu
         break;
       }
       case "acpi-pm":
-        add(pio, new AcpiPm("acpi-pm", ctx), ACPI_PM_PORT, ACPI_PM_PORT_COUNT);
+        add(pio, new AcpiPm("acpi-pm", ctx), spec.base, ACPI_PM_PORT_COUNT);
         break;
       case "absorb": {
         const device = new AbsorbDevice(spec.name);

@@ -10,7 +10,7 @@
  * @module
  */
 
-import type { BufferRange } from "../devices/virtio/descriptor.ts";
+import type { BufferRange } from "../memory.ts";
 import { SyscallError } from "../ffi/errno.ts";
 import {
   addressOf,

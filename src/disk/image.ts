@@ -9,6 +9,7 @@
  * @module
  */
 
+import { UserError } from "../errors.ts";
 import { SyscallError } from "../ffi/errno.ts";
 import {
   close,
@@ -27,14 +28,14 @@ import {
 export const BLKGETSIZE64 = 0x8008_1272;
 
 /** An image the VM cannot use, said in one line. */
-export class DiskImageError extends Error {
+export class DiskImageError extends UserError {
   /**
+   * The image at `path` cannot be used, for `problem`.
    * @param path the image
    * @param problem what is wrong with it
    */
   constructor(readonly path: string, problem: string) {
     super(`disk image ${path}: ${problem}`);
-    this.name = "DiskImageError";
   }
 }
 

@@ -62,6 +62,7 @@ export class SyscallError extends Error {
   readonly call: string;
 
   /**
+   * The failure of `call` with `errno`.
    * @param call what was called, e.g. `open(/dev/kvm)`
    * @param errno the errno value read right after the call
    * @param description the C library's text for the errno, if known

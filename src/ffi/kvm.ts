@@ -6,6 +6,7 @@
  * @module
  */
 
+import { UserError } from "../errors.ts";
 import {
   Cap,
   Ioctl,
@@ -180,13 +181,16 @@ export class Kvm {
   /**
    * Opens `/dev/kvm` and checks the API version.
    * @throws SyscallError when the device is missing (ENOENT) or not permitted (EACCES)
+   * @throws UserError when it speaks another KVM API version
    */
   static open(path = "/dev/kvm"): Kvm {
     const kvm = new Kvm(open(path, O_RDWR));
     const version = ioctl(kvm.fd, Ioctl.KVM_GET_API_VERSION, 0n, "KVM_GET_API_VERSION");
     if (version !== KVM_API_VERSION) {
       kvm.close();
-      throw new Error(`${path}: KVM API version ${version}, expected ${KVM_API_VERSION}`);
+      throw new UserError(
+        `${path}: KVM API version ${version}, this VMM needs ${KVM_API_VERSION}`,
+      );
     }
     return kvm;
   }

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { DiskFile, ShortTransferError } from "../../src/disk/file.ts";
 import { close, IOV_MAX, O_RDWR, open } from "../../src/ffi/libc.ts";
 import { GuestMemory } from "../../src/memory.ts";
-import { MIB } from "../../src/arch/x86_64/layout.ts";
+import { MIB, ramRegions } from "../../src/arch/x86_64/layout.ts";
 
 /** Runs `fn` with a file of `bytes` and a DiskFile over it with 4 MiB of guest RAM. */
 async function withFile(
@@ -15,7 +15,7 @@ async function withFile(
   const path = await Deno.makeTempFile();
   await Deno.writeFile(path, bytes);
   const fd = open(path, O_RDWR);
-  const memory = GuestMemory.allocate(4 * MIB);
+  const memory = GuestMemory.allocate(ramRegions(4 * MIB));
   try {
     await fn(
       new DiskFile(fd, memory.bytes, memory.hostAddress(0), { direct: false }),

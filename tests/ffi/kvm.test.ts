@@ -1,7 +1,11 @@
 // The typed KVM layer against the real /dev/kvm. Every test closes the descriptors it opens.
 
 import assert from "node:assert/strict";
-import { KVM_IDENTITY_MAP_ADDRESS, KVM_TSS_ADDRESS } from "../../src/arch/x86_64/layout.ts";
+import {
+  KVM_IDENTITY_MAP_ADDRESS,
+  KVM_TSS_ADDRESS,
+  ramRegions,
+} from "../../src/arch/x86_64/layout.ts";
 import { SyscallError } from "../../src/ffi/errno.ts";
 import {
   getSegment,
@@ -273,7 +277,7 @@ kvmTest("ioeventfds register for PIO and MMIO, once each, and deregister", (t) =
 });
 
 kvmTest("guest memory registers as slots, and a slot cannot overlap another", (t) => {
-  const mem = GuestMemory.allocate(2 << 20);
+  const mem = GuestMemory.allocate(ramRegions(2 << 20));
   mem.register(t.vm);
   assertErrno(
     () => t.vm.setUserMemoryRegion(1, 0x1000, 4096, mem.hostAddress(0)),
@@ -285,7 +289,7 @@ kvmTest("guest memory registers as slots, and a slot cannot overlap another", (t
 kvmTest("a real-mode guest's OUT and HLT exit to userspace through kvm_run", (t) => {
   t.vm.setIdentityMapAddress(KVM_IDENTITY_MAP_ADDRESS);
   t.vm.setTssAddress(KVM_TSS_ADDRESS);
-  const mem = GuestMemory.allocate(2 << 20);
+  const mem = GuestMemory.allocate(ramRegions(2 << 20));
   mem.register(t.vm);
   // mov al, 0x42; out 0x10, al; hlt
   mem.write(0x1000, new Uint8Array([0xb0, 0x42, 0xe6, 0x10, 0xf4]));

@@ -7,7 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import { MIB } from "../../src/arch/x86_64/layout.ts";
+import { MIB, ramRegions } from "../../src/arch/x86_64/layout.ts";
 import {
   DescriptorChain,
   needEvent,
@@ -55,7 +55,7 @@ export interface Used {
 
 /** A split-ring driver over its own guest RAM. */
 export class Driver {
-  readonly mem = GuestMemory.allocate(RAM_SIZE);
+  readonly mem = GuestMemory.allocate(ramRegions(RAM_SIZE));
   readonly queue: SplitQueue;
   readonly size: number;
   readonly eventIdx: boolean;

@@ -13,6 +13,7 @@ import {
   PCI_MMIO_32_SIZE,
   PCIE_ECAM_BASE,
   PCIE_ECAM_SIZE,
+  ramRegions,
 } from "../../src/arch/x86_64/layout.ts";
 import { Bus } from "../../src/bus.ts";
 import type { VmFd } from "../../src/ffi/kvm.ts";
@@ -103,7 +104,7 @@ export const RING = { desc: 0x10_0000, avail: 0x11_0000, used: 0x12_0000, data: 
 
 /** Buses, root, window and one virtio function, as a vCPU Worker would have them. */
 export class TestBed {
-  readonly memory = GuestMemory.allocate(16 * MIB);
+  readonly memory = GuestMemory.allocate(ramRegions(16 * MIB));
   readonly mmio = new Bus("mmio");
   readonly root = new PciRoot();
   readonly window = new PciBarWindow("pci-bars", PCI_MMIO_32_BASE);

@@ -5,6 +5,9 @@
  * @module
  */
 
+import type { ComPort } from "../../devices/legacy/serial_ports.ts";
+import type { RamRegion } from "../../memory.ts";
+
 /** One MiB. */
 export const MIB = 1 << 20;
 /** One GiB. */
@@ -44,19 +47,9 @@ export const LAPIC_BASE = 0xfee0_0000;
 export const KVM_TSS_ADDRESS = 0xfffb_d000;
 /** One page for KVM_SET_IDENTITY_MAP_ADDR, just below 4 GiB minus the BIOS area. */
 export const KVM_IDENTITY_MAP_ADDRESS = 0xfffb_c000;
-/** Huge-page size we align guest RAM to inside its SharedArrayBuffer. */
-export const HUGE_PAGE_SIZE = 2 * MIB;
-
-/** A contiguous range of guest RAM. */
-export interface RamRegion {
-  /** Guest-physical start address. */
-  readonly guestAddress: number;
-  /** Size in bytes. */
-  readonly size: number;
-}
 
 /**
- * Splits `memSize` bytes of RAM around the 32-bit MMIO hole: RAM from 0 up to the
+ * The x86_64 memory map for `memSize` bytes of RAM, split around the 32-bit MMIO hole: RAM from 0 up to the
  * hole, and whatever does not fit there from 4 GiB upward.
  */
 export function ramRegions(memSize: number): RamRegion[] {
@@ -94,3 +87,17 @@ export const HIGH_MEMORY_START = 0x10_0000;
 export const ACPI_TABLES_START = 0xe_0000;
 /** End (exclusive) of the ACPI table area. */
 export const ACPI_TABLES_END = HIGH_MEMORY_START;
+
+/** COM1–COM4: base port and ISA IRQ (IBM PC/AT convention). */
+export const COM_PORTS: readonly ComPort[] = [
+  { base: 0x3f8, irq: 4 },
+  { base: 0x2f8, irq: 3 },
+  { base: 0x3e8, irq: 4 },
+  { base: 0x2e8, irq: 3 },
+];
+
+/**
+ * Ports Linux writes to for I/O delays (0x80, the POST code port; 0xED, its alternative), as
+ * `[base, length]`: absorbed silently.
+ */
+export const IO_DELAY_PORTS: [number, number][] = [[0x80, 1], [0xed, 1]];

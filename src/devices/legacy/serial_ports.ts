@@ -7,7 +7,6 @@
  */
 
 import type { SerialConfig } from "../../config.ts";
-import { SERIAL_PORT_COUNT } from "../../config.ts";
 import type { SerialSpec } from "../registry.ts";
 import { Serial } from "./serial.ts";
 import {
@@ -22,18 +21,18 @@ import {
 } from "../../ffi/libc.ts";
 import type { VmFd } from "../../ffi/kvm.ts";
 
-/** COM1–COM4: base port and ISA IRQ (IBM PC/AT convention). */
-export const COM_PORTS = [
-  { base: 0x3f8, irq: 4 },
-  { base: 0x2f8, irq: 3 },
-  { base: 0x3e8, irq: 4 },
-  { base: 0x2e8, irq: 3 },
-] as const;
-
 /** stdout's file descriptor. */
 const STDOUT_FD = 1;
 /** Read size for the output stream. */
 const STREAM_CHUNK = 4096;
+
+/** Where the platform puts one COM port: its first I/O port and its interrupt line (GSI). */
+export interface ComPort {
+  /** First I/O port of the UART's eight registers. */
+  readonly base: number;
+  /** The GSI (ISA IRQ) it raises. */
+  readonly irq: number;
+}
 
 /** The serial ports of one VM, ready to hand to the vCPU Workers. */
 export interface SerialPorts {
@@ -48,19 +47,20 @@ export interface SerialPorts {
 }
 
 /**
- * Opens every port's output and irqfd. Descriptors are registered on `cleanup`, so a
+ * Opens every port's output and irqfd: COMn is `comPorts[n - 1]`. Descriptors are registered on `cleanup`, so a
  * failure part-way leaves nothing open.
  */
 export function openSerialPorts(
   vm: VmFd,
   configs: readonly SerialConfig[],
+  comPorts: readonly ComPort[],
   cleanup: DisposableStack,
 ): SerialPorts {
   const ports: SerialPorts = { specs: [] };
   let streamFd: number | undefined;
-  for (let num = 1; num <= SERIAL_PORT_COUNT; num++) {
+  for (let num = 1; num <= comPorts.length; num++) {
     const config = configs.find((c) => c.num === num);
-    const { base, irq } = COM_PORTS[num - 1];
+    const { base, irq } = comPorts[num - 1];
     const irqFd = eventfd();
     cleanup.defer(() => close(irqFd));
     vm.irqfd(irqFd, irq);

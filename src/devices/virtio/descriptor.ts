@@ -11,7 +11,7 @@
  * @module
  */
 
-import { type GuestMemory, GuestMemoryError } from "../../memory.ts";
+import { type BufferRange, type GuestMemory, GuestMemoryError } from "../../memory.ts";
 
 /** §2.7.5 `struct virtq_desc`: this buffer continues via the `next` field. */
 export const VIRTQ_DESC_F_NEXT = 1;
@@ -40,41 +40,6 @@ export const VIRTQ_MAX_CHAIN_BYTES = 2 ** 32;
 const U32_RANGE = 2 ** 32;
 /** High halves of `addr` at or above this put it past 2^53: never RAM, and not a safe integer. */
 const ADDR_HIGH_LIMIT = 2 ** 21;
-
-/** Where one buffer of a chain lies in `GuestMemory.bytes` (checked to be RAM). */
-export interface BufferRange {
-  /** Offset of the first byte in `GuestMemory.bytes`. */
-  readonly offset: number;
-  /** Length in bytes. */
-  readonly length: number;
-}
-
-/**
- * The part `[skip, skip + length)` of the bytes `ranges` cover, as ranges (the whole request
- * body past a header, say, or the data before a trailing status byte).
- * @throws RangeError when the ranges hold fewer than `skip + length` bytes
- */
-export function sliceRanges(
-  ranges: readonly BufferRange[],
-  skip: number,
-  length: number,
-): BufferRange[] {
-  const out: BufferRange[] = [];
-  let left = length;
-  for (const range of ranges) {
-    if (left === 0) break;
-    if (skip >= range.length) {
-      skip -= range.length;
-      continue;
-    }
-    const n = Math.min(range.length - skip, left);
-    out.push({ offset: range.offset + skip, length: n });
-    left -= n;
-    skip = 0;
-  }
-  if (left > 0) throw new RangeError(`${length} bytes past ${skip} are more than the buffers hold`);
-  return out;
-}
 
 /** One guest buffer a descriptor names: guest-physical start and length in bytes. */
 export interface GuestBuffer {

@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { BootParams } from "../../../src/arch/x86_64/boot/boot_params.ts";
-import { HIGH_MEMORY_START, MIB } from "../../../src/arch/x86_64/layout.ts";
+import { HIGH_MEMORY_START, MIB, ramRegions } from "../../../src/arch/x86_64/layout.ts";
 import { isBzImage, loadBzImage } from "../../../src/arch/x86_64/boot/bzimage.ts";
 import { ImageError } from "../../../src/arch/x86_64/boot/image.ts";
 import { loadKernel } from "../../../src/arch/x86_64/boot/kernel.ts";
@@ -48,7 +48,7 @@ Deno.test('isBzImage needs both boot_flag 0xAA55 at 0x1FE and "HdrS" at 0x202', 
 Deno.test("a bzImage's protected-mode kernel lands at 1 MiB and is entered at 1 MiB + 0x200", () => {
   const payload = pattern(12_345, 3);
   const image = buildBzImage({ setupSects: 1, payload, initSize: 2 * MIB });
-  const mem = GuestMemory.allocate(MEM_SIZE);
+  const mem = GuestMemory.allocate(ramRegions(MEM_SIZE));
   const kernel = loadKernel(mem, image, PATH);
   assert.equal(kernel.entry, STARTUP_64);
   assert.deepEqual(mem.read(HIGH_MEMORY_START, payload.length), payload);
@@ -62,14 +62,14 @@ Deno.test("a bzImage's protected-mode kernel lands at 1 MiB and is entered at 1 
 
 Deno.test("bzImage: setup_sects 0 means 4 setup sectors (boot.rst)", () => {
   const payload = pattern(1024, 9);
-  const mem = GuestMemory.allocate(MEM_SIZE);
+  const mem = GuestMemory.allocate(ramRegions(MEM_SIZE));
   loadBzImage(mem, buildBzImage({ setupSects: 0, payload }), PATH);
   assert.deepEqual(mem.read(HIGH_MEMORY_START, payload.length), payload);
 });
 
 Deno.test("bzImage: a payload larger than init_size reserves the payload's size", () => {
   const payload = pattern(64 * 1024);
-  const mem = GuestMemory.allocate(MEM_SIZE);
+  const mem = GuestMemory.allocate(ramRegions(MEM_SIZE));
   const kernel = loadBzImage(mem, buildBzImage({ payload, initSize: 4096 }), PATH);
   assert.equal(kernel.end, HIGH_MEMORY_START + payload.length);
 });
@@ -110,13 +110,16 @@ const BAD_HEADERS: { what: string; image: () => Uint8Array; says: RegExp }[] = [
 
 for (const { what, image, says } of BAD_HEADERS) {
   Deno.test(`loadKernel refuses a bzImage with ${what}: ImageError`, () => {
-    assertImageError(() => loadKernel(GuestMemory.allocate(MEM_SIZE), image(), PATH), says);
+    assertImageError(
+      () => loadKernel(GuestMemory.allocate(ramRegions(MEM_SIZE)), image(), PATH),
+      says,
+    );
   });
 }
 
 Deno.test("bzImage: init_size that exactly fits between 1 MiB and the end of RAM loads", () => {
   const spec: BzImageSpec = { initSize: MEM_SIZE - HIGH_MEMORY_START };
-  const kernel = loadBzImage(GuestMemory.allocate(MEM_SIZE), buildBzImage(spec), PATH);
+  const kernel = loadBzImage(GuestMemory.allocate(ramRegions(MEM_SIZE)), buildBzImage(spec), PATH);
   assert.equal(kernel.end, MEM_SIZE);
 });
 
@@ -126,7 +129,7 @@ Deno.test("loadKernel: bytes that are neither ELF nor bzImage are not a kernel",
   junk[BootParams.BOOT_FLAG] = 0; // not 0xAA55
   for (const image of [junk, new Uint8Array(0)]) {
     assertImageError(
-      () => loadKernel(GuestMemory.allocate(MEM_SIZE), image, PATH),
+      () => loadKernel(GuestMemory.allocate(ramRegions(MEM_SIZE)), image, PATH),
       /not a kernel: neither an ELF vmlinux nor a bzImage/,
     );
   }
@@ -146,7 +149,7 @@ Deno.test({
     assert.ok(image[SetupHeader.XLOADFLAGS] & XLF_KERNEL_64, "XLF_KERNEL_64");
     const setupSects = image[BootParams.SETUP_HEADER];
     const initSize = view.getUint32(SetupHeader.INIT_SIZE, true);
-    const mem = GuestMemory.allocate(256 * MIB);
+    const mem = GuestMemory.allocate(ramRegions(256 * MIB));
     const kernel = loadKernel(mem, image, DEBIAN!);
     assert.equal(kernel.entry, STARTUP_64);
     assert.equal(kernel.end, HIGH_MEMORY_START + initSize, "init_size exceeds the image");

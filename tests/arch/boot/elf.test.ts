@@ -2,7 +2,7 @@
 // binutils links from tests/guests/hello.S, and on copies of it patched to be wrong.
 
 import assert from "node:assert/strict";
-import { MIB } from "../../../src/arch/x86_64/layout.ts";
+import { MIB, ramRegions } from "../../../src/arch/x86_64/layout.ts";
 import { loadElf } from "../../../src/arch/x86_64/boot/elf.ts";
 import { ImageError } from "../../../src/arch/x86_64/boot/image.ts";
 import { loadKernel } from "../../../src/arch/x86_64/boot/kernel.ts";
@@ -62,7 +62,7 @@ Deno.test("the hello guest is the ELF these tests assume: ET_EXEC x86_64, code P
 });
 
 Deno.test("loadElf places each PT_LOAD segment at p_paddr and returns e_entry and the end", () => {
-  const mem = GuestMemory.allocate(MEM_SIZE);
+  const mem = GuestMemory.allocate(ramRegions(MEM_SIZE));
   const kernel = loadKernel(mem, HELLO, PATH);
   assert.equal(kernel.entry, Number(helloView.getBigUint64(E_ENTRY, true)));
   assert.equal(kernel.entry, 2 * MIB);
@@ -77,7 +77,7 @@ Deno.test("loadElf places each PT_LOAD segment at p_paddr and returns e_entry an
 Deno.test("loadElf zeroes a segment's bss (p_memsz beyond p_filesz) over dirty memory", () => {
   const BSS = 8192;
   const image = patched(setPhdr(TEXT, P_MEMSZ, TEXT_FILESZ + BSS));
-  const mem = GuestMemory.allocate(MEM_SIZE);
+  const mem = GuestMemory.allocate(ramRegions(MEM_SIZE));
   mem.slice(TEXT_PADDR, TEXT_FILESZ + BSS + 16).fill(0xee);
   const kernel = loadElf(mem, image, PATH);
   assert.equal(kernel.end, TEXT_PADDR + TEXT_FILESZ + BSS);
@@ -167,7 +167,7 @@ const BAD_ELVES: { what: string; image: () => Uint8Array; says: RegExp }[] = [
 
 for (const { what, image, says } of BAD_ELVES) {
   Deno.test(`loadKernel refuses an ELF with ${what}: ImageError naming the file`, () => {
-    const mem = GuestMemory.allocate(MEM_SIZE);
+    const mem = GuestMemory.allocate(ramRegions(MEM_SIZE));
     assert.throws(() => loadKernel(mem, image(), PATH), (e: unknown) => {
       assert.ok(e instanceof ImageError, `${e}`);
       assert.equal(e.path, PATH);

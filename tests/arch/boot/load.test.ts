@@ -31,6 +31,7 @@ import {
   PCIE_ECAM_BASE,
   PCIE_ECAM_SIZE,
   PML4_ADDRESS,
+  ramRegions,
   ZERO_PAGE_ADDRESS,
 } from "../../../src/arch/x86_64/layout.ts";
 import {
@@ -110,7 +111,7 @@ const ram = (address: number, size: number): E820Entry => ({ address, size, type
 const ECAM: E820Entry = { address: PCIE_ECAM_BASE, size: PCIE_ECAM_SIZE, type: E820Type.RESERVED };
 
 Deno.test("e820Map, 64 MiB: conventional RAM up to the EBDA, then RAM from 1 MiB to the top", () => {
-  assert.deepEqual(e820Map(GuestMemory.allocate(64 * MIB)), [
+  assert.deepEqual(e820Map(GuestMemory.allocate(ramRegions(64 * MIB))), [
     ram(0, 0x9fc00),
     ram(0x10_0000, 63 * MIB),
     ECAM,
@@ -120,7 +121,7 @@ Deno.test("e820Map, 64 MiB: conventional RAM up to the EBDA, then RAM from 1 MiB
 });
 
 Deno.test("e820Map, 4 GiB: low RAM stops at the 32-bit MMIO hole, the rest is RAM at 4 GiB", () => {
-  const mem = GuestMemory.allocate(4 * GIB); // SharedArrayBuffer pages are touched lazily
+  const mem = GuestMemory.allocate(ramRegions(4 * GIB)); // SharedArrayBuffer pages are touched lazily
   assert.deepEqual(e820Map(mem), [
     ram(0, EBDA_START),
     ram(HIGH_MEMORY_START, MMIO_HOLE_START - HIGH_MEMORY_START),
@@ -133,13 +134,16 @@ Deno.test("e820Map, 4 GiB: low RAM stops at the 32-bit MMIO hole, the rest is RA
 });
 
 Deno.test("e820Map: a guest smaller than 640 KiB is one RAM range, no high memory", () => {
-  assert.deepEqual(e820Map(GuestMemory.allocate(512 * 1024)), [ram(0, 512 * 1024), ECAM]);
+  assert.deepEqual(e820Map(GuestMemory.allocate(ramRegions(512 * 1024))), [
+    ram(0, 512 * 1024),
+    ECAM,
+  ]);
 });
 
 // --- zero page ---------------------------------------------------------------------------
 
 Deno.test("loadBootImages (ELF): zero page has boot_flag, HdrS, loader type, cmdline, e820", () => {
-  const mem = GuestMemory.allocate(64 * MIB);
+  const mem = GuestMemory.allocate(ramRegions(64 * MIB));
   const entry = loadBootImages(mem, { kernel: HELLO, cmdline: CMDLINE });
   assert.equal(entry, HELLO_ENTRY, "returns the ELF's e_entry");
   const zp = readZeroPage(mem);
@@ -156,7 +160,7 @@ Deno.test("loadBootImages (ELF): zero page has boot_flag, HdrS, loader type, cmd
 });
 
 Deno.test("loadBootImages: the e820 table in the zero page lists high RAM above 4 GiB", () => {
-  const mem = GuestMemory.allocate(MMIO_HOLE_START + 2 * MIB);
+  const mem = GuestMemory.allocate(ramRegions(MMIO_HOLE_START + 2 * MIB));
   loadBootImages(mem, { kernel: HELLO, cmdline: "" });
   const { e820 } = readZeroPage(mem);
   assert.equal(e820.length, 4);
@@ -167,7 +171,7 @@ Deno.test("loadBootImages: the e820 table in the zero page lists high RAM above 
 Deno.test("loadBootImages: the initrd goes page aligned, above the kernel, below low RAM's top", () => {
   const MEM = 64 * MIB;
   const initrd = pattern(MIB + 123, 1); // not a whole number of pages
-  const mem = GuestMemory.allocate(MEM);
+  const mem = GuestMemory.allocate(ramRegions(MEM));
   loadBootImages(mem, {
     kernel: HELLO,
     initrd: { path: "initrd.img", bytes: initrd },
@@ -184,7 +188,7 @@ Deno.test("loadBootImages: the initrd goes page aligned, above the kernel, below
 
 Deno.test("loadBootImages: an initrd that cannot fit above the kernel is an ImageError", () => {
   for (const size of [63 * MIB, 64 * MIB, 100 * MIB]) {
-    const mem = GuestMemory.allocate(64 * MIB);
+    const mem = GuestMemory.allocate(ramRegions(64 * MIB));
     const initrd = { path: "/tmp/huge.img", bytes: new Uint8Array(size) };
     assert.throws(
       () => loadBootImages(mem, { kernel: HELLO, initrd, cmdline: "" }),
@@ -197,7 +201,7 @@ Deno.test("loadBootImages: an initrd that cannot fit above the kernel is an Imag
 });
 
 Deno.test("loadBootImages: a command line longer than the kernel accepts is a CmdlineError", () => {
-  const mem = GuestMemory.allocate(64 * MIB);
+  const mem = GuestMemory.allocate(ramRegions(64 * MIB));
   const cmdline = "x".repeat(2049); // an ELF kernel states no cmdline_size: Linux's 2048 applies
   assert.throws(
     () => loadBootImages(mem, { kernel: HELLO, cmdline }),
@@ -210,7 +214,7 @@ Deno.test("loadBootImages: a command line longer than the kernel accepts is a Cm
 
 Deno.test("loadBootImages (bzImage): the zero page carries the kernel's setup header", () => {
   const image = buildBzImage({ initSize: 3 * MIB });
-  const mem = GuestMemory.allocate(64 * MIB);
+  const mem = GuestMemory.allocate(ramRegions(64 * MIB));
   const entry = loadBootImages(mem, { kernel: { path: "bz", bytes: image }, cmdline: CMDLINE });
   assert.equal(entry, HIGH_MEMORY_START + 0x200);
   const zp = readZeroPage(mem);
@@ -227,7 +231,7 @@ Deno.test("loadBootImages (bzImage): the initrd ends at or below initrd_addr_max
   const initrdAddrMax = 32 * MIB - 1;
   const image = buildBzImage({ initrdAddrMax, initSize: 4 * MIB });
   const initrd = pattern(3 * PAGE_SIZE + 1, 2);
-  const mem = GuestMemory.allocate(64 * MIB);
+  const mem = GuestMemory.allocate(ramRegions(64 * MIB));
   loadBootImages(mem, {
     kernel: { path: "bz", bytes: image },
     initrd: { path: "initrd", bytes: initrd },
@@ -243,7 +247,7 @@ Deno.test("loadBootImages (bzImage): the initrd ends at or below initrd_addr_max
 Deno.test("loadBootImages (bzImage): cmdline_size bytes are accepted, one more byte is not", () => {
   const image = buildBzImage({ cmdlineSize: 255 }); // boot.rst: the limit before protocol 2.06
   const load = (cmdline: string) =>
-    loadBootImages(GuestMemory.allocate(16 * MIB), {
+    loadBootImages(GuestMemory.allocate(ramRegions(16 * MIB)), {
       kernel: { path: "bz", bytes: image },
       cmdline,
     });
@@ -265,7 +269,7 @@ Deno.test({
     const kernel = { path: DEBIAN!, bytes: await Deno.readFile(DEBIAN!) };
     const header = new DataView(kernel.bytes.buffer);
     const cmdlineSize = header.getUint32(BootParams.CMDLINE_SIZE, true);
-    const mem = GuestMemory.allocate(256 * MIB);
+    const mem = GuestMemory.allocate(ramRegions(256 * MIB));
     loadBootImages(mem, { kernel, cmdline: "z".repeat(cmdlineSize) });
     const zp = readZeroPage(mem);
     assert.equal(zp.version, header.getUint16(BootParams.VERSION, true));
@@ -339,7 +343,7 @@ function longModeSregs(): Sregs {
 }
 
 Deno.test("the boot GDT in memory is what the segment registers are loaded from", () => {
-  const mem = GuestMemory.allocate(16 * MIB);
+  const mem = GuestMemory.allocate(ramRegions(16 * MIB));
   writeGdt(mem);
   const sregs = longModeSregs();
   assert.equal(sregs.u64("gdt"), BigInt(BOOT_GDT_ADDRESS));
@@ -404,7 +408,7 @@ function translate(mem: GuestMemory, cr3: bigint, linear: number): number | unde
 }
 
 Deno.test("the boot page tables identity-map the first 4 GiB with 2 MiB pages", () => {
-  const mem = GuestMemory.allocate(16 * MIB);
+  const mem = GuestMemory.allocate(ramRegions(16 * MIB));
   writeIdentityPageTables(mem);
   const cr3 = longModeSregs().u64("cr3");
   const addresses = [0, 0x1234, 2 * MIB, 2 * MIB + 0xabc, 3 * GIB + 0x12_3456, 4 * GIB - 2 * MIB];

@@ -3,7 +3,7 @@ import {
   RESET_VECTOR_ADDRESS,
   resetVectorStub,
 } from "../../../src/arch/x86_64/boot/reset_vector.ts";
-import { MIB } from "../../../src/arch/x86_64/layout.ts";
+import { MIB, ramRegions } from "../../../src/arch/x86_64/layout.ts";
 import { Bus } from "../../../src/bus.ts";
 import { ACPI_PM_PORT, ACPI_PM_PORT_COUNT, AcpiPm } from "../../../src/devices/legacy/acpi_pm.ts";
 import type { GuestExitReason } from "../../../src/devices/context.ts";
@@ -52,7 +52,7 @@ Deno.test("objdump reads the stub as: write the reset value to the reset port, t
 kvmTest("run in real mode from F000:FFF0, the stub makes the ACPI PM device reset the VM", () => {
   const kvm = Kvm.open();
   const vm = kvm.createVm();
-  const memory = GuestMemory.allocate(2 * MIB);
+  const memory = GuestMemory.allocate(ramRegions(2 * MIB));
   const vcpu = vm.createVcpu(0);
   const runSize = kvm.vcpuMmapSize();
   const runAddress = vcpu.mapRun(runSize);

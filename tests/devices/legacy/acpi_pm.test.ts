@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { Bus } from "../../../src/bus.ts";
-import { ACPI_PM_PORT_COUNT, AcpiPm } from "../../../src/devices/legacy/acpi_pm.ts";
+import { ACPI_PM_PORT, ACPI_PM_PORT_COUNT, AcpiPm } from "../../../src/devices/legacy/acpi_pm.ts";
 import type { GuestExitReason } from "../../../src/devices/context.ts";
 import { buildBuses } from "../../../src/devices/registry.ts";
 
@@ -81,7 +81,9 @@ Deno.test("every register reads 0", () => {
 
 Deno.test("the acpi-pm spec maps the registers at 0x600-0x602 of the PIO bus", () => {
   const exits: GuestExitReason[] = [];
-  const { pio } = buildBuses([{ kind: "acpi-pm" }], { requestExit: (r) => exits.push(r) });
+  const { pio } = buildBuses([{ kind: "acpi-pm", base: ACPI_PM_PORT }], {
+    requestExit: (r) => exits.push(r),
+  });
   assert.equal(ACPI_PM_PORT_COUNT, 3);
   assert.equal(pio.find(SLEEP_CONTROL - 1), undefined);
   assert.equal(pio.find(RESET + 1), undefined);

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { MIB } from "../../../src/arch/x86_64/layout.ts";
+import { MIB, ramRegions } from "../../../src/arch/x86_64/layout.ts";
 import {
   availRingSize,
   ChainError,
@@ -507,7 +507,7 @@ const BAD_CONFIGS: [string, Partial<SplitQueueConfig>, RegExp][] = [
 
 for (const [name, change, message] of BAD_CONFIGS) {
   Deno.test(`a queue configuration is refused: ${name}`, () => {
-    const mem = GuestMemory.allocate(RAM_SIZE);
+    const mem = GuestMemory.allocate(ramRegions(RAM_SIZE));
     assert.throws(() => new SplitQueue(mem, { ...GOOD, ...change }), (e) => {
       assert.ok(e instanceof QueueConfigError);
       assert.match(e.message, message);
@@ -517,7 +517,7 @@ for (const [name, change, message] of BAD_CONFIGS) {
 }
 
 Deno.test("queue configurations at the limits are accepted", () => {
-  const mem = GuestMemory.allocate(RAM_SIZE);
+  const mem = GuestMemory.allocate(ramRegions(RAM_SIZE));
   for (const size of [1, 2, VIRTQ_MAX_SIZE]) {
     assert.equal(new SplitQueue(mem, { ...GOOD, size }).size, size);
   }

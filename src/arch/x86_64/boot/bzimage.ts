@@ -9,8 +9,7 @@
 import { BOOT_FLAG_MAGIC, BootParams, HDRS_MAGIC } from "./boot_params.ts";
 import { HIGH_MEMORY_START } from "../layout.ts";
 import type { GuestMemory } from "../../../memory.ts";
-import { ImageError } from "./image.ts";
-import type { LoadedKernel } from "./kernel.ts";
+import { ImageError, type LoadedKernel } from "./image.ts";
 
 /** The 64-bit entry is 0x200 bytes into the protected-mode kernel (boot.rst, 64-bit boot protocol). */
 const STARTUP_64_OFFSET = 0x200;

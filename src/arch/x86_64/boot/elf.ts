@@ -7,8 +7,7 @@
  */
 
 import type { GuestMemory } from "../../../memory.ts";
-import { ImageError } from "./image.ts";
-import type { LoadedKernel } from "./kernel.ts";
+import { ImageError, type LoadedKernel } from "./image.ts";
 
 /** `\x7fELF`. */
 const ELF_MAGIC = [0x7f, 0x45, 0x4c, 0x46];

@@ -8,17 +8,7 @@
 import type { GuestMemory } from "../../../memory.ts";
 import { isBzImage, loadBzImage } from "./bzimage.ts";
 import { isElf, loadElf } from "./elf.ts";
-import { ImageError } from "./image.ts";
-
-/** Where a kernel landed and how to enter it. */
-export interface LoadedKernel {
-  /** Guest-physical 64-bit entry point. */
-  entry: number;
-  /** First guest-physical address past the kernel's memory. */
-  end: number;
-  /** The bzImage setup header to copy into the zero page (absent for ELF). */
-  setupHeader?: Uint8Array;
-}
+import { ImageError, type LoadedKernel } from "./image.ts";
 
 /** Loads `image` (ELF vmlinux or bzImage) into guest memory. */
 export function loadKernel(mem: GuestMemory, image: Uint8Array, path: string): LoadedKernel {

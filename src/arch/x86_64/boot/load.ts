@@ -6,6 +6,7 @@
  * @module
  */
 
+import { UserError } from "../../../errors.ts";
 import type { VcpuFd } from "../../../ffi/kvm.ts";
 import { cString } from "../../../ffi/libc.ts";
 import { ImageError } from "./image.ts";
@@ -46,11 +47,10 @@ export interface BootSource {
 }
 
 /** Thrown for a command line longer than the kernel accepts. */
-export class CmdlineError extends Error {
+export class CmdlineError extends UserError {
   /** @param length the command line's length @param limit the kernel's `cmdline_size` */
   constructor(length: number, limit: number) {
     super(`kernel command line is ${length} bytes, the kernel accepts at most ${limit}`);
-    this.name = "CmdlineError";
   }
 }
 

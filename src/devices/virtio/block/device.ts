@@ -42,7 +42,8 @@ import {
   VIRTIO_BLK_T_WRITE_ZEROES,
   VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP,
 } from "./config.ts";
-import { type DescriptorChain, sliceRanges } from "../queue.ts";
+import { sliceRanges } from "../../../memory.ts";
+import type { DescriptorChain } from "../queue.ts";
 import { VirtioDeviceType } from "../spec.ts";
 
 /** PCI class 01h (mass storage controller), sub-class 80h (other), as QEMU's virtio-blk. */

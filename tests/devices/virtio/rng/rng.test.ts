@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { MIB } from "../../../../src/arch/x86_64/layout.ts";
+import { MIB, ramRegions } from "../../../../src/arch/x86_64/layout.ts";
 import { VirtQueue } from "../../../../src/devices/virtio/device.ts";
 import {
   SplitQueue,
@@ -24,7 +24,7 @@ const DATA = 0x10_0000;
 
 /** A queue with one chain of buffers `[length, writable]`; returns the queue and the buffers. */
 function oneChain(buffers: [number, boolean][]) {
-  const memory = GuestMemory.allocate(4 * MIB);
+  const memory = GuestMemory.allocate(ramRegions(4 * MIB));
   let address = DATA;
   const placed = buffers.map(([length, writable], i) => {
     const at = DESC + i * VIRTQ_DESC_SIZE;

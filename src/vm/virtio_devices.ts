@@ -1,0 +1,23 @@
+/**
+ * Which virtio devices a configuration asks for, in the order the guest finds them: the disks
+ * first (so they are /dev/vda, /dev/vdb, …), then virtio-rng. A new device type is one more
+ * entry here, built from its configuration.
+ *
+ * @module
+ */
+
+import type { VirtioDeviceRequest } from "../arch/machine.ts";
+import type { VmConfig } from "../config.ts";
+import { diskName } from "../devices/virtio/block/disks.ts";
+import type { BlockSpec } from "../devices/virtio/block/device.ts";
+
+/** The virtio devices of `config`; `disks` are its disks, opened (see `openDisks`). */
+export function virtioDeviceRequests(
+  config: VmConfig,
+  disks: readonly BlockSpec[],
+): VirtioDeviceRequest[] {
+  return [
+    ...disks.map((backend, i) => ({ name: `virtio-blk-${diskName(i)}`, backend })),
+    ...(config.rng ? [{ name: "virtio-rng", backend: { kind: "rng" as const } }] : []),
+  ];
+}
