@@ -1,6 +1,7 @@
 /**
- * Builds the small guest programs of tests/guests/ into ELF64 kernels with the
- * system assembler and linker (binutils), cached under .cache/guests/.
+ * Builds the small guest programs of tests/guests/ with the system assembler and linker
+ * (binutils), cached under .cache/guests/: ELF64 kernels for the VMM, and flat binaries for a
+ * bare vCPU.
  *
  * @module
  */
@@ -15,15 +16,12 @@ async function run(cmd: string, args: string[]): Promise<void> {
   }
 }
 
-/**
- * Assembles `tests/guests/NAME.S` and links it with `tests/guests/SCRIPT.ld`
- * (`guest` by default: code at 0x200000). Returns the ELF's path.
- */
-export async function buildGuest(name: string, script = "guest"): Promise<string> {
+/** Assembles `tests/guests/NAME.S` and links it with `tests/guests/SCRIPT.ld` into `output`. */
+async function assembleAndLink(name: string, script: string, output: string): Promise<string> {
   await Deno.mkdir(CACHE, { recursive: true });
   const source = new URL(`${name}.S`, GUESTS).pathname;
   const object = new URL(`${name}.o`, CACHE).pathname;
-  const elf = new URL(`${name}-${script}.elf`, CACHE).pathname;
+  const linked = new URL(output, CACHE).pathname;
   await run("as", ["--64", "-o", object, source]);
   await run("ld", [
     "-T",
@@ -31,8 +29,24 @@ export async function buildGuest(name: string, script = "guest"): Promise<string
     "-z",
     "noexecstack",
     "-o",
-    elf,
+    linked,
     object,
   ]);
-  return elf;
+  return linked;
+}
+
+/**
+ * Assembles `tests/guests/NAME.S` and links it with `tests/guests/SCRIPT.ld`
+ * (`guest` by default: code at 0x200000). Returns the ELF's path.
+ */
+export function buildGuest(name: string, script = "guest"): Promise<string> {
+  return assembleAndLink(name, script, `${name}-${script}.elf`);
+}
+
+/**
+ * Assembles `tests/guests/NAME.S` and links it with `tests/guests/flat.ld` into a flat binary
+ * for a bare vCPU (code at 0x1000, entered in real mode). Returns its bytes.
+ */
+export async function buildFlatGuest(name: string): Promise<Uint8Array> {
+  return await Deno.readFile(await assembleAndLink(name, "flat", `${name}.bin`));
 }

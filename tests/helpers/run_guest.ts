@@ -1,25 +1,13 @@
 /**
  * Runs a test guest from tests/guests/ in a real VM on /dev/kvm, collecting its
- * COM1 output through the library's serial stream.
+ * COM1 output through the library's serial stream. Declare such tests with `kvmTest` from
+ * ./kvm.ts, which ignores them, saying why, where KVM is unusable.
  *
  * @module
  */
 
 import { type GuestMemory, Vm, type VmConfig, type VmResult } from "../../mod.ts";
 import { buildGuest } from "./guests.ts";
-
-/** True when this host has a usable /dev/kvm. */
-export const HAVE_KVM = (() => {
-  try {
-    Deno.openSync("/dev/kvm", { read: true, write: true }).close();
-    return true;
-  } catch {
-    return false;
-  }
-})();
-
-/** The skip reason for KVM tests on hosts without /dev/kvm. */
-export const NO_KVM = "needs /dev/kvm (KVM is not available on this host)";
 
 /** What a guest run produced. */
 export interface GuestRun {

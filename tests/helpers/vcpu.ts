@@ -1,12 +1,11 @@
 /**
- * A bare KVM vCPU for tests of per-vCPU state (registers, CPUID, MSRs), ignored with a
- * note on hosts without /dev/kvm.
+ * A bare KVM vCPU for tests of per-vCPU state (registers, CPUID, MSRs). Declare such tests
+ * with {@link kvmTest}: where KVM is unusable they are ignored, saying why.
  *
  * @module
  */
 
 import { Kvm, type VcpuFd } from "../../src/ffi/kvm.ts";
-import { HAVE_KVM, NO_KVM } from "./run_guest.ts";
 
 /** What a {@link kvmTest} body gets: the system fd and vCPU `id` of a fresh VM. */
 export interface VcpuFixture {
@@ -34,7 +33,5 @@ export function withVcpu<T>(fn: (t: VcpuFixture) => T, id = 0): T {
   }
 }
 
-/** Declares a test that needs /dev/kvm; where there is none it is ignored, saying why. */
-export function kvmTest(name: string, fn: () => void | Promise<void>): void {
-  Deno.test({ name: HAVE_KVM ? name : `${name} [ignored: ${NO_KVM}]`, ignore: !HAVE_KVM, fn });
-}
+/** Re-exported for the vCPU tests: declares a test that needs KVM (./kvm.ts). */
+export { kvmTest } from "./kvm.ts";

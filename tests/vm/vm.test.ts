@@ -1,9 +1,7 @@
 import assert from "node:assert/strict";
 import { ImageError, VmSetupError } from "../../mod.ts";
-import { HAVE_KVM, NO_KVM, runGuest } from "../helpers/run_guest.ts";
-
-const kvmTest = (name: string, fn: () => Promise<void>) =>
-  Deno.test({ name: HAVE_KVM ? name : `${name} [ignored: ${NO_KVM}]`, ignore: !HAVE_KVM, fn });
+import { kvmTest } from "../helpers/kvm.ts";
+import { runGuest } from "../helpers/run_guest.ts";
 
 kvmTest(
   "a guest's COM1 writes reach the serial output and an i8042 reset ends the VM",

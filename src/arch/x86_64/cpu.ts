@@ -36,9 +36,20 @@ const APIC_DELIVERY_MODE_MASK = 0x700;
 const APIC_MODE_EXTINT = 0x7 << 8;
 const APIC_MODE_NMI = 0x4 << 8;
 
+/** CPUID leaf 0 EAX: the highest basic leaf the CPU answers. */
+const LEAF_MAX_BASIC = 0x0;
+
 /**
  * The supported CPUID table shaped for vCPU `id` of `cpus`: its APIC ID, the hypervisor
  * bit, and a topology of one package with `cpus` single-threaded cores.
+ *
+ * The extended topology leaves 0xB and 0x1F are written whole, whatever subleaves KVM listed
+ * (recent kernels list subleaf 0 only, zeroed; older ones the host's levels): subleaf 0 the SMT
+ * level, 1 the core level, 2 the invalid level that ends the enumeration. Linux's
+ * `detect_extended_topology` reads subleaf 0 and then walks up until that invalid level: without
+ * subleaf 1 it finds no core level and puts every vCPU in a package of its own. Each leaf is
+ * written where KVM lists any subleaf of it, or where leaf 0 lets the guest ask for it (highest
+ * basic leaf ≥ the leaf).
  */
 export function cpuidForVcpu(
   supported: readonly CpuidEntry[],
@@ -46,9 +57,11 @@ export function cpuidForVcpu(
   cpus: number,
 ): CpuidEntry[] {
   const shaped: CpuidEntry[] = [];
+  const hasLeaf = (fn: number) => shaped.some((e) => e.function === fn);
   for (const leaf of supported) {
     if (leaf.function === LEAF_TOPOLOGY || leaf.function === LEAF_TOPOLOGY_V2) {
-      if (leaf.index === 0) shaped.push(...topologyLeaves(leaf.function, id, cpus));
+      // Written whole in place of the first subleaf KVM lists, whichever it is; the rest go.
+      if (!hasLeaf(leaf.function)) shaped.push(...topologyLeaves(leaf.function, id, cpus));
       continue;
     }
     const e = { ...leaf };
@@ -60,13 +73,17 @@ export function cpuidForVcpu(
     }
     shaped.push(e);
   }
+  // A topology leaf KVM does not list at all, though leaf 0 lets the guest ask for it.
+  const maxBasic = supported.find((e) => e.function === LEAF_MAX_BASIC && e.index === 0)?.eax ?? 0;
+  for (const fn of [LEAF_TOPOLOGY, LEAF_TOPOLOGY_V2]) {
+    if (fn <= maxBasic && !hasLeaf(fn)) shaped.push(...topologyLeaves(fn, id, cpus));
+  }
   return shaped;
 }
 
 /**
  * The subleaves of extended-topology leaf `fn` (0xB or 0x1F): SMT, core, then the
- * invalid level that ends the list. KVM may report these without host topology, so we
- * write them all.
+ * invalid level that ends the list, each with the x2APIC ID in EDX.
  */
 function topologyLeaves(fn: number, id: number, cpus: number): CpuidEntry[] {
   return [0, 1, 2].map((index) => ({

@@ -3,19 +3,14 @@
 // sleeps until the device Worker's completion arrives as an MSI through the GSI routing table.
 
 import assert from "node:assert/strict";
-import { HAVE_KVM, NO_KVM, runGuest } from "../../helpers/run_guest.ts";
+import { kvmTest } from "../../helpers/kvm.ts";
+import { runGuest } from "../../helpers/run_guest.ts";
 
-Deno.test({
-  name: HAVE_KVM
-    ? "a guest driver gets 64 random bytes and the MSI-X interrupt"
-    : `a guest driver gets 64 random bytes and the MSI-X interrupt [ignored: ${NO_KVM}]`,
-  ignore: !HAVE_KVM,
-  fn: async () => {
-    const { result, output } = await runGuest("virtio_rng", { config: { rng: true } });
-    assert.equal(output, "IOK\n");
-    assert.equal(result.reason, "reset");
-    assert.equal(result.error, undefined);
-    const mmioExits = result.stats.reduce((sum, s) => sum + s.mmioExits, 0);
-    assert.ok(mmioExits > 0, "register accesses trapped");
-  },
+kvmTest("a guest driver gets 64 random bytes and the MSI-X interrupt", async () => {
+  const { result, output } = await runGuest("virtio_rng", { config: { rng: true } });
+  assert.equal(output, "IOK\n");
+  assert.equal(result.reason, "reset");
+  assert.equal(result.error, undefined);
+  const mmioExits = result.stats.reduce((sum, s) => sum + s.mmioExits, 0);
+  assert.ok(mmioExits > 0, "register accesses trapped");
 });
