@@ -5,15 +5,13 @@
  * @module
  */
 
-import { writeAll } from "./ffi/libc.ts";
+import { signalEventfd } from "./ffi/eventfd.ts";
 
 /** Something that raises a guest interrupt line. Safe to call from any thread. */
 export interface InterruptLine {
   /** Raises the line as an edge (assert, then deassert). */
   trigger(): void;
 }
-
-const ONE = new Uint8Array(new BigUint64Array([1n]).buffer);
 
 /** An edge-triggered line raised by writing 1 to an eventfd that KVM_IRQFD bound to a GSI. */
 export class IrqfdLine implements InterruptLine {
@@ -22,6 +20,6 @@ export class IrqfdLine implements InterruptLine {
 
   /** Pulses the GSI. */
   trigger(): void {
-    writeAll(this.fd, ONE);
+    signalEventfd(this.fd);
   }
 }

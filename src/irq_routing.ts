@@ -25,7 +25,7 @@ export const MSI_GSI_BASE: number = KVM_IOAPIC_NUM_PINS;
  * MSI GSIs a VM may allocate by default. KVM's x86 table holds `KVM_MAX_IRQ_ROUTES` (4096)
  * entries; a few hundred vectors is plenty for our devices.
  */
-export const DEFAULT_MSI_GSI_COUNT = 256;
+const DEFAULT_MSI_GSI_COUNT = 256;
 
 // Cell layout of the shared state.
 const LOCK = 0;
@@ -121,10 +121,6 @@ export class GsiRouter {
   }
 
   /** The table as it stands: KVM's default irqchip routes, then every routed MSI GSI. */
-  routes(): IrqRoute[] {
-    return this.#lock.with(() => this.#table());
-  }
-
   #table(): IrqRoute[] {
     const c = this.#cells;
     const routes: IrqRoute[] = defaultIrqchipRoutes();

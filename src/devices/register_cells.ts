@@ -6,7 +6,7 @@
  * @module
  */
 
-const DWORD = 4;
+import { DWORD } from "./access.ts";
 
 /**
  * Fills `data` with the little-endian bytes at byte `offset` of `cells` (any size, any
@@ -33,18 +33,6 @@ export function writeCellBytes(cells: Uint32Array, offset: number, data: Uint8Ar
     const merged = (Atomics.load(cells, cell) & ~(0xff << shift)) | (data[i] << shift);
     Atomics.store(cells, cell, merged >>> 0);
   }
-}
-
-/** The little-endian value of 1–4 bytes. */
-export function bytesToU32(data: Uint8Array): number {
-  let value = 0;
-  for (let i = data.length - 1; i >= 0; i--) value = value * 256 + data[i];
-  return value >>> 0;
-}
-
-/** Writes the low `data.length` bytes of `value`, little-endian, into `data`. */
-export function u32ToBytes(value: number, data: Uint8Array): void {
-  for (let i = 0; i < data.length; i++) data[i] = i < DWORD ? value >>> (8 * i) : 0;
 }
 
 /** Hands out consecutive Uint32 cell arrays of one SharedArrayBuffer, in a fixed order. */

@@ -32,6 +32,7 @@ import {
   KVM_SEGMENT,
   KVM_SREGS,
   KVM_USERSPACE_MEMORY_REGION,
+  type StructLayout,
 } from "./kvm_abi.ts";
 import {
   close,
@@ -174,6 +175,19 @@ function encodeMsrs(entries: readonly MsrEntry[]): StructBuffer<typeof KVM_MSRS.
   return buf;
 }
 
+/** The name of a KVM ioctl, a key of {@link Ioctl}. */
+type IoctlName = keyof typeof Ioctl;
+
+/** KVM ioctl `name` on `fd` with an integer argument; a failure names the request. */
+function kvmIoctl(fd: number, name: IoctlName, arg = 0n): number {
+  return ioctl(fd, Ioctl[name], arg, name);
+}
+
+/** KVM ioctl `name` on `fd` with a pointer to `buf`; a failure names the request. */
+function kvmIoctlBuf(fd: number, name: IoctlName, buf: Uint8Array): number {
+  return ioctlBuf(fd, Ioctl[name], buf, name);
+}
+
 /** The KVM system fd (`/dev/kvm`). */
 export class Kvm {
   private constructor(readonly fd: number) {}
@@ -185,7 +199,7 @@ export class Kvm {
    */
   static open(path = "/dev/kvm"): Kvm {
     const kvm = new Kvm(open(path, O_RDWR));
-    const version = ioctl(kvm.fd, Ioctl.KVM_GET_API_VERSION, 0n, "KVM_GET_API_VERSION");
+    const version = kvmIoctl(kvm.fd, "KVM_GET_API_VERSION");
     if (version !== KVM_API_VERSION) {
       kvm.close();
       throw new UserError(
@@ -197,12 +211,12 @@ export class Kvm {
 
   /** KVM_CHECK_EXTENSION: 0 when unsupported, else a capability-specific value. */
   checkExtension(cap: number): number {
-    return ioctl(this.fd, Ioctl.KVM_CHECK_EXTENSION, BigInt(cap), "KVM_CHECK_EXTENSION");
+    return kvmIoctl(this.fd, "KVM_CHECK_EXTENSION", BigInt(cap));
   }
 
   /** The size of each vCPU's `kvm_run` mapping (KVM_GET_VCPU_MMAP_SIZE). */
   vcpuMmapSize(): number {
-    return ioctl(this.fd, Ioctl.KVM_GET_VCPU_MMAP_SIZE, 0n, "KVM_GET_VCPU_MMAP_SIZE");
+    return kvmIoctl(this.fd, "KVM_GET_VCPU_MMAP_SIZE");
   }
 
   /** The most vCPUs a VM may have (KVM_CAP_MAX_VCPUS, falling back to KVM_CAP_NR_VCPUS). */
@@ -215,13 +229,13 @@ export class Kvm {
   supportedCpuid(): CpuidEntry[] {
     const bytes = new Uint8Array(KVM_CPUID2.size + MAX_CPUID_ENTRIES * KVM_CPUID_ENTRY2.size);
     new DataView(bytes.buffer).setUint32(KVM_CPUID2.fields.nent, MAX_CPUID_ENTRIES, true);
-    ioctlBuf(this.fd, Ioctl.KVM_GET_SUPPORTED_CPUID, bytes, "KVM_GET_SUPPORTED_CPUID");
+    kvmIoctlBuf(this.fd, "KVM_GET_SUPPORTED_CPUID", bytes);
     return decodeCpuid(bytes);
   }
 
   /** KVM_CREATE_VM. */
   createVm(): VmFd {
-    return new VmFd(ioctl(this.fd, Ioctl.KVM_CREATE_VM, 0n, "KVM_CREATE_VM"));
+    return new VmFd(kvmIoctl(this.fd, "KVM_CREATE_VM"));
   }
 
   /** Closes the system fd. */
@@ -237,7 +251,7 @@ export class VmFd {
 
   /** KVM_CHECK_EXTENSION on the VM (some capabilities are per VM). */
   checkExtension(cap: number): number {
-    return ioctl(this.fd, Ioctl.KVM_CHECK_EXTENSION, BigInt(cap), "KVM_CHECK_EXTENSION");
+    return kvmIoctl(this.fd, "KVM_CHECK_EXTENSION", BigInt(cap));
   }
 
   /** KVM_SET_USER_MEMORY_REGION: maps `size` bytes of host memory at `hostAddress` to `guestAddress`. */
@@ -254,31 +268,31 @@ export class VmFd {
     r.setU64("guest_phys_addr", guestAddress);
     r.setU64("memory_size", size);
     r.setU64("userspace_addr", hostAddress);
-    ioctlBuf(this.fd, Ioctl.KVM_SET_USER_MEMORY_REGION, r.bytes, "KVM_SET_USER_MEMORY_REGION");
+    kvmIoctlBuf(this.fd, "KVM_SET_USER_MEMORY_REGION", r.bytes);
   }
 
   /** KVM_SET_TSS_ADDR: three pages of guest-physical space Intel VMX needs for real mode. */
   setTssAddress(address: number): void {
-    ioctl(this.fd, Ioctl.KVM_SET_TSS_ADDR, BigInt(address), "KVM_SET_TSS_ADDR");
+    kvmIoctl(this.fd, "KVM_SET_TSS_ADDR", BigInt(address));
   }
 
   /** KVM_SET_IDENTITY_MAP_ADDR: one page for the EPT identity map Intel VMX needs. */
   setIdentityMapAddress(address: number): void {
-    const arg = new Uint8Array(8);
+    const arg = new Uint8Array(BigUint64Array.BYTES_PER_ELEMENT); // the ioctl takes a __u64
     new DataView(arg.buffer).setBigUint64(0, BigInt(address), true);
-    ioctlBuf(this.fd, Ioctl.KVM_SET_IDENTITY_MAP_ADDR, arg, "KVM_SET_IDENTITY_MAP_ADDR");
+    kvmIoctlBuf(this.fd, "KVM_SET_IDENTITY_MAP_ADDR", arg);
   }
 
   /** KVM_CREATE_IRQCHIP: in-kernel PIC, IOAPIC and per-vCPU LAPICs. */
   createIrqchip(): void {
-    ioctl(this.fd, Ioctl.KVM_CREATE_IRQCHIP, 0n, "KVM_CREATE_IRQCHIP");
+    kvmIoctl(this.fd, "KVM_CREATE_IRQCHIP");
   }
 
   /** KVM_CREATE_PIT2: in-kernel i8254 timer (with the speaker port stubbed). */
   createPit2(): void {
     const cfg = new StructBuffer(KVM_PIT_CONFIG);
     cfg.setU32("flags", KVM_PIT_SPEAKER_DUMMY);
-    ioctlBuf(this.fd, Ioctl.KVM_CREATE_PIT2, cfg.bytes, "KVM_CREATE_PIT2");
+    kvmIoctlBuf(this.fd, "KVM_CREATE_PIT2", cfg.bytes);
   }
 
   /** KVM_IRQ_LINE: sets interrupt line `irq` to `level`. */
@@ -286,7 +300,7 @@ export class VmFd {
     const arg = new StructBuffer(KVM_IRQ_LEVEL);
     arg.setU32("irq", irq);
     arg.setU32("level", level ? 1 : 0);
-    ioctlBuf(this.fd, Ioctl.KVM_IRQ_LINE, arg.bytes, "KVM_IRQ_LINE");
+    kvmIoctlBuf(this.fd, "KVM_IRQ_LINE", arg.bytes);
   }
 
   /** KVM_IRQFD: a write to eventfd `fd` pulses GSI `gsi`. */
@@ -295,7 +309,7 @@ export class VmFd {
     arg.setU32("fd", fd);
     arg.setU32("gsi", gsi);
     arg.setU32("flags", deassign ? KVM_IRQFD_FLAG_DEASSIGN : 0);
-    ioctlBuf(this.fd, Ioctl.KVM_IRQFD, arg.bytes, "KVM_IRQFD");
+    kvmIoctlBuf(this.fd, "KVM_IRQFD", arg.bytes);
   }
 
   /**
@@ -320,12 +334,12 @@ export class VmFd {
     arg.setU32("len", length);
     arg.setU32("fd", fd);
     arg.setU32("flags", flags);
-    ioctlBuf(this.fd, Ioctl.KVM_IOEVENTFD, arg.bytes, "KVM_IOEVENTFD");
+    kvmIoctlBuf(this.fd, "KVM_IOEVENTFD", arg.bytes);
   }
 
   /** KVM_CREATE_VCPU with APIC ID `id`. */
   createVcpu(id: number): VcpuFd {
-    return new VcpuFd(ioctl(this.fd, Ioctl.KVM_CREATE_VCPU, BigInt(id), "KVM_CREATE_VCPU"), id);
+    return new VcpuFd(kvmIoctl(this.fd, "KVM_CREATE_VCPU", BigInt(id)), id);
   }
 
   /** Closes the VM fd. */
@@ -349,7 +363,7 @@ export class VcpuFd {
 
   /** KVM_RUN. Throws a SyscallError (EINTR when kicked by a signal or `immediate_exit`). */
   run(): void {
-    ioctl(this.fd, Ioctl.KVM_RUN, 0n, "KVM_RUN");
+    kvmIoctl(this.fd, "KVM_RUN");
   }
 
   /**
@@ -365,44 +379,38 @@ export class VcpuFd {
 
   /** KVM_GET_REGS. */
   getRegs(): Regs {
-    const regs = new StructBuffer(KVM_REGS);
-    ioctlBuf(this.fd, Ioctl.KVM_GET_REGS, regs.bytes, "KVM_GET_REGS");
-    return regs;
+    return this.#getStruct(KVM_REGS, "KVM_GET_REGS");
   }
 
   /** KVM_SET_REGS. */
   setRegs(regs: Regs): void {
-    ioctlBuf(this.fd, Ioctl.KVM_SET_REGS, regs.bytes, "KVM_SET_REGS");
+    kvmIoctlBuf(this.fd, "KVM_SET_REGS", regs.bytes);
   }
 
   /** KVM_GET_SREGS. */
   getSregs(): Sregs {
-    const sregs = new StructBuffer(KVM_SREGS);
-    ioctlBuf(this.fd, Ioctl.KVM_GET_SREGS, sregs.bytes, "KVM_GET_SREGS");
-    return sregs;
+    return this.#getStruct(KVM_SREGS, "KVM_GET_SREGS");
   }
 
   /** KVM_SET_SREGS. */
   setSregs(sregs: Sregs): void {
-    ioctlBuf(this.fd, Ioctl.KVM_SET_SREGS, sregs.bytes, "KVM_SET_SREGS");
+    kvmIoctlBuf(this.fd, "KVM_SET_SREGS", sregs.bytes);
   }
 
   /** KVM_GET_FPU. */
   getFpu(): Fpu {
-    const fpu = new StructBuffer(KVM_FPU);
-    ioctlBuf(this.fd, Ioctl.KVM_GET_FPU, fpu.bytes, "KVM_GET_FPU");
-    return fpu;
+    return this.#getStruct(KVM_FPU, "KVM_GET_FPU");
   }
 
   /** KVM_SET_FPU. */
   setFpu(fpu: Fpu): void {
-    ioctlBuf(this.fd, Ioctl.KVM_SET_FPU, fpu.bytes, "KVM_SET_FPU");
+    kvmIoctlBuf(this.fd, "KVM_SET_FPU", fpu.bytes);
   }
 
   /** KVM_GET_MSRS for the given indices. */
   getMsrs(indices: readonly number[]): MsrEntry[] {
     const buf = encodeMsrs(indices.map((index) => ({ index, data: 0n })));
-    const n = ioctlBuf(this.fd, Ioctl.KVM_GET_MSRS, buf.bytes, "KVM_GET_MSRS");
+    const n = kvmIoctlBuf(this.fd, "KVM_GET_MSRS", buf.bytes);
     return indices.slice(0, n).map((index, i) => ({
       index,
       data: buf.view.getBigUint64(
@@ -414,7 +422,7 @@ export class VcpuFd {
 
   /** KVM_SET_MSRS; throws when KVM refuses any of them. */
   setMsrs(entries: readonly MsrEntry[]): void {
-    const n = ioctlBuf(this.fd, Ioctl.KVM_SET_MSRS, encodeMsrs(entries).bytes, "KVM_SET_MSRS");
+    const n = kvmIoctlBuf(this.fd, "KVM_SET_MSRS", encodeMsrs(entries).bytes);
     if (n !== entries.length) {
       const msr = entries[n].index.toString(16);
       throw new Error(`KVM_SET_MSRS: KVM refused MSR 0x${msr}`);
@@ -423,25 +431,25 @@ export class VcpuFd {
 
   /** KVM_SET_CPUID2. */
   setCpuid(entries: readonly CpuidEntry[]): void {
-    ioctlBuf(this.fd, Ioctl.KVM_SET_CPUID2, encodeCpuid(entries), "KVM_SET_CPUID2");
+    kvmIoctlBuf(this.fd, "KVM_SET_CPUID2", encodeCpuid(entries));
   }
 
   /** KVM_GET_LAPIC: the 1 KiB local APIC register page. */
   getLapic(): Uint8Array {
     const regs = new Uint8Array(KVM_LAPIC_STATE.size);
-    ioctlBuf(this.fd, Ioctl.KVM_GET_LAPIC, regs, "KVM_GET_LAPIC");
+    kvmIoctlBuf(this.fd, "KVM_GET_LAPIC", regs);
     return regs;
   }
 
   /** KVM_SET_LAPIC. */
   setLapic(regs: Uint8Array): void {
-    ioctlBuf(this.fd, Ioctl.KVM_SET_LAPIC, regs, "KVM_SET_LAPIC");
+    kvmIoctlBuf(this.fd, "KVM_SET_LAPIC", regs);
   }
 
   /** KVM_GET_MP_STATE. */
   getMpState(): number {
     const arg = new StructBuffer(KVM_MP_STATE_ARGS);
-    ioctlBuf(this.fd, Ioctl.KVM_GET_MP_STATE, arg.bytes, "KVM_GET_MP_STATE");
+    kvmIoctlBuf(this.fd, "KVM_GET_MP_STATE", arg.bytes);
     return arg.u32("mp_state");
   }
 
@@ -449,11 +457,21 @@ export class VcpuFd {
   setMpState(state: number): void {
     const arg = new StructBuffer(KVM_MP_STATE_ARGS);
     arg.setU32("mp_state", state);
-    ioctlBuf(this.fd, Ioctl.KVM_SET_MP_STATE, arg.bytes, "KVM_SET_MP_STATE");
+    kvmIoctlBuf(this.fd, "KVM_SET_MP_STATE", arg.bytes);
   }
 
   /** Closes the vCPU fd. */
   close(): void {
     close(this.fd);
+  }
+
+  /** Runs the KVM_GET_* request `name`, which fills a struct of `layout`; returns the struct. */
+  #getStruct<F extends Record<string, number>>(
+    layout: StructLayout & { fields: F },
+    name: IoctlName,
+  ): StructBuffer<F> {
+    const struct = new StructBuffer(layout);
+    kvmIoctlBuf(this.fd, name, struct.bytes);
+    return struct;
   }
 }

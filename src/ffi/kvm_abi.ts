@@ -7,20 +7,10 @@
  * @module
  */
 
-/** `KVMIO`, the ioctl type byte of every KVM ioctl (`<linux/kvm.h>`). */
-const KVMIO = 0xae;
-/** `_IOC` direction bits (`<asm-generic/ioctl.h>`). */
-const IOC_NONE = 0;
-const IOC_WRITE = 1;
-const IOC_READ = 2;
+import { _IO, _IOR, _IOW, _IOWR } from "./ioctl.ts";
 
-function ioc(dir: number, nr: number, size: number): number {
-  return ((dir << 30) | (size << 16) | (KVMIO << 8) | nr) >>> 0;
-}
-const io = (nr: number) => ioc(IOC_NONE, nr, 0);
-const ior = (nr: number, size: number) => ioc(IOC_READ, nr, size);
-const iow = (nr: number, size: number) => ioc(IOC_WRITE, nr, size);
-const iowr = (nr: number, size: number) => ioc(IOC_READ | IOC_WRITE, nr, size);
+/** `KVMIO`, the ioctl type byte of every KVM ioctl (`<linux/kvm.h>`). */
+export const KVMIO = 0xae;
 
 /** A C struct: its size and the byte offset of each member path we use. */
 export interface StructLayout {
@@ -218,37 +208,42 @@ export const ALL_LAYOUTS: readonly StructLayout[] = [
   KVM_MP_STATE_ARGS,
 ];
 
-/** ioctl request numbers, derived like the `_IO*` macros of `<linux/kvm.h>`. */
+/**
+ * `sizeof(struct kvm_msr_list)`: its `__u32 nmsrs`, then a flexible array of MSR indices.
+ */
+const KVM_MSR_LIST_SIZE = Uint32Array.BYTES_PER_ELEMENT;
+
+/** ioctl request numbers, with the `_IO*` macros and arguments of `<linux/kvm.h>`. */
 export const Ioctl = {
-  KVM_GET_API_VERSION: io(0x00),
-  KVM_CREATE_VM: io(0x01),
-  KVM_GET_MSR_INDEX_LIST: iowr(0x02, KVM_MSRS.size - 4),
-  KVM_CHECK_EXTENSION: io(0x03),
-  KVM_GET_VCPU_MMAP_SIZE: io(0x04),
-  KVM_GET_SUPPORTED_CPUID: iowr(0x05, KVM_CPUID2.size),
-  KVM_CREATE_VCPU: io(0x41),
-  KVM_SET_USER_MEMORY_REGION: iow(0x46, KVM_USERSPACE_MEMORY_REGION.size),
-  KVM_SET_TSS_ADDR: io(0x47),
-  KVM_SET_IDENTITY_MAP_ADDR: iow(0x48, 8),
-  KVM_CREATE_IRQCHIP: io(0x60),
-  KVM_IRQ_LINE: iow(0x61, KVM_IRQ_LEVEL.size),
-  KVM_IRQFD: iow(0x76, KVM_IRQFD_ARGS.size),
-  KVM_CREATE_PIT2: iow(0x77, KVM_PIT_CONFIG.size),
-  KVM_IOEVENTFD: iow(0x79, KVM_IOEVENTFD_ARGS.size),
-  KVM_RUN: io(0x80),
-  KVM_GET_REGS: ior(0x81, KVM_REGS.size),
-  KVM_SET_REGS: iow(0x82, KVM_REGS.size),
-  KVM_GET_SREGS: ior(0x83, KVM_SREGS.size),
-  KVM_SET_SREGS: iow(0x84, KVM_SREGS.size),
-  KVM_GET_MSRS: iowr(0x88, KVM_MSRS.size),
-  KVM_SET_MSRS: iow(0x89, KVM_MSRS.size),
-  KVM_GET_FPU: ior(0x8c, KVM_FPU.size),
-  KVM_SET_FPU: iow(0x8d, KVM_FPU.size),
-  KVM_GET_LAPIC: ior(0x8e, KVM_LAPIC_STATE.size),
-  KVM_SET_LAPIC: iow(0x8f, KVM_LAPIC_STATE.size),
-  KVM_SET_CPUID2: iow(0x90, KVM_CPUID2.size),
-  KVM_GET_MP_STATE: ior(0x98, KVM_MP_STATE_ARGS.size),
-  KVM_SET_MP_STATE: iow(0x99, KVM_MP_STATE_ARGS.size),
+  KVM_GET_API_VERSION: _IO(KVMIO, 0x00),
+  KVM_CREATE_VM: _IO(KVMIO, 0x01),
+  KVM_GET_MSR_INDEX_LIST: _IOWR(KVMIO, 0x02, KVM_MSR_LIST_SIZE),
+  KVM_CHECK_EXTENSION: _IO(KVMIO, 0x03),
+  KVM_GET_VCPU_MMAP_SIZE: _IO(KVMIO, 0x04),
+  KVM_GET_SUPPORTED_CPUID: _IOWR(KVMIO, 0x05, KVM_CPUID2.size),
+  KVM_CREATE_VCPU: _IO(KVMIO, 0x41),
+  KVM_SET_USER_MEMORY_REGION: _IOW(KVMIO, 0x46, KVM_USERSPACE_MEMORY_REGION.size),
+  KVM_SET_TSS_ADDR: _IO(KVMIO, 0x47),
+  KVM_SET_IDENTITY_MAP_ADDR: _IOW(KVMIO, 0x48, BigUint64Array.BYTES_PER_ELEMENT),
+  KVM_CREATE_IRQCHIP: _IO(KVMIO, 0x60),
+  KVM_IRQ_LINE: _IOW(KVMIO, 0x61, KVM_IRQ_LEVEL.size),
+  KVM_IRQFD: _IOW(KVMIO, 0x76, KVM_IRQFD_ARGS.size),
+  KVM_CREATE_PIT2: _IOW(KVMIO, 0x77, KVM_PIT_CONFIG.size),
+  KVM_IOEVENTFD: _IOW(KVMIO, 0x79, KVM_IOEVENTFD_ARGS.size),
+  KVM_RUN: _IO(KVMIO, 0x80),
+  KVM_GET_REGS: _IOR(KVMIO, 0x81, KVM_REGS.size),
+  KVM_SET_REGS: _IOW(KVMIO, 0x82, KVM_REGS.size),
+  KVM_GET_SREGS: _IOR(KVMIO, 0x83, KVM_SREGS.size),
+  KVM_SET_SREGS: _IOW(KVMIO, 0x84, KVM_SREGS.size),
+  KVM_GET_MSRS: _IOWR(KVMIO, 0x88, KVM_MSRS.size),
+  KVM_SET_MSRS: _IOW(KVMIO, 0x89, KVM_MSRS.size),
+  KVM_GET_FPU: _IOR(KVMIO, 0x8c, KVM_FPU.size),
+  KVM_SET_FPU: _IOW(KVMIO, 0x8d, KVM_FPU.size),
+  KVM_GET_LAPIC: _IOR(KVMIO, 0x8e, KVM_LAPIC_STATE.size),
+  KVM_SET_LAPIC: _IOW(KVMIO, 0x8f, KVM_LAPIC_STATE.size),
+  KVM_SET_CPUID2: _IOW(KVMIO, 0x90, KVM_CPUID2.size),
+  KVM_GET_MP_STATE: _IOR(KVMIO, 0x98, KVM_MP_STATE_ARGS.size),
+  KVM_SET_MP_STATE: _IOW(KVMIO, 0x99, KVM_MP_STATE_ARGS.size),
 } as const;
 
 /** The only KVM API version there has ever been (`KVM_API_VERSION`). */

@@ -9,7 +9,14 @@
  * @module
  */
 
-import { Ioctl, KVM_IRQFD_ARGS, KVM_IRQFD_FLAG_DEASSIGN, type StructLayout } from "./kvm_abi.ts";
+import { _IOW } from "./ioctl.ts";
+import {
+  Ioctl,
+  KVM_IRQFD_ARGS,
+  KVM_IRQFD_FLAG_DEASSIGN,
+  KVMIO,
+  type StructLayout,
+} from "./kvm_abi.ts";
 import { ioctlBuf } from "./libc.ts";
 import { StructBuffer } from "./struct.ts";
 
@@ -38,14 +45,8 @@ export const KVM_IRQ_ROUTING_ENTRY = {
   },
 } as const satisfies StructLayout;
 
-/** `KVMIO`, the ioctl type byte of every KVM ioctl (`<linux/kvm.h>`). */
-const KVMIO = 0xae;
-/** `_IOC_WRITE` (`<asm-generic/ioctl.h>`): userspace passes a struct to the kernel. */
-const IOC_WRITE = 1;
-
 /** `KVM_SET_GSI_ROUTING`: `_IOW(KVMIO, 0x6a, struct kvm_irq_routing)`. */
-export const KVM_SET_GSI_ROUTING =
-  ((IOC_WRITE << 30) | (KVM_IRQ_ROUTING.size << 16) | (KVMIO << 8) | 0x6a) >>> 0;
+export const KVM_SET_GSI_ROUTING = _IOW(KVMIO, 0x6a, KVM_IRQ_ROUTING.size);
 
 /** `kvm_irq_routing_entry.type`: the GSI drives a pin of an in-kernel irqchip. */
 export const KVM_IRQ_ROUTING_IRQCHIP = 1;
@@ -69,7 +70,7 @@ export const KVM_IRQFD_FLAG_RESAMPLE = 1 << 1;
 /** IOAPIC pins KVM emulates (`KVM_IOAPIC_NUM_PINS`): GSIs 0–23 reach it. */
 export const KVM_IOAPIC_NUM_PINS = 24;
 /** GSIs 0–15 also reach the 8259 pair (`PIC_NUM_PINS` × 2 in KVM's default table). */
-export const PIC_GSI_COUNT = 16;
+const PIC_GSI_COUNT = 16;
 /** Pins per 8259: GSI n is pin n % 8 of the master (n < 8) or the slave. */
 const PIC_PINS = 8;
 
@@ -124,7 +125,7 @@ export function defaultIrqchipRoutes(): IrqchipRoute[] {
 }
 
 /** Encodes `routes` as a `struct kvm_irq_routing` with its entries. */
-export function encodeIrqRouting(routes: readonly IrqRoute[]): Uint8Array {
+function encodeIrqRouting(routes: readonly IrqRoute[]): Uint8Array {
   const table = new StructBuffer(KVM_IRQ_ROUTING, routes.length * KVM_IRQ_ROUTING_ENTRY.size);
   table.setU32("nr", routes.length);
   const at = KVM_IRQ_ROUTING_ENTRY.fields;

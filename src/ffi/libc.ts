@@ -19,10 +19,8 @@ export const O_RDWR = 0o2;
 export const O_CREAT = 0o100;
 /** Truncate the file to length 0. */
 export const O_TRUNC = 0o1000;
-/** Append on every write. */
-export const O_APPEND = 0o2000;
 /** Non-blocking I/O. */
-export const O_NONBLOCK = 0o4000;
+const O_NONBLOCK = 0o4000;
 /** Close the descriptor on exec. */
 export const O_CLOEXEC = 0o2000000;
 /** Bypass the page cache (`<asm-generic/fcntl.h>`, x86 value). */
@@ -50,19 +48,17 @@ export const PROT_WRITE = 0x2;
 export const MAP_SHARED = 0x01;
 /** Private copy-on-write mapping. */
 export const MAP_PRIVATE = 0x02;
-/** Place the mapping exactly at the given address. */
-export const MAP_FIXED = 0x10;
 /** `madvise(2)`: back the range with transparent huge pages. */
 export const MADV_HUGEPAGE = 14;
 /** `mmap(2)` returns `(void *)-1` on failure. */
 export const MAP_FAILED = 0xffff_ffff_ffff_ffffn;
 
 /** `eventfd(2)` flags from `<sys/eventfd.h>`. */
-export const EFD_CLOEXEC = O_CLOEXEC;
+const EFD_CLOEXEC = O_CLOEXEC;
 /** Non-blocking eventfd. */
 export const EFD_NONBLOCK = O_NONBLOCK;
 /** `memfd_create(2)` flag: close on exec. */
-export const MFD_CLOEXEC = 0x1;
+const MFD_CLOEXEC = 0x1;
 
 /** `SIGUSR2` from `<asm-generic/signal.h>`: our vCPU kick signal (Deno's inspector owns SIGUSR1). */
 export const SIGUSR2 = 12;
@@ -85,6 +81,7 @@ const SYMBOLS = {
   },
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   pipe2: { parameters: ["buffer", "i32"], result: "i32" },
+  poll: { parameters: ["buffer", "u64", "i32"], result: "i32" },
   preadv: { parameters: ["i32", "buffer", "i32", "i64"], result: "isize" },
   pwritev: { parameters: ["i32", "buffer", "i32", "i64"], result: "isize" },
   fdatasync: { parameters: ["i32"], result: "i32" },
@@ -116,7 +113,7 @@ export function errno(): number {
 }
 
 /** The C library's description of an errno value. */
-export function strerror(code: number): string {
+function strerror(code: number): string {
   const ptr = libc().strerror(code);
   return ptr === null ? "" : Deno.UnsafePointerView.getCString(ptr);
 }
@@ -281,7 +278,7 @@ export function gettid(): number {
 }
 
 /** `getpid(2)`. */
-export function getpid(): number {
+function getpid(): number {
   return libc().getpid();
 }
 

@@ -8,7 +8,7 @@ import { Kvm, type VmFd } from "../../src/ffi/kvm.ts";
 import { Exit } from "../../src/ffi/kvm_abi.ts";
 import * as routing from "../../src/ffi/kvm_irq_routing.ts";
 import { close, EFD_NONBLOCK, eventfd } from "../../src/ffi/libc.ts";
-import { drainEventfd, signalEventfd } from "../../src/ffi/poll.ts";
+import { drainEventfd, signalEventfd } from "../../src/ffi/eventfd.ts";
 import { GsiRouter, kvmRouteSubmitter, MSI_GSI_BASE } from "../../src/irq_routing.ts";
 import { assertMatchesC, cValues } from "../helpers/c_values.ts";
 import { withFlatGuest } from "../helpers/flat_guest.ts";

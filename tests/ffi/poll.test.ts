@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { close, EFD_NONBLOCK, eventfd } from "../../src/ffi/libc.ts";
-import { drainEventfd, PollSet, signalEventfd } from "../../src/ffi/poll.ts";
+import { drainEventfd, signalEventfd } from "../../src/ffi/eventfd.ts";
+import { PollSet } from "../../src/ffi/poll.ts";
 
 Deno.test("poll reports which eventfds are readable; drain empties their counters", () => {
   const fds = [eventfd(0, EFD_NONBLOCK), eventfd(0, EFD_NONBLOCK), eventfd(0, EFD_NONBLOCK)];

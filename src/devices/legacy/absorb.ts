@@ -6,22 +6,19 @@
  */
 
 import type { BusDevice } from "../../bus.ts";
+import { NO_DEVICE_BYTE } from "../access.ts";
 
 /**
- * What a read returns: 0xFF, as on an ISA bus where no device drives the data lines and the
- * pull-ups read as ones. On a PC port 0x80 goes to a POST code display, which is write-only
- * (QEMU's port 0x80 reads 0xFF too); nothing relies on reading it.
+ * Reads float high, writes vanish. Stateless. On a PC port 0x80 goes to a POST code display,
+ * which is write-only (QEMU's port 0x80 reads 0xFF too); nothing relies on reading it.
  */
-const FLOATING_BUS = 0xff;
-
-/** Reads float high, writes vanish. Stateless. */
 export class AbsorbDevice implements BusDevice {
   /** @param name for logs, e.g. `post@0x80` */
   constructor(readonly name: string) {}
 
   /** Fills `data` with 0xFF. */
   read(_offset: number, data: Uint8Array): void {
-    data.fill(FLOATING_BUS);
+    data.fill(NO_DEVICE_BYTE);
   }
 
   /** Ignores the write. */

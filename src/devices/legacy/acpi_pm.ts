@@ -32,9 +32,9 @@ export const RESET_OFFSET = 2;
 export const ACPI_PM_REGISTER_BITS = 8;
 
 /** ACPI 6.5 §4.8.3.7 Sleep Control Register: SLP_TYPx in bits 2–4. */
-export const SLP_TYP_SHIFT = 2;
+const SLP_TYP_SHIFT = 2;
 /** Three bits of SLP_TYPx. */
-export const SLP_TYP_MASK = 0x7;
+const SLP_TYP_MASK = 0x7;
 /** ACPI 6.5 §4.8.3.7 Sleep Control Register: SLP_EN, bit 5, starts the transition. */
 export const SLP_EN = 1 << 5;
 /**

@@ -5,8 +5,9 @@
  * @module
  */
 
-import { SharedMutex } from "../../sync.ts";
 import type { BusDevice } from "../../bus.ts";
+import { NO_DEVICE_BYTE } from "../access.ts";
+import { LockedRegisters } from "../locked_registers.ts";
 
 /** The MC146818's index port (IBM PC/AT port map). */
 export const CMOS_PORT = 0x70;
@@ -16,8 +17,6 @@ export const CMOS_PORT_COUNT = 2;
 const INDEX_PORT = 0; // port 0x70, write-only
 const DATA_PORT = 1; // port 0x71
 const INDEX_MASK = 0x7f; // PC/AT: bit 7 of the index port gates NMI, which we ignore
-/** Reads of the write-only index port: nothing drives the bus. */
-const OPEN_BUS = 0xff;
 /** Size of the CMOS RAM (MC146818A datasheet: 64 bytes; PC/AT chipsets: 128 on ports 0x70/0x71). */
 const CMOS_SIZE = 128;
 
@@ -65,9 +64,9 @@ const TIME_FIELDS: ReadonlyMap<number, (now: Date) => number> = new Map([
   [CENTURY, (now: Date) => Math.floor(now.getUTCFullYear() / 100)],
 ]);
 
-// Byte offsets of the state in its SharedArrayBuffer; bytes 0-3 are the SharedMutex.
-const INDEX = 4;
-const RAM = 8;
+// Offsets of the state in its shared register bytes: the latched index, then the RAM.
+const INDEX = 0;
+const RAM = 1;
 const STATE_BYTES = RAM + CMOS_SIZE;
 
 /** The PC's CMOS RTC, ports 0x70-0x71. */
@@ -78,24 +77,24 @@ export class Cmos implements BusDevice {
    * @param memAbove4G bytes of RAM from 4 GiB up
    */
   static createState(memBelow4G: number, memAbove4G: number): SharedArrayBuffer {
-    const state = new SharedArrayBuffer(STATE_BYTES);
-    const ram = new Uint8Array(state, RAM, CMOS_SIZE);
-    ram[STATUS_A] = STATUS_A_POWER_ON;
-    ram[STATUS_B] = STATUS_B_POWER_ON;
-    const ext = Math.min(
-      EXT_MEM_MAX_UNITS,
-      Math.floor(Math.max(0, memBelow4G - EXT_MEM_START) / MEM_UNIT),
-    );
-    ram[EXT_MEM_LOW] = ext & 0xff;
-    ram[EXT_MEM_HIGH] = ext >> 8;
-    const high = Math.min(HIGH_MEM_MAX_UNITS, Math.floor(memAbove4G / MEM_UNIT));
-    ram.set([high & 0xff, (high >> 8) & 0xff, high >> 16], HIGH_MEM);
-    return state;
+    return LockedRegisters.createState(STATE_BYTES, (bytes) => {
+      const ram = bytes.subarray(RAM);
+      ram[STATUS_A] = STATUS_A_POWER_ON;
+      ram[STATUS_B] = STATUS_B_POWER_ON;
+      const ext = Math.min(
+        EXT_MEM_MAX_UNITS,
+        Math.floor(Math.max(0, memBelow4G - EXT_MEM_START) / MEM_UNIT),
+      );
+      ram[EXT_MEM_LOW] = ext & 0xff;
+      ram[EXT_MEM_HIGH] = ext >> 8;
+      const high = Math.min(HIGH_MEM_MAX_UNITS, Math.floor(memAbove4G / MEM_UNIT));
+      ram.set([high & 0xff, (high >> 8) & 0xff, high >> 16], HIGH_MEM);
+    });
   }
 
+  readonly #regs: LockedRegisters;
   readonly #index: Uint8Array;
   readonly #ram: Uint8Array;
-  readonly #lock: SharedMutex;
 
   /**
    * @param name for logs, e.g. `cmos`
@@ -107,23 +106,24 @@ export class Cmos implements BusDevice {
     state: SharedArrayBuffer,
     private readonly now: () => Date = () => new Date(),
   ) {
-    this.#index = new Uint8Array(state, INDEX, 1);
-    this.#ram = new Uint8Array(state, RAM, CMOS_SIZE);
-    this.#lock = new SharedMutex(new Int32Array(state, 0, 1));
+    this.#regs = new LockedRegisters(state);
+    this.#index = this.#regs.bytes.subarray(INDEX, INDEX + 1);
+    this.#ram = this.#regs.bytes.subarray(RAM, RAM + CMOS_SIZE);
   }
 
   /** Reads the data port (the indexed register); a wide access reads consecutive ports. */
   read(offset: number, data: Uint8Array): void {
-    this.#lock.with(() => {
+    this.#regs.with(() => {
       for (let i = 0; i < data.length; i++) {
-        data[i] = offset + i === DATA_PORT ? this.#readRegister(this.#index[0]) : OPEN_BUS;
+        // The index port is write-only: nothing drives the bus when it is read.
+        data[i] = offset + i === DATA_PORT ? this.#readRegister(this.#index[0]) : NO_DEVICE_BYTE;
       }
     });
   }
 
   /** Selects a register (index port) or writes the selected one (data port). */
   write(offset: number, data: Uint8Array): void {
-    this.#lock.with(() => {
+    this.#regs.with(() => {
       for (let i = 0; i < data.length; i++) {
         if (offset + i === INDEX_PORT) this.#index[0] = data[i] & INDEX_MASK;
         else if (offset + i === DATA_PORT) this.#writeRegister(this.#index[0], data[i]);

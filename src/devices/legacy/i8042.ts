@@ -7,9 +7,10 @@
  * @module
  */
 
-import { SharedMutex } from "../../sync.ts";
-import type { DeviceContext } from "../context.ts";
 import type { BusDevice } from "../../bus.ts";
+import { NO_DEVICE_BYTE } from "../access.ts";
+import type { DeviceContext } from "../context.ts";
+import { LockedRegisters } from "../locked_registers.ts";
 
 /** The controller's first I/O port, its data port (IBM PC/AT port map). */
 export const I8042_PORT = 0x60;
@@ -18,8 +19,6 @@ export const I8042_PORT_COUNT = 5;
 
 const DATA_PORT = 0; // port 0x60
 const COMMAND_PORT = 4; // port 0x64: status register (read), controller command (write)
-/** Reads of ports 0x61-0x63 here: nothing of ours drives the bus. */
-const OPEN_BUS = 0xff;
 
 // Status register bits (IBM PC AT Technical Reference, "Keyboard Controller", status register;
 // bit 5 from the IBM PS/2 Hardware Interface Technical Reference).
@@ -63,13 +62,13 @@ const INTERFACE_TEST_PASSED = 0x00; // 0xAB (and PS/2 0xA9) answer 0 for no erro
 const OUTPUT_PORT_NOT_RESET = 0x01; // system reset, active low
 const OUTPUT_PORT_A20 = 0x02; // gate A20 (the VM's A20 is always on)
 
-// Byte offsets of the controller's state in its SharedArrayBuffer; bytes 0-3 are the SharedMutex.
+// Offsets of the controller's state in its shared register bytes.
 const State = {
-  flags: 4, // the status bits we store: OBF, AUX data, last write was a command
-  output: 5, // the output buffer (port 0x60)
-  commandByte: 6,
-  outputPort: 7,
-  awaiting: 8, // the command whose data byte the next port 0x60 write is, or 0
+  flags: 0, // the status bits we store: OBF, AUX data, last write was a command
+  output: 1, // the output buffer (port 0x60)
+  commandByte: 2,
+  outputPort: 3,
+  awaiting: 4, // the command whose data byte the next port 0x60 write is, or 0
 } as const;
 const STATE_BYTES = State.awaiting + 1;
 
@@ -77,15 +76,14 @@ const STATE_BYTES = State.awaiting + 1;
 export class I8042 implements BusDevice {
   /** Fresh state for one controller, as a BIOS leaves it, to share between threads. */
   static createState(): SharedArrayBuffer {
-    const state = new SharedArrayBuffer(STATE_BYTES);
-    const r = new Uint8Array(state);
-    r[State.commandByte] = CTR_AFTER_POST;
-    r[State.outputPort] = OUTPUT_PORT_NOT_RESET | OUTPUT_PORT_A20;
-    return state;
+    return LockedRegisters.createState(STATE_BYTES, (r) => {
+      r[State.commandByte] = CTR_AFTER_POST;
+      r[State.outputPort] = OUTPUT_PORT_NOT_RESET | OUTPUT_PORT_A20;
+    });
   }
 
+  readonly #regs: LockedRegisters;
   readonly #r: Uint8Array;
-  readonly #lock: SharedMutex;
 
   /**
    * @param name for logs, e.g. `i8042`
@@ -97,20 +95,20 @@ export class I8042 implements BusDevice {
     state: SharedArrayBuffer,
     private readonly ctx: DeviceContext,
   ) {
-    this.#r = new Uint8Array(state);
-    this.#lock = new SharedMutex(new Int32Array(state, 0, 1));
+    this.#regs = new LockedRegisters(state);
+    this.#r = this.#regs.bytes;
   }
 
   /** Reads the data port (consuming the output buffer) or the status register. */
   read(offset: number, data: Uint8Array): void {
-    this.#lock.with(() => {
+    this.#regs.with(() => {
       for (let i = 0; i < data.length; i++) data[i] = this.#readPort(offset + i);
     });
   }
 
   /** Writes a data byte or a controller command; a reset request goes to the context. */
   write(offset: number, data: Uint8Array): void {
-    const reset = this.#lock.with(() => {
+    const reset = this.#regs.with(() => {
       let reset = false;
       for (let i = 0; i < data.length; i++) reset = this.#writePort(offset + i, data[i]) || reset;
       return reset;
@@ -128,7 +126,8 @@ export class I8042 implements BusDevice {
         return r[State.flags] | STATUS_NOT_INHIBITED |
           (r[State.commandByte] & CTR_SYSTEM ? STATUS_SYSTEM : 0);
       default:
-        return OPEN_BUS;
+        // Ports 0x61-0x63 fall in our range, but nothing of ours drives the bus there.
+        return NO_DEVICE_BYTE;
     }
   }
 

@@ -8,9 +8,10 @@
  * @module
  */
 
-import { SharedMutex } from "../../sync.ts";
 import type { BusDevice } from "../../bus.ts";
 import type { InterruptLine } from "../../irq.ts";
+import { NO_DEVICE_BYTE } from "../access.ts";
+import { LockedRegisters } from "../locked_registers.ts";
 
 /** How many I/O ports a UART decodes (16550A datasheet: register select lines A0-A2). */
 export const SERIAL_PORT_COUNT = 8;
@@ -79,24 +80,22 @@ const HOST_MODEM_LINES = MSR_CTS | MSR_DSR | MSR_DCD;
 const DEFAULT_DIVISOR = 12;
 /** Receive FIFO depth. A real 16550A holds 16; deeper lets the host hand over larger bursts. */
 const RX_FIFO_SIZE = 64;
-/** Read of an offset no register answers (a wide access past the last port): a floating bus. */
-const OPEN_BUS = 0xff;
 
-// Byte offsets of the UART's state in its SharedArrayBuffer; bytes 0-3 are the SharedMutex.
+// Offsets of the UART's state in its shared register bytes.
 const State = {
-  ier: 4,
-  lcr: 5,
-  mcr: 6,
-  scr: 7,
-  dll: 8,
-  dlm: 9,
-  fcr: 10,
-  lineErrors: 11, // LSR bits 1-4 waiting to be read
-  msrDeltas: 12, // MSR bits 0-3 waiting to be read
-  threPending: 13, // 1 while a THRE interrupt is latched
-  rxHead: 14,
-  rxCount: 15,
-  rxFifo: 16,
+  ier: 0,
+  lcr: 1,
+  mcr: 2,
+  scr: 3,
+  dll: 4,
+  dlm: 5,
+  fcr: 6,
+  lineErrors: 7, // LSR bits 1-4 waiting to be read
+  msrDeltas: 8, // MSR bits 0-3 waiting to be read
+  threPending: 9, // 1 while a THRE interrupt is latched
+  rxHead: 10,
+  rxCount: 11,
+  rxFifo: 12,
 } as const;
 const STATE_BYTES = State.rxFifo + RX_FIFO_SIZE;
 
@@ -104,13 +103,13 @@ const STATE_BYTES = State.rxFifo + RX_FIFO_SIZE;
 export class Serial implements BusDevice {
   /** Fresh power-on state for one UART, to share between threads. */
   static createState(): SharedArrayBuffer {
-    const state = new SharedArrayBuffer(STATE_BYTES);
-    new Uint8Array(state)[State.dll] = DEFAULT_DIVISOR;
-    return state;
+    return LockedRegisters.createState(STATE_BYTES, (r) => {
+      r[State.dll] = DEFAULT_DIVISOR;
+    });
   }
 
+  readonly #regs: LockedRegisters;
   readonly #r: Uint8Array;
-  readonly #lock: SharedMutex;
 
   /**
    * @param name for logs, e.g. `serial@0x3f8`
@@ -124,8 +123,8 @@ export class Serial implements BusDevice {
     private readonly irq: InterruptLine | null,
     private readonly output: ((bytes: Uint8Array) => void) | null,
   ) {
-    this.#r = new Uint8Array(state);
-    this.#lock = new SharedMutex(new Int32Array(state, 0, 1));
+    this.#regs = new LockedRegisters(state);
+    this.#r = this.#regs.bytes;
   }
 
   /** Reads registers; a wide access reads consecutive registers, as the ISA bus splits it. */
@@ -158,7 +157,7 @@ export class Serial implements BusDevice {
 
   /** How many bytes {@link receive} would accept now. */
   rxSpace(): number {
-    return this.#lock.with(() => this.#rxSpace());
+    return this.#regs.with(() => this.#rxSpace());
   }
 
   /**
@@ -168,7 +167,7 @@ export class Serial implements BusDevice {
    */
   #access(op: (sent: number[]) => number): void {
     const sent: number[] = [];
-    const raise = this.#lock.with(() => {
+    const raise = this.#regs.with(() => {
       const before = this.#pending();
       const fired = op(sent);
       return (this.#pending() & (~before | fired)) !== 0;
@@ -208,7 +207,8 @@ export class Serial implements BusDevice {
       case SCR:
         return r[State.scr];
       default:
-        return OPEN_BUS;
+        // No register answers (a wide access past the last port): nothing drives the bus.
+        return NO_DEVICE_BYTE;
     }
   }
 

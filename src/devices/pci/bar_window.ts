@@ -13,9 +13,7 @@
  */
 
 import type { BusDevice } from "../../bus.ts";
-
-/** What a read no BAR decodes returns: all ones, as a Master Abort does. */
-const ALL_ONES_BYTE = 0xff;
+import { NO_DEVICE_BYTE } from "../access.ts";
 
 /** A function with one memory BAR, as the window sees it. */
 export interface PciBarClaim {
@@ -55,7 +53,7 @@ export class PciBarWindow implements BusDevice {
       const at = fn.claim(address, data.length);
       if (at >= 0) return fn.readBar(at, data);
     }
-    data.fill(ALL_ONES_BYTE);
+    data.fill(NO_DEVICE_BYTE);
   }
 
   /** Writes to the BAR that decodes the address; dropped where none does. */

@@ -7,6 +7,7 @@
  */
 
 import type { BusDevice } from "../../bus.ts";
+import { DWORD, noDeviceValue } from "../access.ts";
 import {
   type ConfigAddressLayout,
   type ConfigTarget,
@@ -21,9 +22,6 @@ export const PCI_CONFIG_IO_PORT_COUNT = 8;
 
 const CONFIG_ADDRESS = 0; // port 0xCF8
 const CONFIG_DATA = 4; // ports 0xCFC-0xCFF
-const DWORD = 4;
-/** What a read no register answers returns: all ones, as a Master Abort does. */
-const ALL_ONES = 0xffff_ffff;
 
 // CONFIG_ADDRESS fields (PCI Local Bus Spec 3.0 §3.2.2.3.2, Figure 3-1).
 const ENABLE = 0x8000_0000; // bit 31: the data port accesses configuration space
@@ -80,7 +78,7 @@ export class PciConfigIo implements BusDevice {
   #read(offset: number, size: number): number {
     if (offset === CONFIG_ADDRESS && size === DWORD) return Atomics.load(this.#address, 0);
     const target = this.#target(offset);
-    return target === undefined ? ALL_ONES : this.root.readConfig(...target, size);
+    return target === undefined ? noDeviceValue(size) : this.root.readConfig(...target, size);
   }
 
   /** What an access to CONFIG_DATA byte `offset` reaches; none when disabled or not data. */

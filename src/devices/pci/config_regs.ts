@@ -15,8 +15,8 @@ import {
   STATUS_CAPABILITIES_LIST,
 } from "./header_bits.ts";
 import { CAPABILITIES_POINTER, STATUS } from "./config_space.ts";
+import { DWORD, dwordLanes } from "../access.ts";
 
-const DWORD = 4;
 /** Dwords in a conventional configuration space. */
 export const CONFIG_DWORDS = CONVENTIONAL_CONFIG_SIZE / DWORD;
 
@@ -117,9 +117,7 @@ export class ConfigRegisters {
 
   /** A `size`-byte register at byte `offset` (within one dword). */
   read(offset: number, size: 1 | 2 | 4): number {
-    const lane = offset % DWORD;
-    const dword = this.readDword((offset - lane) / DWORD);
-    return size === DWORD ? dword : (dword >>> (8 * lane)) & ((1 << (8 * size)) - 1);
+    return dwordLanes(this.readDword(Math.floor(offset / DWORD)), offset, size);
   }
 
   /** Sets the dword at `register`, bypassing the write mask (device-side updates). */

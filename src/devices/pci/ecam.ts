@@ -6,6 +6,7 @@
  */
 
 import type { BusDevice } from "../../bus.ts";
+import { DWORD, NO_DEVICE_BYTE } from "../access.ts";
 import { type ConfigAddressLayout, decodeConfigAddress, type PciRoot } from "./root.ts";
 
 // ECAM address bits (PCI Express Base Spec 7.2.2, Table 7-1).
@@ -16,9 +17,7 @@ const LAYOUT: ConfigAddressLayout = {
   registerMask: 0xfff, // bits 11-0
 };
 /** PCI Express Base Spec 7.2.2: configuration accesses are at most a dword wide. */
-const MAX_ACCESS = 4;
-/** What a wider read returns: all ones, as an unsupported request does. */
-const ALL_ONES_BYTE = 0xff;
+const MAX_ACCESS = DWORD;
 
 /** The ECAM window, mapped at PCIE_ECAM_BASE over PCIE_ECAM_SIZE (1 MiB per bus). */
 export class PciEcam implements BusDevice {
@@ -31,7 +30,7 @@ export class PciEcam implements BusDevice {
   /** Reads 1, 2 or 4 bytes of configuration space. */
   read(offset: number, data: Uint8Array): void {
     if (data.length > MAX_ACCESS) {
-      data.fill(ALL_ONES_BYTE);
+      data.fill(NO_DEVICE_BYTE);
       return;
     }
     const value = this.root.readConfig(...decodeConfigAddress(offset, LAYOUT), data.length);

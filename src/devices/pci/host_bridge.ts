@@ -4,6 +4,7 @@
  * @module
  */
 
+import { DWORD } from "../access.ts";
 import {
   CLASS_BASE,
   CLASS_BRIDGE,
@@ -38,7 +39,7 @@ export class PciHostBridge implements PciDevice {
 
   /** The header's registers; everything past the header reads 0. */
   readConfigDword(register: number): number {
-    const offset = register * 4;
+    const offset = register * DWORD;
     return offset < HEADER_SIZE ? this.#header.getUint32(offset, true) : 0;
   }
 

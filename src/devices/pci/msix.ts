@@ -14,8 +14,9 @@
  * @module
  */
 
-import { signalEventfd } from "../../ffi/poll.ts";
+import { signalEventfd } from "../../ffi/eventfd.ts";
 import type { GsiRouter } from "../../irq_routing.ts";
+import { DWORD, QWORD } from "../access.ts";
 import { readCellBytes } from "../register_cells.ts";
 import type { ConfigImage, ConfigRegisters } from "./config_regs.ts";
 import { CAP_ID_MSIX } from "./header_bits.ts";
@@ -50,10 +51,8 @@ export const MSIX_ENTRY_VECTOR_CONTROL = 12;
 /** Vector Control bit 0 (§6.8.2.9): the vector is masked; set at reset. */
 export const MSIX_VECTOR_MASKED = 1;
 /** §6.8.2.10: the PBA is an array of QWORDs, one bit per vector. */
-export const MSIX_PBA_ENTRY_BITS = 64;
+const MSIX_PBA_ENTRY_BITS = 64;
 
-const DWORD = 4;
-const QWORD = 8;
 const CELLS_PER_ENTRY = MSIX_ENTRY_SIZE / DWORD;
 const BITS_PER_CELL = 32;
 /** Body bytes of the capability after its ID and next pointer: control, table and PBA offsets. */

@@ -5,18 +5,18 @@
  * @module
  */
 
+import { DWORD, dwordLanes, noDeviceValue } from "../access.ts";
 import type { PciDevice } from "./config_space.ts";
 import { PciHostBridge } from "./host_bridge.ts";
 
 /** Devices per bus (PCI Local Bus Spec 3.0 §3.2.2.3.2: 5-bit device number). */
 export const DEVICES_PER_BUS = 32;
 /** Functions per device (PCI Local Bus Spec 3.0 §3.2.2.3.2: 3-bit function number). */
-export const FUNCTIONS_PER_DEVICE = 8;
+const FUNCTIONS_PER_DEVICE = 8;
 /** Buses per segment (PCI Local Bus Spec 3.0 §3.2.2.3.2: 8-bit bus number). */
 const BUSES = 256;
 /** The only bus we have: the root bus. */
 const ROOT_BUS = 0;
-const DWORD = 4;
 
 /** A configuration address split up: [bus, device, function, register byte offset]. */
 export type ConfigTarget = [bus: number, device: number, func: number, offset: number];
@@ -51,11 +51,6 @@ export function devfn(device: number, func: number): number {
   return device * FUNCTIONS_PER_DEVICE + func;
 }
 
-/** What reading `size` bytes returns where no function answers: all ones (Master Abort). */
-function allOnes(size: number): number {
-  return 0xffff_ffff >>> (32 - 8 * size);
-}
-
 /** PCI bus 0 with its functions; always holds the host bridge at 00:00.0. */
 export class PciRoot {
   readonly #functions = new Map<number, PciDevice>([[devfn(0, 0), new PciHostBridge()]]);
@@ -72,10 +67,8 @@ export class PciRoot {
    */
   readConfig(bus: number, device: number, func: number, offset: number, size: number): number {
     const target = this.#find(bus, device, func);
-    const lane = offset % DWORD;
-    if (target === undefined || lane + size > DWORD) return allOnes(size);
-    const dword = target.readConfigDword(Math.floor(offset / DWORD));
-    return ((dword >>> (8 * lane)) & allOnes(size)) >>> 0;
+    if (target === undefined || (offset % DWORD) + size > DWORD) return noDeviceValue(size);
+    return dwordLanes(target.readConfigDword(Math.floor(offset / DWORD)), offset, size);
   }
 
   /** Writes `data` at `offset` of a function's configuration space; dropped where none answers. */

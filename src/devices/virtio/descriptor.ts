@@ -12,6 +12,7 @@
  */
 
 import { type BufferRange, type GuestMemory, GuestMemoryError } from "../../memory.ts";
+import { DWORD, U32_RANGE } from "../access.ts";
 
 /** §2.7.5 `struct virtq_desc`: this buffer continues via the `next` field. */
 export const VIRTQ_DESC_F_NEXT = 1;
@@ -34,10 +35,8 @@ export const VIRTQ_DESC_NEXT = 14;
 /** §2.7: the largest queue size; §2.7.5.3.1 also bounds an indirect chain by the queue size. */
 export const VIRTQ_MAX_SIZE = 32768;
 /** §2.7.5.2: a descriptor chain holds at most 2^32 bytes in total. */
-export const VIRTQ_MAX_CHAIN_BYTES = 2 ** 32;
+const VIRTQ_MAX_CHAIN_BYTES = 2 ** 32;
 
-/** 2^32, to assemble the le64 `addr` from two le32 halves. */
-const U32_RANGE = 2 ** 32;
 /** High halves of `addr` at or above this put it past 2^53: never RAM, and not a safe integer. */
 const ADDR_HIGH_LIMIT = 2 ** 21;
 
@@ -271,7 +270,8 @@ export function readChain(
     // count, a loop is just a chain that never ends.
     if (++visited > limit) return fail("chain-too-long", `more than ${limit} descriptors`);
     const at = base + index * VIRTQ_DESC_SIZE;
-    const high = view.getUint32(at + VIRTQ_DESC_ADDR + 4, true);
+    // The le64 `addr` as two le32 halves, the high one second.
+    const high = view.getUint32(at + VIRTQ_DESC_ADDR + DWORD, true);
     const address = high * U32_RANGE + view.getUint32(at + VIRTQ_DESC_ADDR, true);
     const length = view.getUint32(at + VIRTQ_DESC_LEN, true);
     const flags = view.getUint16(at + VIRTQ_DESC_FLAGS, true);

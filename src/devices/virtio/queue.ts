@@ -3,9 +3,10 @@
  * Virtqueues): take available descriptor chains, hand back used ones, and decide when the driver
  * needs a used buffer notification (an interrupt) and when it should notify us.
  *
- * A queue lives in the device's Worker (design §1): woken by the ioeventfd, it pops chains until
- * {@link SplitQueue.pop} returns null, completes them with {@link SplitQueue.pushUsed}, and writes
- * the irqfd when {@link SplitQueue.needsInterrupt} says so.
+ * A queue lives in its device's own Worker (one per virtio device: ARCHITECTURE.md, "Threads and
+ * processes"): woken by the ioeventfd, it pops chains until {@link SplitQueue.pop} returns null,
+ * completes them with {@link SplitQueue.pushUsed}, and writes the irqfd when
+ * {@link SplitQueue.needsInterrupt} says so.
  *
  * Memory ordering: the guest's vCPUs write the rings concurrently. The index fields (`avail.idx`,
  * `used.idx`, `used_event`, `avail_event`) are accessed with `Atomics`, which are sequentially
@@ -18,6 +19,7 @@
  */
 
 import type { GuestMemory } from "../../memory.ts";
+import { U32_RANGE } from "../access.ts";
 import {
   ChainError,
   type DescriptorChain,
@@ -69,8 +71,6 @@ export const VIRTQ_USED_ELEM_LEN = 4;
 
 /** Ring indices are free-running le16 values that wrap at 65536 (§2.7.13.3). */
 const INDEX_MASK = 0xffff;
-/** The used ring's `len` is an le32. */
-const U32_RANGE = 2 ** 32;
 
 /** §2.7 size table: bytes in the descriptor table of a queue of `size` entries. */
 export function descTableSize(size: number): number {

@@ -9,6 +9,7 @@
  * @module
  */
 
+import { DWORD, U32_RANGE } from "../access.ts";
 import { readCellBytes, writeCellBytes } from "../register_cells.ts";
 import {
   STATUS_DEVICE_NEEDS_RESET,
@@ -38,7 +39,7 @@ const DOORBELL_BASE = 13;
 /** The VMM asked the device Worker to exit. */
 const STOP = 14;
 /** Control cells, the lock included. */
-export const CONTROL_CELLS = 16;
+const CONTROL_CELLS = 16;
 
 // Per-queue cells.
 const Q_SIZE = 0;
@@ -48,11 +49,8 @@ const Q_DESC = 3; // lo, hi
 const Q_DRIVER = 5; // lo, hi
 const Q_DEVICE = 7; // lo, hi
 /** Cells per queue. */
-export const QUEUE_CELLS = 9;
+const QUEUE_CELLS = 9;
 
-/** §2.5.1: the 8-bit config_generation wraps. */
-const GENERATION_MASK = 0xff;
-const U32_RANGE = 2 ** 32;
 /** The driver_feature / device_feature window is 32 bits wide (§4.1.4.3). */
 const FEATURE_WINDOW_BITS = 32n;
 const FEATURE_WINDOW_MASK = 0xffff_ffffn;
@@ -73,7 +71,7 @@ export interface VirtioRegsShape {
 
 /** Shared cells {@link VirtioRegs} needs for a device of `queues` queues and `configLength` bytes. */
 export function regsCells(queues: number, configLength: number): number {
-  return CONTROL_CELLS + queues * QUEUE_CELLS + Math.ceil(configLength / 4);
+  return CONTROL_CELLS + queues * QUEUE_CELLS + Math.ceil(configLength / DWORD);
 }
 
 /** The driver's configuration of one queue, as the device Worker snapshots it at DRIVER_OK. */
@@ -200,7 +198,7 @@ export class VirtioRegs {
    * driver MUST NOT accept a feature the device did not offer), and VIRTIO_F_VERSION_1, without
    * which a non-transitional device cannot operate (§6.1).
    */
-  featuresAcceptable(): boolean {
+  #featuresAcceptable(): boolean {
     const accepted = this.driverFeatures;
     return (accepted & ~this.shape.offeredFeatures) === 0n &&
       (accepted >> BigInt(VIRTIO_F_VERSION_1)) % 2n === 1n;
@@ -222,7 +220,7 @@ export class VirtioRegs {
     if (value === 0) return "reset";
     const old = this.status;
     let next = value & 0xff;
-    if (next & STATUS_FEATURES_OK && !(old & STATUS_FEATURES_OK) && !this.featuresAcceptable()) {
+    if (next & STATUS_FEATURES_OK && !(old & STATUS_FEATURES_OK) && !this.#featuresAcceptable()) {
       next &= ~STATUS_FEATURES_OK;
     }
     next |= old & STATUS_DEVICE_NEEDS_RESET;
@@ -364,17 +362,6 @@ export class VirtioRegs {
   /** Stores the initial configuration (no generation change: nobody has read it yet). */
   loadConfig(data: Uint8Array): void {
     writeCellBytes(this.#config, 0, data);
-  }
-
-  /**
-   * The device changes its configuration: stores the bytes and moves config_generation on
-   * (§4.1.4.3.1), so a driver reading across the change retries. The caller then sends a
-   * configuration change notification.
-   */
-  updateConfig(offset: number, data: Uint8Array): void {
-    writeCellBytes(this.#config, offset, data);
-    const next = (this.configGeneration + 1) & GENERATION_MASK;
-    Atomics.store(this.#c, CONFIG_GENERATION, next);
   }
 
   // --- coordination with the device Worker ---

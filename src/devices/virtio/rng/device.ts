@@ -10,17 +10,15 @@ import type { GuestMemory } from "../../../memory.ts";
 import type { VirtioBackend, VirtQueue } from "../device.ts";
 import { VirtioDeviceType } from "../spec.ts";
 
-/** §5.4.2: a single queue, `requestq`. */
-export const RNG_QUEUE_COUNT = 1;
 /** Entries in the request queue (crosvm's size for it). */
-export const RNG_QUEUE_SIZE = 256;
+const RNG_QUEUE_SIZE = 256;
 /**
  * Bytes served per request at most. `crypto.getRandomValues` fills at most 65536 bytes per call
  * (WebCrypto's quota), and the guest asks for far less (Linux's hw_random reads 32–64 bytes).
  */
 export const RNG_MAX_BYTES_PER_REQUEST = 64 * 1024;
 /** PCI class FFh (device does not fit a defined class), sub-class 00h, as QEMU's virtio-rng. */
-export const PCI_CLASS_OTHER = 0xff_0000;
+const PCI_CLASS_OTHER = 0xff_0000;
 
 /** The entropy device. */
 export class RngBackend implements VirtioBackend {
@@ -28,7 +26,7 @@ export class RngBackend implements VirtioBackend {
   readonly deviceType: number = VirtioDeviceType.ENTROPY;
   /** §5.4.3: none. */
   readonly features = 0n;
-  /** One request queue. */
+  /** §5.4.2: a single queue, `requestq`. */
   readonly queueSizes: readonly number[] = [RNG_QUEUE_SIZE];
   /** §5.4.4: none. */
   readonly configBytes = new Uint8Array(0);

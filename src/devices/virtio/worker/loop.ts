@@ -1,6 +1,7 @@
 /**
- * The event loop of a virtio device's own Worker (design §1): it sleeps in `poll(2)` on its
- * control eventfd, its INTx resample eventfd and one doorbell eventfd per queue, and wakes to
+ * The event loop of a virtio device's own Worker (one per virtio device, apart from the vCPU
+ * Workers: ARCHITECTURE.md, "Threads and processes"): it sleeps in `poll(2)` on its control
+ * eventfd, its INTx resample eventfd and one doorbell eventfd per queue, and wakes to
  *
  * - start the queues when the driver sets DRIVER_OK (OASIS virtio 1.2 §3.1.1 step 8): it snapshots
  *   the queue configuration from the shared registers and builds the split queues over guest
@@ -18,7 +19,8 @@
  * @module
  */
 
-import { drainEventfd, PollSet } from "../../../ffi/poll.ts";
+import { drainEventfd } from "../../../ffi/eventfd.ts";
+import { PollSet } from "../../../ffi/poll.ts";
 import * as log from "../../../log.ts";
 import type { GuestMemory } from "../../../memory.ts";
 import type { VirtioBackend } from "../device.ts";

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { signalEventfd } from "../../../ffi/poll.ts";
+import { signalEventfd } from "../../../ffi/eventfd.ts";
 import type { DeviceWorkerInit, DeviceWorkerMessage } from "./protocol.ts";
 import { VirtioPciState } from "../transport/pci/state.ts";
 

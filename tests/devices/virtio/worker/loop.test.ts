@@ -2,7 +2,7 @@
 // buses and driver as a guest would use.
 
 import assert from "node:assert/strict";
-import { drainEventfd, signalEventfd } from "../../../../src/ffi/poll.ts";
+import { drainEventfd, signalEventfd } from "../../../../src/ffi/eventfd.ts";
 import { type BackendSpec, createBackend } from "../../../../src/devices/virtio/kinds.ts";
 import { VirtioDeviceThread } from "../../../../src/devices/virtio/worker/thread.ts";
 import { DeviceLoop } from "../../../../src/devices/virtio/worker/loop.ts";

@@ -14,7 +14,7 @@
  * @module
  */
 
-import { signalEventfd } from "../../../../ffi/poll.ts";
+import { signalEventfd } from "../../../../ffi/eventfd.ts";
 import type { SharedMutex } from "../../../../sync.ts";
 import type { ConfigRegisters } from "../../../pci/config_regs.ts";
 import { COMMAND } from "../../../pci/config_space.ts";
@@ -53,11 +53,11 @@ export class VirtioInterrupt {
 
   /** A used buffer notification for queue `q` (§2.7.7). */
   queue(q: number): void {
-    this.lock.with(() => this.queueLocked(q));
+    this.lock.with(() => this.#queueLocked(q));
   }
 
-  /** {@link queue} for a caller already holding the lock. */
-  queueLocked(q: number): void {
+  /** {@link queue} with the lock held. */
+  #queueLocked(q: number): void {
     if (this.msix.enabled) {
       this.msix.signal(this.regs.queueVector(q));
     } else {

@@ -89,7 +89,7 @@ export const ISR_SIZE = 1;
  * table and PBA to share a naturally aligned 4 KiB range with other registers, and a page each
  * lets a guest map them apart.
  */
-export const REGION_ALIGNMENT = 0x1000;
+const REGION_ALIGNMENT = 0x1000;
 /** The one memory BAR every region lives in. */
 export const VIRTIO_BAR = 0;
 /** §4.1.4.9.1: the access widths the PCI configuration access capability supports. */

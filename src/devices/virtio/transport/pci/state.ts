@@ -11,6 +11,7 @@
 
 import { GsiRouter, kvmRouteSubmitter, type RouteSubmitter } from "../../../../irq_routing.ts";
 import { SharedMutex } from "../../../../sync.ts";
+import { DWORD } from "../../../access.ts";
 import { CellCarver, cellsNeeded } from "../../../register_cells.ts";
 import { CONFIG_DWORDS, ConfigRegisters } from "../../../pci/config_regs.ts";
 import { BAR0 } from "../../../pci/config_space.ts";
@@ -28,10 +29,9 @@ import {
 
 /** The lock word is cell 0 of the state. */
 const LOCK_CELL = 0;
-const DWORD = 4;
 
 /** Transport features every device offers on top of its own (§6). */
-export const TRANSPORT_FEATURES = featureBit(VIRTIO_F_VERSION_1) |
+const TRANSPORT_FEATURES = featureBit(VIRTIO_F_VERSION_1) |
   featureBit(VIRTIO_F_INDIRECT_DESC) | featureBit(VIRTIO_F_EVENT_IDX);
 
 /** A device as the transport sees it: structured-cloneable, the same in every thread. */
@@ -87,7 +87,7 @@ export function deviceBarLayout(device: VirtioDeviceInfo): BarLayout {
 }
 
 /** The configuration space image of a device. */
-export function deviceConfigImage(
+function deviceConfigImage(
   device: VirtioDeviceInfo,
   intxLine: number | null,
 ): VirtioConfigImage {

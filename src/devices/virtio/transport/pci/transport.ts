@@ -18,8 +18,9 @@
 
 import { SyscallError } from "../../../../ffi/errno.ts";
 import { VmFd } from "../../../../ffi/kvm.ts";
-import { signalEventfd } from "../../../../ffi/poll.ts";
+import { signalEventfd } from "../../../../ffi/eventfd.ts";
 import * as log from "../../../../log.ts";
+import { DWORD } from "../../../access.ts";
 import type { PciBarClaim } from "../../../pci/bar_window.ts";
 import { BAR0, COMMAND, type PciDevice, STATUS } from "../../../pci/config_space.ts";
 import {
@@ -44,7 +45,6 @@ import {
 import { type VirtioPciSpec, VirtioPciState } from "./state.ts";
 import type { StatusChange } from "../../registers.ts";
 
-const DWORD = 4;
 /** The command and status registers share dword 1. */
 const COMMAND_STATUS_REGISTER = COMMAND / DWORD;
 const STATUS_SHIFT = 8 * (STATUS - COMMAND);
@@ -58,7 +58,7 @@ export interface DoorbellRegistrar {
 }
 
 /** Doorbells registered with KVM_IOEVENTFD on VM fd `vmFd`. */
-export function kvmDoorbells(vmFd: number): DoorbellRegistrar {
+function kvmDoorbells(vmFd: number): DoorbellRegistrar {
   const vm = new VmFd(vmFd);
   return {
     assign: (fd, address, length) => vm.ioeventfd(fd, address, length),

@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import { PCI_MMIO_32_BASE } from "../../../../../src/arch/x86_64/layout.ts";
-import { drainEventfd, signalEventfd } from "../../../../../src/ffi/poll.ts";
+import { drainEventfd, signalEventfd } from "../../../../../src/ffi/eventfd.ts";
 import { MSI_GSI_BASE } from "../../../../../src/irq_routing.ts";
 import { VirtioDeviceThread } from "../../../../../src/devices/virtio/worker/thread.ts";
 import { CommonCfg } from "../../../../../src/devices/virtio/transport/pci/layout.ts";
