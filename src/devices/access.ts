@@ -9,8 +9,6 @@
 export const DWORD = 4;
 /** Bytes in a qword. */
 export const QWORD = 8;
-/** 2^32: the weight of the high dword of a 64-bit value kept as two 32-bit halves. */
-export const U32_RANGE = 2 ** 32;
 
 /**
  * The byte a read returns where no device drives the data lines: all ones. On the ISA bus the

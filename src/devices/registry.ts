@@ -22,7 +22,7 @@ import { PciBarWindow } from "./pci/bar_window.ts";
 import { PCI_CONFIG_IO_PORT_COUNT, PciConfigIo } from "./pci/config_io.ts";
 import { PciEcam } from "./pci/ecam.ts";
 import { PciRoot } from "./pci/root.ts";
-import { Serial, SERIAL_PORT_COUNT } from "./legacy/serial.ts";
+import { Serial, UART_REGISTER_COUNT } from "./legacy/serial.ts";
 import type { VirtioPciSpec } from "./virtio/transport/pci/state.ts";
 import { buildVirtioPci } from "./virtio/transport/pci/transport.ts";
 
@@ -115,7 +115,7 @@ export function buildBuses(specs: readonly DeviceSpec[], ctx: DeviceContext): Bu
   for (const spec of specs) {
     switch (spec.kind) {
       case "serial":
-        add(pio, buildSerial(spec), spec.base, SERIAL_PORT_COUNT);
+        add(pio, buildSerial(spec), spec.base, UART_REGISTER_COUNT);
         break;
       case "i8042":
         add(pio, new I8042("i8042", spec.state, ctx), spec.base, I8042_PORT_COUNT);

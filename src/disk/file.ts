@@ -11,6 +11,7 @@
  */
 
 import type { BufferRange } from "../memory.ts";
+import { U32_RANGE } from "../ffi/struct.ts";
 import { SyscallError } from "../ffi/errno.ts";
 import {
   addressOf,
@@ -221,9 +222,6 @@ export class DiskFile {
     return new Uint8Array(backing, start, BOUNCE_SIZE);
   }
 }
-
-/** 2^32, to split an address into the halves of a little-endian u64. */
-const U32_RANGE = 2 ** 32;
 
 /** Writes iovec `index` (`iov_base`, `iov_len`) into `halves`, a little-endian u64 array's halves. */
 function setIovec(halves: Uint32Array, index: number, base: number, length: number): void {

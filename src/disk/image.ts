@@ -9,6 +9,7 @@
  * @module
  */
 
+import { _IOR } from "../ffi/ioctl.ts";
 import { UserError } from "../errors.ts";
 import { SyscallError } from "../ffi/errno.ts";
 import {
@@ -24,8 +25,10 @@ import {
   open,
 } from "../ffi/libc.ts";
 
+/** `sizeof(size_t)` on x86_64 (LP64). */
+const SIZE_T_BYTES = 8;
 /** `BLKGETSIZE64` = `_IOR(0x12, 114, size_t)` (`<linux/fs.h>`): a block device's size in bytes. */
-export const BLKGETSIZE64 = 0x8008_1272;
+export const BLKGETSIZE64 = _IOR(0x12, 114, SIZE_T_BYTES);
 
 /** An image the VM cannot use, said in one line. */
 export class DiskImageError extends UserError {

@@ -7,6 +7,9 @@
 
 import type { StructLayout } from "./kvm_abi.ts";
 
+/** 2^32: the weight of the high dword of a 64-bit value kept as two 32-bit halves. */
+export const U32_RANGE = 2 ** 32;
+
 /** A struct's bytes plus little-endian accessors keyed by the layout's member paths. */
 export class StructBuffer<F extends Record<string, number>> {
   /** The raw bytes, to hand to an ioctl. */

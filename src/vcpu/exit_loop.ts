@@ -11,12 +11,10 @@ import { getSegment, type VcpuFd } from "../ffi/kvm.ts";
 import { Exit, KVM_EXIT_IO_OUT, KVM_RUN_LAYOUT, SystemEvent } from "../ffi/kvm_abi.ts";
 import * as log from "../log.ts";
 import type { VmControl } from "./control.ts";
+import { NO_DEVICE_BYTE } from "../devices/access.ts";
 import type { VcpuStats } from "./protocol.ts";
 
 const RUN = KVM_RUN_LAYOUT.fields;
-/** Value a read from an unclaimed port or MMIO address returns (a floating ISA/PCI bus). */
-const FLOATING_BUS = 0xff;
-
 /** Why {@link ExitLoop.run} returned. */
 export interface LoopResult {
   /** Set when the vCPU hit something the VMM cannot continue from. */
@@ -119,7 +117,7 @@ export class ExitLoop {
       if (out) {
         if (!this.buses.pio.write(port, data)) this.#unclaimed("out", port, data);
       } else if (!this.buses.pio.read(port, data)) {
-        data.fill(FLOATING_BUS);
+        data.fill(NO_DEVICE_BYTE);
         this.#unclaimed("in", port, data);
       }
     }
@@ -132,7 +130,7 @@ export class ExitLoop {
     if (this.#run[RUN["mmio.is_write"]]) {
       if (!this.buses.mmio.write(address, data)) this.#unclaimed("write", address, data);
     } else if (!this.buses.mmio.read(address, data)) {
-      data.fill(FLOATING_BUS);
+      data.fill(NO_DEVICE_BYTE);
       this.#unclaimed("read", address, data);
     }
   }

@@ -14,7 +14,7 @@ import { NO_DEVICE_BYTE } from "../access.ts";
 import { LockedRegisters } from "../locked_registers.ts";
 
 /** How many I/O ports a UART decodes (16550A datasheet: register select lines A0-A2). */
-export const SERIAL_PORT_COUNT = 8;
+export const UART_REGISTER_COUNT = 8;
 
 // Register offsets from the base port (16550A datasheet, "Register Addresses" table).
 const RBR_THR_DLL = 0; // receiver buffer (read), transmitter holding (write); DLL when DLAB = 1
@@ -99,7 +99,7 @@ const State = {
 } as const;
 const STATE_BYTES = State.rxFifo + RX_FIFO_SIZE;
 
-/** A 16550A UART over `SERIAL_PORT_COUNT` ports, one per register. */
+/** A 16550A UART over `UART_REGISTER_COUNT` ports, one per register. */
 export class Serial implements BusDevice {
   /** Fresh power-on state for one UART, to share between threads. */
   static createState(): SharedArrayBuffer {

@@ -12,7 +12,8 @@
  */
 
 import { type BufferRange, type GuestMemory, GuestMemoryError } from "../../memory.ts";
-import { DWORD, U32_RANGE } from "../access.ts";
+import { DWORD } from "../access.ts";
+import { U32_RANGE } from "../../ffi/struct.ts";
 
 /** §2.7.5 `struct virtq_desc`: this buffer continues via the `next` field. */
 export const VIRTQ_DESC_F_NEXT = 1;

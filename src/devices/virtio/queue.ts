@@ -19,7 +19,7 @@
  */
 
 import type { GuestMemory } from "../../memory.ts";
-import { U32_RANGE } from "../access.ts";
+import { U32_RANGE } from "../../ffi/struct.ts";
 import {
   ChainError,
   type DescriptorChain,

@@ -9,7 +9,8 @@
  * @module
  */
 
-import { DWORD, U32_RANGE } from "../access.ts";
+import { DWORD } from "../access.ts";
+import { U32_RANGE } from "../../ffi/struct.ts";
 import { readCellBytes, writeCellBytes } from "../register_cells.ts";
 import {
   STATUS_DEVICE_NEEDS_RESET,

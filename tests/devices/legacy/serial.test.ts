@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { Bus } from "../../../src/bus.ts";
-import { Serial, SERIAL_PORT_COUNT } from "../../../src/devices/legacy/serial.ts";
+import { Serial, UART_REGISTER_COUNT } from "../../../src/devices/legacy/serial.ts";
 import { Errno, SyscallError } from "../../../src/ffi/errno.ts";
 import { close, EFD_NONBLOCK, eventfd, read } from "../../../src/ffi/libc.ts";
 import { IrqfdLine } from "../../../src/irq.ts";
@@ -75,7 +75,7 @@ function uartTest(name: string, fn: (uart: Uart) => void | Promise<void>): void 
       sent.push(...bytes);
     });
     const bus = new Bus("pio");
-    bus.insert(serial, COM1, SERIAL_PORT_COUNT);
+    bus.insert(serial, COM1, UART_REGISTER_COUNT);
     const inb = (register: number) => {
       const data = new Uint8Array(1);
       assert.ok(bus.read(COM1 + register, data));

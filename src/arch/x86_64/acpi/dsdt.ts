@@ -49,7 +49,7 @@ import { CMOS_PORT, CMOS_PORT_COUNT } from "../../../devices/legacy/cmos.ts";
 import { I8042_PORT, I8042_PORT_COUNT } from "../../../devices/legacy/i8042.ts";
 import { PCI_CONFIG_IO_PORT, PCI_CONFIG_IO_PORT_COUNT } from "../../../devices/pci/config_io.ts";
 import { DEVICES_PER_BUS } from "../../../devices/pci/root.ts";
-import { SERIAL_PORT_COUNT } from "../../../devices/legacy/serial.ts";
+import { UART_REGISTER_COUNT } from "../../../devices/legacy/serial.ts";
 
 /** DSDT revision 2: 64-bit AML integers (ACPI 6.5 §5.2.11.1). */
 export const DSDT_REVISION = 2;
@@ -235,7 +235,7 @@ function isaDevices(isa: IsaDevices): Aml[] {
   const out = serials.map((port, i) => {
     const shared = serials.some((other) => other !== port && other.irq === port.irq);
     return isaDevice(`COM${i + 1}`, PNP.UART_16550A, i + 1, [
-      io(port.base, SERIAL_PORT_COUNT),
+      io(port.base, UART_REGISTER_COUNT),
       irq([port.irq], shared),
     ]);
   });
