@@ -1,0 +1,44 @@
+// A child process for seccomp.test.ts: loads the seccomp policy file given as the first argument
+// (logging instead of killing when the third argument is "log"), then does what the second says:
+//   work    runs timers and allocates (GC) under the filter, then exits with WORK_EXIT_CODE;
+//   socket  calls socket(AF_UNIX, SOCK_STREAM, 0) through FFI and prints {"result", "errno"}.
+// Everything the child needs (modules, libc) is loaded before the filter is.
+
+import { errno } from "../../src/ffi/libc.ts";
+import { SOCKET_CONSTANTS } from "../../src/sandbox/constants.ts";
+import { parsePolicyFile } from "../../src/sandbox/policy.ts";
+import { loadSeccompPolicy } from "../../src/sandbox/seccomp.ts";
+
+/** The exit code of a `work` run that finished. */
+export const WORK_EXIT_CODE = 7;
+
+async function work(): Promise<never> {
+  let kept: number[][] = [];
+  for (let round = 0; round < 5; round++) {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    kept = Array.from({ length: 1000 }, (_, i) => Array.from({ length: 100 }, () => i * round));
+  }
+  console.log(JSON.stringify({ rows: kept.length }));
+  Deno.exit(WORK_EXIT_CODE);
+}
+
+/** The libc call the `socket` action makes (`socket(2)`). */
+const SOCKET_SYMBOLS = {
+  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+function socket(libc: Deno.DynamicLibrary<typeof SOCKET_SYMBOLS>): never {
+  const result = libc.symbols.socket(SOCKET_CONSTANTS.AF_UNIX, SOCKET_CONSTANTS.SOCK_STREAM, 0);
+  console.log(JSON.stringify({ result, errno: result < 0 ? errno() : 0 }));
+  Deno.exit(0);
+}
+
+if (import.meta.main) {
+  const [policyPath, what, mode] = Deno.args;
+  const libc = Deno.dlopen("libc.so.6", SOCKET_SYMBOLS);
+  errno(); // opens src/ffi/libc.ts's handle now: dlopen cannot open files under the filter
+  loadSeccompPolicy(parsePolicyFile(policyPath), { logFailures: mode === "log" });
+  if (what === "work") await work();
+  else if (what === "socket") socket(libc);
+  else throw new Error(`unknown action ${what}`);
+}
