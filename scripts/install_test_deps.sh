@@ -4,7 +4,9 @@
 # linux-libc-dev for the <linux/*.h> the ABI tests compile against (kvm.h, virtio_*.h,
 # pci_regs.h, fs.h, falloc.h: one package, so kvm.h stands for all), acpica-tools (iasl,
 # acpiexec) to check the ACPI tables, e2fsprogs (mkfs.ext4, e2fsck, debugfs) for the disk
-# images of the Linux tests, which use them inside the test bed through the host's /usr.
+# images of the Linux tests, which use them inside the test bed through the host's /usr,
+# bubblewrap (bwrap) to jail device processes and libseccomp2 for their seccomp filters (loaded
+# through FFI as libseccomp.so.2).
 # Does nothing when everything is present.
 set -euo pipefail
 
@@ -17,6 +19,8 @@ command -v iasl >/dev/null || missing+=(acpica-tools)
 for tool in mkfs.ext4 e2fsck debugfs; do
   [ -x "/usr/sbin/$tool" ] || { missing+=(e2fsprogs) && break; }
 done
+command -v bwrap >/dev/null || missing+=(bubblewrap)
+grep -q 'libseccomp\.so\.2 ' <(/sbin/ldconfig -p) || missing+=(libseccomp2)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

@@ -60,8 +60,23 @@ export const EFD_NONBLOCK = O_NONBLOCK;
 /** `memfd_create(2)` flag: close on exec. */
 const MFD_CLOEXEC = 0x1;
 
+/** `SIGKILL` from `<asm-generic/signal.h>`: ends a process; it cannot be caught. */
+export const SIGKILL = 9;
 /** `SIGUSR2` from `<asm-generic/signal.h>`: our vCPU kick signal (Deno's inspector owns SIGUSR1). */
 export const SIGUSR2 = 12;
+
+/**
+ * `fcntl(2)` command from `<linux/fcntl.h>` (`F_LINUX_SPECIFIC_BASE` 1024 + 6): duplicate onto
+ * the lowest free descriptor at or above the argument, close-on-exec.
+ */
+export const F_DUPFD_CLOEXEC = 1030;
+
+/** `socket(2)` address family from `<bits/socket.h>`: local (Unix domain) sockets. */
+export const AF_UNIX = 1;
+/** `socket(2)` type from `<bits/socket_type.h>`: connected, reliable, message boundaries kept. */
+export const SOCK_SEQPACKET = 5;
+/** `socket(2)` type flag from `<bits/socket_type.h>`: close on exec (the value of O_CLOEXEC). */
+const SOCK_CLOEXEC = O_CLOEXEC;
 
 const SYMBOLS = {
   open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
@@ -92,6 +107,46 @@ const SYMBOLS = {
   gettid: { parameters: [], result: "i32" },
   getpid: { parameters: [], result: "i32" },
   tgkill: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  // fcntl(2) is variadic; every command we use takes one int, passed in a register as if fixed.
+  fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  socketpair: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
+  // posix_spawn(3) and its attribute and file-action objects: each returns an errno value.
+  posix_spawn: {
+    parameters: ["buffer", "buffer", "buffer", "buffer", "buffer", "buffer"],
+    result: "i32",
+  },
+  posix_spawn_file_actions_init: { parameters: ["buffer"], result: "i32" },
+  posix_spawn_file_actions_destroy: { parameters: ["buffer"], result: "i32" },
+  posix_spawn_file_actions_adddup2: { parameters: ["buffer", "i32", "i32"], result: "i32" },
+  // glibc 2.34 and later; optional so that an older glibc still opens the rest of this table.
+  posix_spawn_file_actions_addclosefrom_np: {
+    parameters: ["buffer", "i32"],
+    result: "i32",
+    optional: true,
+  },
+  posix_spawnattr_init: { parameters: ["buffer"], result: "i32" },
+  posix_spawnattr_destroy: { parameters: ["buffer"], result: "i32" },
+  posix_spawnattr_setflags: { parameters: ["buffer", "i16"], result: "i32" },
+  posix_spawnattr_setsigmask: { parameters: ["buffer", "buffer"], result: "i32" },
+  posix_spawnattr_setsigdefault: { parameters: ["buffer", "buffer"], result: "i32" },
+  sigemptyset: { parameters: ["buffer"], result: "i32" },
+  sigfillset: { parameters: ["buffer"], result: "i32" },
+  // syscall(2) is variadic; integer arguments travel in the same registers as fixed ones. Calls
+  // with no glibc wrapper before 2.36: pidfd_open(pid, flags), pidfd_send_signal(pidfd, sig,
+  // info, flags).
+  syscall_pidfd_open: { name: "syscall", parameters: ["i64", "i64", "i64"], result: "i64" },
+  syscall_pidfd_send_signal: {
+    name: "syscall",
+    parameters: ["i64", "i64", "i64", "pointer", "i64"],
+    result: "i64",
+  },
+  waitid: { parameters: ["i32", "u32", "buffer", "i32"], result: "i32" },
+  waitid_async: {
+    name: "waitid",
+    parameters: ["i32", "u32", "buffer", "i32"],
+    result: "i32",
+    nonblocking: true,
+  },
   __errno_location: { parameters: [], result: "pointer" },
   strerror: { parameters: ["i32"], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;
@@ -120,7 +175,11 @@ function strerror(code: number): string {
 
 /** Builds the {@link SyscallError} for the errno the last call on this thread set. */
 export function lastError(call: string): SyscallError {
-  const code = errno();
+  return syscallError(call, errno());
+}
+
+/** Builds the {@link SyscallError} for an errno value a call returned (the `posix_spawn` family). */
+export function syscallError(call: string, code: number): SyscallError {
   return new SyscallError(call, code, strerror(code));
 }
 
@@ -263,6 +322,24 @@ export function pipe(): [number, number] {
   const fds = new Int32Array(2);
   check(libc().pipe2(new Uint8Array(fds.buffer), O_CLOEXEC), () => "pipe2");
   return [fds[0], fds[1]];
+}
+
+/** `socketpair(2)` of `AF_UNIX` sockets of `type`; returns both ends, close-on-exec. */
+export function socketpair(type: number): [number, number] {
+  const fds = new Int32Array(2);
+  check(
+    libc().socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, new Uint8Array(fds.buffer)),
+    () => "socketpair",
+  );
+  return [fds[0], fds[1]];
+}
+
+/**
+ * `fcntl(fd, F_DUPFD_CLOEXEC, lowest)`: a close-on-exec duplicate of `fd` on the lowest free
+ * descriptor at or above `lowest`.
+ */
+export function dupAtLeast(fd: number, lowest: number): number {
+  return check(libc().fcntl(fd, F_DUPFD_CLOEXEC, lowest), () => `fcntl(${fd}, F_DUPFD_CLOEXEC)`);
 }
 
 /** `memfd_create(2)`, sized with `ftruncate(2)`. */
