@@ -1,64 +1,18 @@
 /**
- * The `crosvm` command line: a thin layer over {@link Vm} (mod.ts).
+ * The `crosvm` program. It is also every jailed device process of a VM (a hidden first argument
+ * says so), so it loads only what the role needs: the command line (`src/cli/main.ts`), or one
+ * device's loop (`src/devices/virtio/process/entry.ts`).
  *
  * @module
  */
 
-import manifest from "./deno.json" with { type: "json" };
-import { ExitStatus, UsageError } from "./src/cli/errors.ts";
-import { parseMainArgs } from "./src/cli/main_args.ts";
-import type { VmConfig } from "./src/config.ts";
-import { UserError } from "./src/errors.ts";
-import * as log from "./src/log.ts";
-import { Vm } from "./src/vm/vm.ts";
+import { DEVICE_PROCESS_COMMAND } from "./src/devices/virtio/process/command.ts";
 
-/** Signals that stop the VM cleanly (the terminal is in raw mode, so ^C goes to the guest). */
-const STOP_SIGNALS = ["SIGTERM", "SIGINT", "SIGHUP"] as const;
-
-async function run(config: VmConfig): Promise<number> {
-  log.setLogLevel(config.logLevel);
-  log.debug("crosvm: starting");
-  const vm = await Vm.create(config, { attachStdin: true });
-  const stop = () => vm.stop();
-  for (const signal of STOP_SIGNALS) Deno.addSignalListener(signal, stop);
-  try {
-    const result = await vm.run();
-    log.info(`vm ended: ${result.reason}`);
-    if (result.reason === "error") {
-      log.error(result.error ?? "the VM failed");
-      return ExitStatus.failure;
-    }
-    return ExitStatus.success;
-  } finally {
-    for (const signal of STOP_SIGNALS) Deno.removeSignalListener(signal, stop);
+if (import.meta.main) {
+  if (Deno.args[0] === DEVICE_PROCESS_COMMAND) {
+    const { runDeviceProcess } = await import("./src/devices/virtio/process/entry.ts");
+    Deno.exit(runDeviceProcess());
   }
+  const { main } = await import("./src/cli/main.ts");
+  Deno.exit(await main(Deno.args));
 }
-
-/** Runs the CLI on `argv` (without the program name); returns the exit status. */
-export async function main(argv: readonly string[]): Promise<number> {
-  try {
-    const args = parseMainArgs(argv);
-    switch (args.command) {
-      case "help":
-        console.log(args.text);
-        return ExitStatus.success;
-      case "version":
-        console.log(`crosvm ${manifest.version}`);
-        return ExitStatus.success;
-      case "run":
-        return await run(args.config);
-    }
-  } catch (e) {
-    if (e instanceof UsageError) {
-      console.error(`crosvm: ${e.message}`);
-      return ExitStatus.invalidArgs;
-    }
-    if (e instanceof UserError) {
-      console.error(`crosvm: error: ${e.message}`);
-      return ExitStatus.failure;
-    }
-    throw e;
-  }
-}
-
-if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -20,8 +20,10 @@ export {
   DEFAULT_BLOCK_SIZE,
   DEFAULT_CPUS,
   DEFAULT_MEM_MIB,
+  defaultSandbox,
   defaultSerials,
   type DiskConfig,
+  type SandboxConfig,
   type SerialConfig,
   type SerialType,
   type VmConfig,
@@ -44,7 +46,13 @@ export { ImageError } from "./src/arch/x86_64/boot/image.ts";
 export { DiskImageError } from "./src/disk/image.ts";
 export { Errno, type ErrnoName, SyscallError } from "./src/ffi/errno.ts";
 
-import { DEFAULT_CPUS, DEFAULT_MEM_MIB, defaultSerials, type VmConfig } from "./src/config.ts";
+import {
+  DEFAULT_CPUS,
+  DEFAULT_MEM_MIB,
+  defaultSandbox,
+  defaultSerials,
+  type VmConfig,
+} from "./src/config.ts";
 
 /** A configuration with crosvm's defaults for booting `kernel`. */
 export function defaultConfig(kernel: string): VmConfig {
@@ -57,5 +65,6 @@ export function defaultConfig(kernel: string): VmConfig {
     disks: [],
     rng: true,
     logLevel: "info",
+    sandbox: defaultSandbox(),
   };
 }

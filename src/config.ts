@@ -55,6 +55,16 @@ export interface SerialConfig {
   stdin: boolean;
 }
 
+/** How the virtio devices are jailed (crosvm's sandbox: on unless `--disable-sandbox`). */
+export interface SandboxConfig {
+  /** Run each virtio device in a jailed process of its own (else in a Worker of the VMM). */
+  enabled: boolean;
+  /** Directory of the seccomp policies (default: the shipped `seccomp/x86_64/`). */
+  policyDir?: string;
+  /** Log seccomp violations instead of killing the device (`--seccomp-log-failures`). */
+  logFailures: boolean;
+}
+
 /** Everything needed to build and run one VM. */
 export interface VmConfig {
   /** Path of the kernel (ELF vmlinux or bzImage). */
@@ -77,6 +87,13 @@ export interface VmConfig {
   rng: boolean;
   /** Log level for the VMM and its Workers. */
   logLevel: LogLevel;
+  /** The device sandbox (default {@link defaultSandbox}: on, shipped policies, kill on violation). */
+  sandbox?: SandboxConfig;
+}
+
+/** crosvm's default sandbox: every device jailed, the shipped policies, violations kill. */
+export function defaultSandbox(): SandboxConfig {
+  return { enabled: true, logFailures: false };
 }
 
 /** The serial ports crosvm configures when no `--serial` is given: COM1 on stdout, console and stdin. */

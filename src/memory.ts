@@ -7,6 +7,7 @@
  */
 
 import { addressOf, MADV_HUGEPAGE, madvise } from "./ffi/libc.ts";
+import { PAGE_SIZE, SharedArena } from "./shared_region.ts";
 
 /**
  * The host's transparent huge-page size on x86_64 (and arm64 with 4 KiB pages): guest RAM is
@@ -59,9 +60,6 @@ export interface GuestMemoryShare {
   readonly regions: readonly RamRegion[];
 }
 
-/** The guest page size (x86_64 and arm64 base pages). */
-const PAGE_SIZE = 4096;
-
 /** Guest RAM with bounds-checked access by guest-physical address. */
 export class GuestMemory {
   /** All RAM bytes, regions back to back. */
@@ -72,8 +70,12 @@ export class GuestMemory {
   readonly size: number;
   readonly #starts: number[];
 
-  /** Rebuilds a view over memory shared by another thread (see {@link share}). */
-  constructor(readonly shared: GuestMemoryShare) {
+  /**
+   * Rebuilds a view over memory shared by another thread (see {@link shared}).
+   * @param shared the buffer, offset and regions
+   * @param fd the memfd backing RAM, when it is shareable with other processes
+   */
+  constructor(readonly shared: GuestMemoryShare, readonly fd?: number) {
     this.size = shared.regions.reduce((sum, r) => sum + r.size, 0);
     this.bytes = new Uint8Array(shared.buffer, shared.offset, this.size);
     this.view = new DataView(shared.buffer, shared.offset, this.size);
@@ -87,22 +89,37 @@ export class GuestMemory {
 
   /**
    * Allocates guest RAM for `regions` (the architecture's memory map, in guest-physical order),
-   * back to back in one buffer. Pages are touched lazily, so large guests cost nothing until used.
+   * back to back in a buffer of its own, for this process's threads. Pages are touched lazily,
+   * so large guests cost nothing until used.
    */
   static allocate(regions: readonly RamRegion[]): GuestMemory {
-    const memSize = regions.reduce((sum, r) => sum + r.size, 0);
-    if (regions.length === 0 || regions.some((r) => r.size <= 0 || r.size % PAGE_SIZE !== 0)) {
-      throw new RangeError(
-        `guest memory size ${memSize} must be regions of positive multiples of 4 KiB`,
-      );
-    }
-    const buffer = new SharedArrayBuffer(memSize + HUGE_PAGE_SIZE);
-    const base = addressOf(buffer);
-    const misalignment = Number(base % BigInt(HUGE_PAGE_SIZE));
-    const offset = misalignment === 0 ? 0 : HUGE_PAGE_SIZE - misalignment;
-    const mem = new GuestMemory({ buffer, offset, regions });
-    madvise(mem.hostAddress(0), memSize, MADV_HUGEPAGE);
+    return GuestMemory.inArena(SharedArena.reserve(ramSize(regions), 0, HUGE_PAGE_SIZE), regions);
+  }
+
+  /**
+   * Guest RAM for `regions` as the head of `arena` (reserved with the RAM's size and 2 MiB
+   * alignment); with `shareable` it is backed by a memfd ({@link fd}) that jailed device
+   * processes map.
+   */
+  static inArena(
+    arena: SharedArena,
+    regions: readonly RamRegion[],
+    shareable = false,
+  ): GuestMemory {
+    ramSize(regions);
+    const head = arena.head(shareable ? "guest-ram" : undefined);
+    const mem = new GuestMemory({ buffer: head.buffer, offset: head.offset, regions }, head.fd);
+    madvise(mem.hostAddress(0), head.size, MADV_HUGEPAGE);
     return mem;
+  }
+
+  /**
+   * Guest RAM mapped from the memfd `fd` of another process's shareable RAM, as the head of
+   * `arena` (the side of a jailed device process).
+   */
+  static fromFd(arena: SharedArena, fd: number, regions: readonly RamRegion[]): GuestMemory {
+    const head = arena.mapHead(fd);
+    return new GuestMemory({ buffer: head.buffer, offset: head.offset, regions }, fd);
   }
 
   /** The RAM regions, in guest-physical order. */
@@ -231,4 +248,18 @@ export function sliceRanges(
   }
   if (left > 0) throw new RangeError(`${length} bytes past ${skip} are more than the buffers hold`);
   return out;
+}
+
+/**
+ * The total size of `regions`.
+ * @throws RangeError unless every region is a positive multiple of the page size
+ */
+export function ramSize(regions: readonly RamRegion[]): number {
+  const size = regions.reduce((sum, r) => sum + r.size, 0);
+  if (regions.length === 0 || regions.some((r) => r.size <= 0 || r.size % PAGE_SIZE !== 0)) {
+    throw new RangeError(
+      `guest memory size ${size} must be regions of positive multiples of 4 KiB`,
+    );
+  }
+  return size;
 }

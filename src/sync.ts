@@ -2,12 +2,20 @@
  * A mutex over one Int32 cell of a SharedArrayBuffer, usable from every thread
  * (main and Workers), in the three-state futex design of Drepper's "Futexes Are Tricky".
  *
+ * The cell may also be shared with another process (a jailed device maps the same memfd): the
+ * atomic operations then work across processes, but `Atomics.notify` wakes waiters of its own
+ * process only. So a waiter never sleeps longer than {@link WAIT_SLICE_MS} before it looks at
+ * the lock again: a release in another process costs a contended waiter at most that long, and
+ * a release in this process still wakes it at once.
+ *
  * @module
  */
 
 const UNLOCKED = 0;
 const LOCKED = 1;
 const CONTENDED = 2;
+/** Longest sleep of a contended waiter before it retries (see the module comment). */
+export const WAIT_SLICE_MS = 1;
 
 /** A mutex whose state lives at `cells[index]`. Rebuild it in another thread over the same cells. */
 export class SharedMutex {
@@ -23,7 +31,7 @@ export class SharedMutex {
     if (c === UNLOCKED) return;
     if (c !== CONTENDED) c = Atomics.exchange(this.cells, this.index, CONTENDED);
     while (c !== UNLOCKED) {
-      Atomics.wait(this.cells, this.index, CONTENDED);
+      Atomics.wait(this.cells, this.index, CONTENDED, WAIT_SLICE_MS);
       c = Atomics.exchange(this.cells, this.index, CONTENDED);
     }
   }

@@ -9,7 +9,7 @@
 
 import type { VmConfig } from "../config.ts";
 import type { SerialPorts } from "../devices/legacy/serial_ports.ts";
-import type { DeviceManager } from "../devices/manager.ts";
+import type { DeviceManager, DeviceSandbox } from "../devices/manager.ts";
 import type { BackendSpec } from "../devices/virtio/kinds.ts";
 import type { VcpuFd, VmFd } from "../ffi/kvm.ts";
 import type { GuestMemory } from "../memory.ts";
@@ -42,6 +42,8 @@ export interface MachineDescription {
   readonly params: readonly string[];
   /** The virtio devices, in slot order. */
   readonly virtio: readonly VirtioDeviceRequest[];
+  /** How to jail the virtio devices, or null to run them in Workers of the VMM. */
+  readonly sandbox: DeviceSandbox | null;
 }
 
 /** One vCPU, created and set up, not yet running. */

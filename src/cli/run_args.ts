@@ -20,6 +20,7 @@ import {
 import { isLogLevel, LOG_LEVELS, type LogLevel } from "../log.ts";
 import { DISK_OPTIONS, DISK_USAGE, parseDisks } from "./disk_args.ts";
 import { invalidValue, UsageError } from "./errors.ts";
+import { parseSandbox, SANDBOX_OPTIONS, SANDBOX_USAGE } from "./sandbox_args.ts";
 import { type OptionValue, scanArgs } from "./scan_args.ts";
 import { type IntegerRange, type KeySchema, parseKeyValues } from "./key_values.ts";
 
@@ -95,6 +96,7 @@ const RUN_OPTIONS: ParseArgsOptionsConfig = {
   "kvm-device": { type: "string" },
   ...DISK_OPTIONS,
   "no-rng": { type: "boolean" },
+  ...SANDBOX_OPTIONS,
 };
 
 /** Help text for `crosvm run`, with every option and its default. */
@@ -132,6 +134,7 @@ Options:
 ${DISK_USAGE}
   --no-rng          no virtio-rng device (default: one, fed by the host's
                     CSPRNG)
+${SANDBOX_USAGE}
   --kvm-device <PATH>
                     the KVM device to use (default: ${DEFAULT_KVM_DEVICE})
   --log-level <LEVEL>
@@ -171,6 +174,7 @@ export function parseRunArgs(
     serials: parseSerials(options.get("serial") ?? []),
     disks: parseDisks(options),
     rng: !options.has("no-rng"),
+    sandbox: parseSandbox(options),
     logLevel: level === undefined ? logLevel : parseLogLevel(level),
   };
   if (initrd !== undefined) config.initrd = nonEmptyPath(initrd);

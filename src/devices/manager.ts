@@ -6,7 +6,9 @@
  * - The PCI root goes where {@link PciPlacement} says (configuration ports, ECAM, BAR window).
  * - Each virtio device gets the next slot on bus 0, a BAR in the window, MSI-X GSIs from the VM's
  *   router and, when the platform wires INTx, its INTA# GSI; then, while the VM runs, a runner of
- *   its own for its queues (today a Worker: {@link VirtioDeviceThread}).
+ *   its own for its queues: a jailed process ({@link DeviceProcess}) when the VM has a sandbox,
+ *   else a Worker ({@link VirtioDeviceThread}). A runner that ends before it is stopped is a
+ *   failure of the VM.
  *
  * The vCPU Workers see only {@link DeviceManager.specs}: a device can move to another runner
  * without the vCPU side changing.
@@ -18,11 +20,15 @@ import type { VmFd } from "../ffi/kvm.ts";
 import { GsiRouter } from "../irq_routing.ts";
 import type { LogLevel } from "../log.ts";
 import type { GuestMemory } from "../memory.ts";
+import type { SharableRegion, SharedArena } from "../shared_region.ts";
 import { PciConfigIo } from "./pci/config_io.ts";
 import { PciBarAllocator } from "./pci/bar_window.ts";
 import { devfn } from "./pci/root.ts";
 import type { DeviceSpec, PciSpec } from "./registry.ts";
 import type { BackendSpec } from "./virtio/kinds.ts";
+import { DeviceProcess } from "./virtio/process/device_process.ts";
+import type { DeviceRunner } from "./virtio/runner.ts";
+import type { SeccompPolicy } from "../sandbox/policy.ts";
 import {
   createVirtioPci,
   virtioBarSize,
@@ -58,6 +64,17 @@ export interface PciPlacement {
   intxGsi(slot: number): number | null;
 }
 
+/** How the devices are jailed: prepared (policies read and checked) before the VM is built. */
+export interface DeviceSandbox {
+  /** Log seccomp violations instead of killing the device. */
+  readonly logFailures: boolean;
+  /** The seccomp policy of a device type, and the file it came from. */
+  policyFor(backend: BackendSpec): { readonly file: string; readonly policy: SeccompPolicy };
+}
+
+/** Called once, when a device runner ends that nobody stopped, with one line saying how. */
+export type DeviceFailure = (message: string) => void;
+
 /** A platform device spec: anything on the buses but the PCI root and its functions. */
 export type PlatformDeviceSpec = Exclude<DeviceSpec, PciSpec | VirtioPciSpec>;
 
@@ -69,8 +86,9 @@ export class DeviceManager {
   readonly #pciRoot: PciSpec;
   readonly #virtio: VirtioPciDevice[] = [];
   readonly #bars: PciBarAllocator;
-  #threads: VirtioDeviceThread[] = [];
+  #runners: DeviceRunner[] = [];
   #starting: Promise<void> | undefined;
+  #stopping = false;
 
   /**
    * A manager with the PCI root and no other device yet.
@@ -78,11 +96,17 @@ export class DeviceManager {
    *   eventfds (tests without KVM)
    * @param memory guest RAM, for the devices' runners
    * @param pci where the PCI root and its BARs go
+   * @param sandbox how to jail the virtio devices (then `memory` must be shareable), or null to
+   *   run them in Workers
+   * @param arena where the devices' state goes (the tail of guest RAM's arena; memfd-backed
+   *   with a sandbox); by default each device's state is a buffer of its own
    */
   constructor(
     private readonly vm: VmFd | null,
     private readonly memory: GuestMemory,
     private readonly pci: PciPlacement,
+    private readonly sandbox: DeviceSandbox | null = null,
+    private readonly arena?: SharedArena,
   ) {
     this.#bars = new PciBarAllocator(pci.barWindow.base, pci.barWindow.size);
     this.#pciRoot = {
@@ -115,9 +139,17 @@ export class DeviceManager {
       router: this.router,
       vm: this.vm,
       intxGsi: this.pci.intxGsi(slot),
+      allocateState: this.#stateAllocator(),
     });
     this.#virtio.push(device);
     return device.spec;
+  }
+
+  /** Where a device's state goes: the arena's tail, memfd-backed when devices are jailed. */
+  #stateAllocator(): ((size: number, name: string) => SharableRegion) | undefined {
+    const { arena, sandbox } = this;
+    if (arena === undefined) return undefined;
+    return (size, name) => arena.allocate(size, sandbox === null ? undefined : name);
   }
 
   /** Every device's spec, for the vCPU Workers' buses: the PCI root before its functions. */
@@ -128,10 +160,12 @@ export class DeviceManager {
   /**
    * Starts one runner per virtio device; resolves when all of them wait for their driver. The
    * vCPUs may start meanwhile: whatever the driver does first waits in shared state and eventfds.
+   * Call it from the main thread (a jailed process dies with the thread that spawned it).
+   * @param onFailure told when a runner ends before {@link stop} (a crash, a seccomp kill)
    * @throws Error when one fails to start (the others are stopped again)
    */
-  start(logLevel: LogLevel): Promise<void> {
-    const starting = this.#start(logLevel);
+  start(logLevel: LogLevel, onFailure: DeviceFailure = () => {}): Promise<void> {
+    const starting = this.#start(logLevel, onFailure);
     // The caller may await other things first: a failure must not count as unhandled meanwhile.
     starting.catch(() => {});
     this.#starting = starting;
@@ -140,9 +174,10 @@ export class DeviceManager {
 
   /** Stops every runner (once they have started); resolves with the first error one ended with. */
   async stop(): Promise<string | undefined> {
+    this.#stopping = true;
     await this.#starting?.catch(() => {});
     this.#starting = undefined;
-    return await this.#stopThreads();
+    return await this.#stopRunners();
   }
 
   /** Releases every device's eventfds (after {@link stop}, before the VM fd closes). */
@@ -150,28 +185,45 @@ export class DeviceManager {
     for (const device of this.#virtio) device.close();
   }
 
-  async #start(logLevel: LogLevel): Promise<void> {
+  async #start(logLevel: LogLevel, onFailure: DeviceFailure): Promise<void> {
     const started = await Promise.allSettled(
-      this.#virtio.map((device) =>
-        VirtioDeviceThread.start({
-          spec: device.spec,
-          backend: device.backend,
-          memory: this.memory.shared,
-          logLevel,
-        })
-      ),
+      this.#virtio.map((device) => this.#startRunner(device, logLevel)),
     );
-    this.#threads = started.flatMap((s) => s.status === "fulfilled" ? [s.value] : []);
+    this.#runners = started.flatMap((s) => s.status === "fulfilled" ? [s.value] : []);
     const failed = started.find((s) => s.status === "rejected");
     if (failed !== undefined) {
-      await this.#stopThreads();
+      await this.#stopRunners();
       throw failed.reason;
+    }
+    for (const [i, runner] of this.#runners.entries()) {
+      runner.exited.then((error) => {
+        if (this.#stopping) return;
+        onFailure(error ?? `${this.#virtio[i].spec.name}: the device stopped on its own`);
+      });
     }
   }
 
-  async #stopThreads(): Promise<string | undefined> {
-    const errors = await Promise.all(this.#threads.map((t) => t.stop()));
-    this.#threads = [];
+  #startRunner(device: VirtioPciDevice, logLevel: LogLevel): Promise<DeviceRunner> {
+    if (this.sandbox === null) {
+      return VirtioDeviceThread.start({
+        spec: device.spec,
+        backend: device.backend,
+        memory: this.memory.shared,
+        logLevel,
+      });
+    }
+    const { file, policy } = this.sandbox.policyFor(device.backend);
+    return DeviceProcess.start({
+      device,
+      memory: this.memory,
+      sandbox: { policy, policyFile: file, logFailures: this.sandbox.logFailures },
+      logLevel,
+    });
+  }
+
+  async #stopRunners(): Promise<string | undefined> {
+    const errors = await Promise.all(this.#runners.map((t) => t.stop()));
+    this.#runners = [];
     return errors.find((e) => e !== undefined);
   }
 }

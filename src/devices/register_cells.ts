@@ -40,14 +40,15 @@ export class CellCarver {
   #next = 0;
 
   /**
-   * Carves from the start of `buffer`.
+   * Carves from byte `offset` of `buffer`.
    * @param buffer the device's shared state (its size from a dry run with {@link cellsNeeded})
+   * @param offset where the state starts in `buffer` (a multiple of 4)
    */
-  constructor(private readonly buffer: SharedArrayBuffer) {}
+  constructor(private readonly buffer: SharedArrayBuffer, private readonly offset = 0) {}
 
   /** The next `count` cells. */
   take(count: number): Uint32Array {
-    const cells = new Uint32Array(this.buffer, this.#next * DWORD, count);
+    const cells = new Uint32Array(this.buffer, this.offset + this.#next * DWORD, count);
     this.#next += count;
     return cells;
   }

@@ -20,7 +20,7 @@ export const O_CREAT = 0o100;
 /** Truncate the file to length 0. */
 export const O_TRUNC = 0o1000;
 /** Non-blocking I/O. */
-const O_NONBLOCK = 0o4000;
+export const O_NONBLOCK = 0o4000;
 /** Close the descriptor on exec. */
 export const O_CLOEXEC = 0o2000000;
 /** Bypass the page cache (`<asm-generic/fcntl.h>`, x86 value). */
@@ -48,6 +48,8 @@ export const PROT_WRITE = 0x2;
 export const MAP_SHARED = 0x01;
 /** Private copy-on-write mapping. */
 export const MAP_PRIVATE = 0x02;
+/** Place the mapping exactly at the given address, replacing what was there. */
+export const MAP_FIXED = 0x10;
 /** `madvise(2)`: back the range with transparent huge pages. */
 export const MADV_HUGEPAGE = 14;
 /** `mmap(2)` returns `(void *)-1` on failure. */
@@ -149,6 +151,7 @@ const SYMBOLS = {
   },
   __errno_location: { parameters: [], result: "pointer" },
   strerror: { parameters: ["i32"], result: "pointer" },
+  setrlimit: { parameters: ["i32", "buffer"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 type LibcSymbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
@@ -347,6 +350,15 @@ export function memfdCreate(name: string, size: number): number {
   const fd = check(libc().memfd_create(cString(name), MFD_CLOEXEC), () => "memfd_create");
   check(libc().ftruncate(fd, BigInt(size)), () => "ftruncate(memfd)");
   return fd;
+}
+
+/** `setrlimit(2)` resource (`<asm-generic/resource.h>`): the number of open descriptors. */
+export const RLIMIT_NOFILE = 7;
+
+/** `setrlimit(2)` with soft and hard limit both `limit` (`struct rlimit`: two u64). */
+export function setrlimit(resource: number, limit: number): void {
+  const rlimit = new BigUint64Array([BigInt(limit), BigInt(limit)]);
+  check(libc().setrlimit(resource, new Uint8Array(rlimit.buffer)), () => `setrlimit(${resource})`);
 }
 
 /** `gettid(2)`: the kernel thread id of the calling thread (Worker). */

@@ -66,7 +66,8 @@ const NOT_INSTALLED =
   "libseccomp (Debian package libseccomp2) is not installed; install it or run with --disable-sandbox";
 
 /** The shared object's name with its ABI version, as Debian's libseccomp2 installs it. */
-const LIBRARY = "libseccomp.so.2";
+/** The soname `Deno.dlopen` opens (the dynamic linker finds it in its default directories). */
+export const LIBSECCOMP_SONAME = "libseccomp.so.2";
 
 const SYMBOLS = {
   seccomp_init: { parameters: ["u32"], result: "pointer" },
@@ -94,7 +95,7 @@ let lib: Deno.DynamicLibrary<typeof SYMBOLS> | undefined;
 export function libseccomp(): SeccompSymbols {
   if (lib === undefined) {
     try {
-      lib = Deno.dlopen(LIBRARY, SYMBOLS);
+      lib = Deno.dlopen(LIBSECCOMP_SONAME, SYMBOLS);
     } catch (cause) {
       const error = new UserError(NOT_INSTALLED);
       error.cause = cause;

@@ -20,6 +20,7 @@ import { VmControl, type VmExitReason } from "../vcpu/control.ts";
 import type { VcpuStats } from "../vcpu/protocol.ts";
 import { VcpuThreads } from "../vcpu/threads.ts";
 import { openKvm, readImage, VmSetupError } from "./host.ts";
+import { prepareSandbox } from "./sandbox.ts";
 import { virtioDeviceRequests } from "./virtio_devices.ts";
 
 /** How a VM ended. */
@@ -86,6 +87,8 @@ export class Vm {
       }
       // Images are opened and locked first: a bad one is reported before anything is built.
       const disks = openDisks(config.disks, cleanup);
+      const virtio = virtioDeviceRequests(config, disks);
+      const sandbox = prepareSandbox(config.sandbox, virtio);
       // The vCPU Workers load their modules while the kernel is read and the machine built.
       const control = new VmControl(VmControl.createBuffer());
       const threads = new VcpuThreads(control, config.cpus);
@@ -100,7 +103,8 @@ export class Vm {
         kernel,
         initrd,
         params: [...rootParams(config.disks), ...config.params],
-        virtio: virtioDeviceRequests(config, disks),
+        virtio,
+        sandbox,
       }, cleanup);
       log.debug(`vm: built with ${config.cpus} vCPUs and ${config.memMiB} MiB`);
       return new Vm({ machine, config, options, control, threads, cleanup: cleanup.move() });
@@ -117,8 +121,14 @@ export class Vm {
   async run(): Promise<VmResult> {
     const { machine, config, options, control, threads } = this.parts;
     const { devices, vcpus } = machine;
+    let deviceFailure: string | undefined;
     try {
-      const devicesStarted = devices.start(config.logLevel);
+      // A device that dies (a crash, a seccomp kill) ends the VM at once, with its story.
+      const devicesStarted = devices.start(config.logLevel, (message) => {
+        deviceFailure ??= message;
+        control.requestExit("error");
+        threads.kickAll();
+      });
       const specs = devices.specs;
       await Promise.all(vcpus.map((vcpu) =>
         threads.spawn({
@@ -142,7 +152,7 @@ export class Vm {
       const deviceError = await devices.stop();
       return {
         reason: control.reason ?? "stop",
-        error: exits.find((e) => e.error !== undefined)?.error ?? deviceError,
+        error: deviceFailure ?? exits.find((e) => e.error !== undefined)?.error ?? deviceError,
         stats: exits.map((e) => e.stats),
       };
     } finally {

@@ -24,6 +24,7 @@ const CROSVM_DEFAULTS: VmConfig = {
   disks: [],
   rng: true,
   logLevel: "info",
+  sandbox: { enabled: true, logFailures: false },
 };
 
 /** The config for `crosvm run ARGS... vmlinux`. */
@@ -107,6 +108,7 @@ Deno.test("every option together", () => {
     ...["-m", "1024", "-c", "2", "-p", "a", "-i", "/i", "--log-level", "off"],
     ...["--serial", "type=file,path=/tmp/s,num=2,console,stdin"],
     ...["--rwroot", "/r.img", "--no-rng"],
+    ...["--disable-sandbox", "--seccomp-policy-dir", "/p", "--seccomp-log-failures"],
   );
   assert.deepEqual(config, {
     kernel: "vmlinux",
@@ -125,7 +127,23 @@ Deno.test("every option together", () => {
     }],
     rng: false,
     logLevel: "off",
+    sandbox: { enabled: false, policyDir: "/p", logFailures: true },
   });
+});
+
+Deno.test("sandbox: on by default; --disable-sandbox, a policy dir, logged failures", () => {
+  assert.deepEqual(run().sandbox, { enabled: true, logFailures: false });
+  assert.deepEqual(run("--disable-sandbox").sandbox, { enabled: false, logFailures: false });
+  assert.deepEqual(run("--seccomp-policy-dir=/etc/p").sandbox, {
+    enabled: true,
+    policyDir: "/etc/p",
+    logFailures: false,
+  });
+  assert.deepEqual(run("--seccomp-log-failures").sandbox, { enabled: true, logFailures: true });
+  assert.throws(
+    () => run("--seccomp-policy-dir="),
+    /--seccomp-policy-dir value "": the path is empty/,
+  );
 });
 
 // Serial ports.

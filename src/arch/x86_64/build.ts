@@ -16,8 +16,9 @@ import { openSerialPorts } from "../../devices/legacy/serial_ports.ts";
 import { PCI_CONFIG_IO_PORT } from "../../devices/pci/config_io.ts";
 import type { SerialSpec } from "../../devices/registry.ts";
 import type { CpuidEntry, Kvm, VcpuFd, VmFd } from "../../ffi/kvm.ts";
-import { munmap } from "../../ffi/libc.ts";
-import { GuestMemory } from "../../memory.ts";
+import { close, munmap } from "../../ffi/libc.ts";
+import { GuestMemory, HUGE_PAGE_SIZE } from "../../memory.ts";
+import { SharedArena } from "../../shared_region.ts";
 import type { Machine, MachineDescription, MachineVcpu } from "../machine.ts";
 import { MADT_MAX_CPUS } from "./acpi/madt.ts";
 import { buildAcpiTables } from "./acpi/tables.ts";
@@ -38,6 +39,12 @@ import {
   ramRegions,
 } from "./layout.ts";
 import { intxGsiForSlot, PciIntxPin } from "./pci_intx.ts";
+
+/**
+ * Room for the devices' register blocks after guest RAM: a page or two each (a virtio device's
+ * registers, configuration space and MSI-X table), for dozens of devices.
+ */
+const DEVICE_STATE_BYTES = 1 << 20;
 
 /** The most vCPUs an x86_64 machine of ours describes (one MADT entry each). */
 export const MAX_VCPUS = MADT_MAX_CPUS;
@@ -61,10 +68,17 @@ export function buildMachine(
 ): Machine {
   const { config } = description;
   const vm = createVm(kvm, cleanup);
-  const memory = GuestMemory.allocate(ramRegions(config.memMiB * MIB));
+  const { sandbox } = description;
+  // One arena: guest RAM, then the devices' register blocks; memfd-backed for jailed devices.
+  const arena = SharedArena.reserve(config.memMiB * MIB, DEVICE_STATE_BYTES, HUGE_PAGE_SIZE);
+  const memory = GuestMemory.inArena(arena, ramRegions(config.memMiB * MIB), sandbox !== null);
+  if (memory.fd !== undefined) {
+    const fd = memory.fd;
+    cleanup.defer(() => close(fd));
+  }
   memory.register(vm);
 
-  const devices = new DeviceManager(vm, memory, PCI_PLACEMENT);
+  const devices = new DeviceManager(vm, memory, PCI_PLACEMENT, sandbox, arena);
   cleanup.defer(() => devices.close());
   const serials = openSerialPorts(vm, config.serials, COM_PORTS, cleanup);
   addPlatformDevices(devices, serials.specs, memory);

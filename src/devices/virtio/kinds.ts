@@ -1,6 +1,8 @@
 /**
- * The device types the device Worker can run, by name: a structured-cloneable
- * {@link BackendSpec} crosses to the Worker, which builds the backend there.
+ * The device types a device runner (a Worker, or a jailed device process) can run, by name: a
+ * plain-data {@link BackendSpec} crosses to the runner, which builds the backend there. Also what
+ * the sandbox needs to know of each type: the descriptors its spec carries, and the name of its
+ * seccomp policy.
  *
  * @module
  */
@@ -37,6 +39,29 @@ export function createBackend(spec: BackendSpec): VirtioBackend {
       // A spec from another build (it crossed a message boundary untyped).
       throw new Error(`unknown virtio backend ${JSON.stringify(spec)}`);
   }
+}
+
+/**
+ * The seccomp policy file of a device type, named as crosvm names its policies (in
+ * `seccomp/x86_64/`).
+ */
+export function policyFileName(spec: BackendSpec): string {
+  switch (spec.kind) {
+    case "rng":
+      return "rng_device.policy";
+    case "block":
+      return "block_device.policy";
+  }
+}
+
+/** The descriptors `spec` carries (they must reach the runner's process). */
+export function backendFds(spec: BackendSpec): number[] {
+  return spec.kind === "block" ? [spec.fd] : [];
+}
+
+/** `spec` with every descriptor it carries replaced by `remap(fd)` (its number in the runner). */
+export function remapBackendFds(spec: BackendSpec, remap: (fd: number) => number): BackendSpec {
+  return spec.kind === "block" ? { ...spec, fd: remap(spec.fd) } : spec;
 }
 
 /** What the transport needs to know of a backend. */

@@ -6,12 +6,13 @@
 
 import { signalEventfd } from "../../../ffi/eventfd.ts";
 import type { DeviceWorkerInit, DeviceWorkerMessage } from "./protocol.ts";
+import type { DeviceRunner } from "../runner.ts";
 import { VirtioPciState } from "../transport/pci/state.ts";
 
 const WORKER_URL = new URL("./entry.ts", import.meta.url).href;
 
 /** A running device Worker. */
-export class VirtioDeviceThread {
+export class VirtioDeviceThread implements DeviceRunner {
   readonly #worker: Worker;
   readonly #state: VirtioPciState;
   /** Resolves when the Worker's loop ends, with its error if it failed. */

@@ -7,6 +7,7 @@
  * @module
  */
 
+import type { SharableRegion } from "../../../../shared_region.ts";
 import type { VmFd } from "../../../../ffi/kvm.ts";
 import { irqfdResample } from "../../../../ffi/kvm_irq_routing.ts";
 import { close, EFD_NONBLOCK, eventfd } from "../../../../ffi/libc.ts";
@@ -30,14 +31,21 @@ export interface VirtioPciOptions {
   vm: VmFd | null;
   /** IOAPIC GSI of the INTx line, or null for an MSI-X-only function. */
   intxGsi: number | null;
+  /**
+   * Where the device's state goes, given its size and a name for it (default: a buffer of its
+   * own); a jailed device needs a memfd-backed region.
+   */
+  allocateState?: (size: number, name: string) => SharableRegion;
 }
 
 /** A built device: its spec, and the descriptors to release when the VM ends. */
 export interface VirtioPciDevice {
   /** What every thread builds the device from. */
   readonly spec: VirtioPciSpec;
-  /** What the device Worker builds the backend from. */
+  /** What the device's runner builds the backend from. */
   readonly backend: BackendSpec;
+  /** The memfd holding the state, when it was made shareable. */
+  readonly stateFd?: number;
   /** Unbinds the irqfds and closes every eventfd. */
   close(): void;
 }
@@ -81,12 +89,20 @@ export function createVirtioPci(options: VirtioPciOptions): VirtioPciDevice {
         unbind.push(() => irqfdResample(vm.fd, line.irqfd, line.gsi, line.resampleFd, true));
       }
     }
+    const allocate = options.allocateState;
+    const state = VirtioPciState.createState(
+      device,
+      options.barAddress,
+      intxGsi,
+      allocate && ((size) => allocate(size, `${options.name}-state`)),
+    );
+    if (state.fd !== undefined) fds.push(state.fd);
     const spec: VirtioPciSpec = {
       kind: "virtio-pci",
       name: options.name,
       devfn: options.devfn,
       device,
-      state: VirtioPciState.createState(device, options.barAddress, intxGsi),
+      state: { buffer: state.buffer, offset: state.offset, size: state.size },
       router: options.router,
       vmFd: vm?.fd ?? -1,
       msiGsiBase,
@@ -95,7 +111,7 @@ export function createVirtioPci(options: VirtioPciOptions): VirtioPciDevice {
       controlFd: newEventfd(),
       intx,
     };
-    return { spec, backend: options.backend, close: release };
+    return { spec, backend: options.backend, stateFd: state.fd, close: release };
   } catch (e) {
     release();
     throw e;

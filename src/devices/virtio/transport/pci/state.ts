@@ -10,6 +10,11 @@
  */
 
 import { GsiRouter, kvmRouteSubmitter, type RouteSubmitter } from "../../../../irq_routing.ts";
+import {
+  privateRegion,
+  type SharableRegion,
+  type SharedRegion,
+} from "../../../../shared_region.ts";
 import { SharedMutex } from "../../../../sync.ts";
 import { DWORD } from "../../../access.ts";
 import { CellCarver, cellsNeeded } from "../../../register_cells.ts";
@@ -58,8 +63,8 @@ export interface VirtioPciSpec {
   devfn: number;
   /** What the device is. */
   device: VirtioDeviceInfo;
-  /** The device's shared state. */
-  state: SharedArrayBuffer;
+  /** The device's shared state (memfd-backed when a jailed process runs the device). */
+  state: SharedRegion;
   /** The VM's GSI routing state ({@link GsiRouter.createState}). */
   router: SharedArrayBuffer;
   /** The VM fd for KVM_IOEVENTFD and KVM_SET_GSI_ROUTING, or -1 without KVM (tests). */
@@ -109,7 +114,7 @@ interface Cells {
 }
 
 function carve(
-  buffer: SharedArrayBuffer | null,
+  region: SharedRegion | null,
   device: VirtioDeviceInfo,
 ): Cells & { total: number } {
   const counts = {
@@ -118,7 +123,9 @@ function carve(
     msix: msixCells(vectorCount(device)),
   };
   const total = counts.regs + counts.config + counts.msix;
-  const carver = new CellCarver(buffer ?? new SharedArrayBuffer(cellsNeeded(total)));
+  const carver = region === null
+    ? new CellCarver(new SharedArrayBuffer(cellsNeeded(total)))
+    : new CellCarver(region.buffer, region.offset);
   return {
     regs: carver.take(counts.regs),
     config: carver.take(counts.config),
@@ -154,7 +161,7 @@ export class VirtioPciState {
     const cells = carve(spec.state, spec.device);
     this.bar = deviceBarLayout(spec.device);
     this.image = deviceConfigImage(spec.device, spec.intx?.gsi ?? null);
-    this.lock = new SharedMutex(new Int32Array(spec.state), LOCK_CELL);
+    this.lock = new SharedMutex(new Int32Array(spec.state.buffer, spec.state.offset), LOCK_CELL);
     this.config = new ConfigRegisters(cells.config, this.image.image.writable);
     const submit = submitRoutes ?? (spec.vmFd >= 0 ? kvmRouteSubmitter(spec.vmFd) : () => {});
     this.msix = new Msix(
@@ -173,16 +180,19 @@ export class VirtioPciState {
   }
 
   /**
-   * A zeroed state buffer for `device`, initialised to power-on values: the configuration image
-   * (with BAR 0 at `barAddress`), every MSI-X vector masked, the virtio registers reset.
+   * The state for `device`, initialised to power-on values: the configuration image (with BAR 0
+   * at `barAddress`), every MSI-X vector masked, the virtio registers reset.
+   * @param allocate where the state goes (default: a buffer of its own, for this process's
+   *   Workers); a jailed device needs a region it can map from a memfd
    */
   static createState(
     device: VirtioDeviceInfo,
     barAddress: number,
     intxLine: number | null,
-  ): SharedArrayBuffer {
+    allocate: (size: number) => SharableRegion = privateRegion,
+  ): SharableRegion {
     const sized = carve(null, device);
-    const state = new SharedArrayBuffer(cellsNeeded(sized.total));
+    const state = allocate(cellsNeeded(sized.total));
     const cells = carve(state, device);
     const { image } = deviceConfigImage(device, intxLine);
     ConfigRegisters.initialize(cells.config, image);

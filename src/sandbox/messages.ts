@@ -1,0 +1,66 @@
+/**
+ * Messages between the VMM and a jailed process: one JSON document per datagram of a
+ * SOCK_SEQPACKET socket (the socket keeps message boundaries), with the two kinds of value JSON
+ * lacks tagged: a bigint as `{"$bigint": "<decimal>"}` and a Uint8Array as
+ * `{"$bytes": "<base64>"}`.
+ *
+ * @module
+ */
+
+import { read, readAsync, writeAll } from "../ffi/libc.ts";
+
+/** The largest message either side sends (a device's start-up message with its seccomp rules). */
+export const MAX_MESSAGE_BYTES = 1 << 20;
+
+const BIGINT_TAG = "$bigint";
+const BYTES_TAG = "$bytes";
+
+/** `value` as the bytes of one message. */
+export function encodeMessage(value: unknown): Uint8Array {
+  const text = JSON.stringify(value, (_key, v) => {
+    if (typeof v === "bigint") return { [BIGINT_TAG]: v.toString() };
+    if (v instanceof Uint8Array) return { [BYTES_TAG]: btoa(String.fromCharCode(...v)) };
+    return v;
+  });
+  return new TextEncoder().encode(text);
+}
+
+/**
+ * The value one message holds.
+ * @throws SyntaxError for bytes that are not such a message
+ */
+export function decodeMessage(bytes: Uint8Array): unknown {
+  return JSON.parse(new TextDecoder().decode(bytes), (_key, v) => {
+    if (v !== null && typeof v === "object" && !Array.isArray(v)) {
+      const keys = Object.keys(v);
+      if (keys.length === 1 && keys[0] === BIGINT_TAG) return BigInt(v[BIGINT_TAG]);
+      if (keys.length === 1 && keys[0] === BYTES_TAG) {
+        return Uint8Array.from(atob(v[BYTES_TAG]), (c) => c.charCodeAt(0));
+      }
+    }
+    return v;
+  });
+}
+
+/** Sends `value` as one datagram on the SEQPACKET socket `fd`. */
+export function sendMessage(fd: number, value: unknown): void {
+  const bytes = encodeMessage(value);
+  if (bytes.length > MAX_MESSAGE_BYTES) {
+    throw new RangeError(`message of ${bytes.length} bytes: at most ${MAX_MESSAGE_BYTES}`);
+  }
+  writeAll(fd, bytes);
+}
+
+/** Waits (blocking the thread) for the next datagram on `fd`; null once the peer has gone. */
+export function receiveMessage(fd: number): unknown | null {
+  const buf = new Uint8Array(MAX_MESSAGE_BYTES);
+  const n = read(fd, buf);
+  return n === 0 ? null : decodeMessage(buf.subarray(0, n));
+}
+
+/** {@link receiveMessage} without blocking the event loop (the read runs on Deno's pool). */
+export async function receiveMessageAsync(fd: number): Promise<unknown | null> {
+  const buf = new Uint8Array(MAX_MESSAGE_BYTES);
+  const n = await readAsync(fd, buf);
+  return n === 0 ? null : decodeMessage(buf.subarray(0, n));
+}

@@ -1,0 +1,144 @@
+/**
+ * Memory that several threads and processes see as one. A {@link SharedArena} is one
+ * SharedArrayBuffer laid out as a head (guest RAM, 2 MiB aligned) and a tail of page-aligned
+ * regions (device register blocks). Any region may be backed by a memfd mapped over its pages,
+ * so a jailed device process that maps the same memfd over an arena of its own shares the bytes.
+ *
+ * Mapping over a buffer's pages is safe only when glibc served the whole buffer by mmap: then the
+ * pages belong to nothing else, and they go away with the buffer. An arena is one large buffer
+ * (it holds guest RAM), checked to be its own mapping; small buffers can come from the heap,
+ * which is why device state lives in the arena's tail rather than in buffers of its own. Keep the
+ * arena referenced for as long as its regions are in use.
+ *
+ * Atomics work on these bytes from every thread of every process that maps them, but
+ * `Atomics.wait`/`notify` wake only threads of the same process: see `SharedMutex`.
+ *
+ * @module
+ */
+
+import {
+  addressOf,
+  MAP_FIXED,
+  MAP_SHARED,
+  memfdCreate,
+  mmap,
+  PROT_READ,
+  PROT_WRITE,
+  viewOf,
+} from "./ffi/libc.ts";
+
+/** The host's page size on x86_64. */
+export const PAGE_SIZE = 4096;
+
+/** glibc's malloc chunk header: the size word just before the pointer. */
+const CHUNK_SIZE_WORD_OFFSET = 8;
+/** `IS_MMAPPED` in the chunk's size word (glibc malloc/malloc.c). */
+const CHUNK_IS_MMAPPED = 0x2n;
+
+/** A window of a SharedArrayBuffer: what every thread and process views. */
+export interface SharedRegion {
+  /** The buffer holding the window. */
+  readonly buffer: SharedArrayBuffer;
+  /** Where the window starts in {@link buffer} (page aligned in host memory). */
+  readonly offset: number;
+  /** The window's length in bytes. */
+  readonly size: number;
+}
+
+/** A region and, when it can cross to another process, the memfd behind it. */
+export interface SharableRegion extends SharedRegion {
+  /** The memfd whose pages the window maps (its creator closes it when done). */
+  readonly fd?: number;
+}
+
+/** A zeroed region of its own buffer, for this process's threads only (tests, unjailed state). */
+export function privateRegion(size: number): SharedRegion {
+  return { buffer: new SharedArrayBuffer(size), offset: 0, size };
+}
+
+/** One buffer holding a head region and a tail of page-aligned regions. */
+export class SharedArena {
+  readonly #buffer: SharedArrayBuffer;
+  readonly #headOffset: number;
+  readonly #tailEnd: number;
+  #tailNext: number;
+
+  private constructor(
+    buffer: SharedArrayBuffer,
+    headOffset: number,
+    private readonly headSize: number,
+    tailSize: number,
+  ) {
+    this.#buffer = buffer;
+    this.#headOffset = headOffset;
+    this.#tailNext = headOffset + roundUp(headSize, PAGE_SIZE);
+    this.#tailEnd = this.#tailNext + roundUp(tailSize, PAGE_SIZE);
+  }
+
+  /**
+   * Reserves an arena: `headSize` bytes aligned to `headAlignment` (a multiple of the page
+   * size), then room for `tailSize` bytes of page-aligned regions. Pages are touched lazily.
+   */
+  static reserve(headSize: number, tailSize: number, headAlignment = PAGE_SIZE): SharedArena {
+    const length = headAlignment + roundUp(headSize, PAGE_SIZE) + roundUp(tailSize, PAGE_SIZE);
+    const buffer = new SharedArrayBuffer(length);
+    const base = addressOf(buffer);
+    const misalignment = Number(base % BigInt(headAlignment));
+    const headOffset = misalignment === 0 ? 0 : headAlignment - misalignment;
+    return new SharedArena(buffer, headOffset, headSize, tailSize);
+  }
+
+  /** The head. With `memfdName` it is backed by a new memfd of that name (in `fd`). */
+  head(memfdName?: string): SharableRegion {
+    return this.#region(this.#headOffset, this.headSize, memfdName);
+  }
+
+  /** The head, backed by the memfd `fd` another process created (the jailed side). */
+  mapHead(fd: number): SharedRegion {
+    return this.#map(this.#headOffset, this.headSize, fd);
+  }
+
+  /**
+   * The next `size` bytes of the tail, page aligned. With `memfdName` they are backed by a new
+   * memfd of that name (in `fd`).
+   * @throws RangeError when the tail is full
+   */
+  allocate(size: number, memfdName?: string): SharableRegion {
+    return this.#region(this.#take(size), size, memfdName);
+  }
+
+  /** The next `size` bytes of the tail, backed by the memfd `fd` another process created. */
+  mapNext(fd: number, size: number): SharedRegion {
+    return this.#map(this.#take(size), size, fd);
+  }
+
+  #take(size: number): number {
+    const offset = this.#tailNext;
+    const end = offset + roundUp(size, PAGE_SIZE);
+    if (end > this.#tailEnd) throw new RangeError(`shared arena: no room for ${size} more bytes`);
+    this.#tailNext = end;
+    return offset;
+  }
+
+  #region(offset: number, size: number, memfdName: string | undefined): SharableRegion {
+    if (memfdName === undefined) return { buffer: this.#buffer, offset, size };
+    const fd = memfdCreate(memfdName, roundUp(size, PAGE_SIZE));
+    return { ...this.#map(offset, size, fd), fd };
+  }
+
+  /** @throws Error when the buffer is not its own mapping (it would not be safe to map over) */
+  #map(offset: number, size: number, fd: number): SharedRegion {
+    const base = addressOf(this.#buffer);
+    const sizeWord = new BigUint64Array(viewOf(base - BigInt(CHUNK_SIZE_WORD_OFFSET), 8))[0];
+    if ((sizeWord & CHUNK_IS_MMAPPED) === 0n) {
+      throw new Error(`a shared arena of ${this.#buffer.byteLength} bytes is not its own mapping`);
+    }
+    const address = base + BigInt(offset);
+    mmap(roundUp(size, PAGE_SIZE), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0, address);
+    return { buffer: this.#buffer, offset, size };
+  }
+}
+
+function roundUp(value: number, multiple: number): number {
+  return Math.ceil(value / multiple) * multiple;
+}

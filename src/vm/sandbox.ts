@@ -1,0 +1,62 @@
+/**
+ * Everything the device sandbox needs, checked before the VM is built: bubblewrap, user
+ * namespaces, libseccomp, and a readable, well-formed seccomp policy for each device type the VM
+ * has. Each missing piece is one line saying what is missing and that `--disable-sandbox` runs
+ * the devices unjailed.
+ *
+ * @module
+ */
+
+import type { VirtioDeviceRequest } from "../arch/machine.ts";
+import { defaultSandbox, type SandboxConfig } from "../config.ts";
+import type { DeviceSandbox } from "../devices/manager.ts";
+import { policyFileName } from "../devices/virtio/kinds.ts";
+import { UserError } from "../errors.ts";
+import { checkUserNamespaces, findBubblewrap } from "../sandbox/jail.ts";
+import { parsePolicyFile, type SeccompPolicy } from "../sandbox/policy.ts";
+
+/** The policies shipped with the VMM, one per device type, in crosvm's layout. */
+export const SHIPPED_POLICY_DIR = decodeURIComponent(
+  new URL("../../seccomp/x86_64/", import.meta.url).pathname,
+);
+
+/**
+ * The sandbox for `devices`, or null when `config` turns it off.
+ * @throws UserError when the host cannot jail devices or a policy is missing or malformed
+ */
+export function prepareSandbox(
+  config: SandboxConfig | undefined,
+  devices: readonly VirtioDeviceRequest[],
+): DeviceSandbox | null {
+  const sandbox = config ?? defaultSandbox();
+  if (!sandbox.enabled) return null;
+  findBubblewrap();
+  checkUserNamespaces();
+  const dir = (sandbox.policyDir ?? SHIPPED_POLICY_DIR).replace(/\/+$/, "");
+  checkPolicyDir(dir);
+  const policies = new Map<string, { file: string; policy: SeccompPolicy }>();
+  for (const { backend } of devices) {
+    const name = policyFileName(backend);
+    if (policies.has(name)) continue;
+    const file = `${dir}/${name}`;
+    policies.set(name, { file, policy: parsePolicyFile(file) });
+  }
+  return {
+    logFailures: sandbox.logFailures,
+    policyFor: (backend) => {
+      const found = policies.get(policyFileName(backend));
+      if (found === undefined) throw new Error(`no policy was read for ${backend.kind}`);
+      return found;
+    },
+  };
+}
+
+function checkPolicyDir(dir: string): void {
+  let isDirectory: boolean;
+  try {
+    isDirectory = Deno.statSync(dir).isDirectory;
+  } catch {
+    throw new UserError(`seccomp policy directory ${dir} does not exist`);
+  }
+  if (!isDirectory) throw new UserError(`seccomp policy directory ${dir} is not a directory`);
+}
