@@ -4,11 +4,13 @@
  * regions (device register blocks). Any region may be backed by a memfd mapped over its pages,
  * so a jailed device process that maps the same memfd over an arena of its own shares the bytes.
  *
- * Mapping over a buffer's pages is safe only when glibc served the whole buffer by mmap: then the
- * pages belong to nothing else, and they go away with the buffer. An arena is one large buffer
- * (it holds guest RAM), checked to be its own mapping; small buffers can come from the heap,
- * which is why device state lives in the arena's tail rather than in buffers of its own. Keep the
- * arena referenced for as long as its regions are in use.
+ * Only whole pages inside the buffer are ever mapped over, so while the buffer lives they hold
+ * nothing but its bytes, whether malloc served it by mmap of its own (the usual case for a buffer
+ * this large; the mapping then goes away with it) or from its heap (malloc keeps its bookkeeping
+ * in the chunk headers just outside the buffer's bytes; once the buffer is freed the pages stay
+ * memfd-backed, which is just memory once every device process has ended). Keep the arena
+ * referenced for as long as its regions are in use: the device state lives in its tail, not in
+ * buffers of its own, for the same reason.
  *
  * Atomics work on these bytes from every thread of every process that maps them, but
  * `Atomics.wait`/`notify` wake only threads of the same process: see `SharedMutex`.
@@ -24,16 +26,10 @@ import {
   mmap,
   PROT_READ,
   PROT_WRITE,
-  viewOf,
 } from "./ffi/libc.ts";
 
 /** The host's page size on x86_64. */
 export const PAGE_SIZE = 4096;
-
-/** glibc's malloc chunk header: the size word just before the pointer. */
-const CHUNK_SIZE_WORD_OFFSET = 8;
-/** `IS_MMAPPED` in the chunk's size word (glibc malloc/malloc.c). */
-const CHUNK_IS_MMAPPED = 0x2n;
 
 /** A window of a SharedArrayBuffer: what every thread and process views. */
 export interface SharedRegion {
@@ -126,14 +122,8 @@ export class SharedArena {
     return { ...this.#map(offset, size, fd), fd };
   }
 
-  /** @throws Error when the buffer is not its own mapping (it would not be safe to map over) */
   #map(offset: number, size: number, fd: number): SharedRegion {
-    const base = addressOf(this.#buffer);
-    const sizeWord = new BigUint64Array(viewOf(base - BigInt(CHUNK_SIZE_WORD_OFFSET), 8))[0];
-    if ((sizeWord & CHUNK_IS_MMAPPED) === 0n) {
-      throw new Error(`a shared arena of ${this.#buffer.byteLength} bytes is not its own mapping`);
-    }
-    const address = base + BigInt(offset);
+    const address = addressOf(this.#buffer) + BigInt(offset);
     mmap(roundUp(size, PAGE_SIZE), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0, address);
     return { buffer: this.#buffer, offset, size };
   }

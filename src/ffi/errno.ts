@@ -39,6 +39,7 @@ export const Errno = {
   EDEADLK: 35,
   ENOSYS: 38,
   EOPNOTSUPP: 95,
+  ECONNRESET: 104,
   ETIMEDOUT: 110,
 } as const;
 

@@ -76,6 +76,8 @@ export interface SpawnOptions {
   readonly fds: readonly number[];
   /** The child's whole environment (nothing of ours is inherited). */
   readonly env: Readonly<Record<string, string>>;
+  /** Parent descriptors to become the child's 0, 1 and 2 (default: ours). */
+  readonly stdio?: readonly [number, number, number];
 }
 
 /** How a child ended: exactly one of `code` and `signal` is set. */
@@ -105,8 +107,8 @@ export interface ChildProcess {
 
 /**
  * Starts `path` with `argv` (`argv[0]` included) and `options.env` as its whole environment. The
- * child keeps our descriptors 0, 1 and 2, gets `options.fds[i]` as descriptor `3 + i` and no
- * other descriptor of ours; every signal starts at its default disposition, none blocked.
+ * child gets `options.stdio` (or our own 0, 1 and 2) as descriptors 0–2, `options.fds[i]` as
+ * descriptor `3 + i` and no other descriptor of ours; every signal starts at its default disposition, none blocked.
  *
  * Call it from the main thread: a child asking for a parent-death signal (`PR_SET_PDEATHSIG`, as
  * bubblewrap's `--die-with-parent` does) gets it when the *thread* that spawned it ends, so a
@@ -123,8 +125,9 @@ export function spawnProcess(
   const moved: number[] = [];
   try {
     const lowest = Math.max(MOVED_FD_FLOOR, FIRST_CHILD_FD + options.fds.length);
-    for (const fd of options.fds) moved.push(dupAtLeast(fd, lowest));
-    const pid = posixSpawn(path, argv, environment(options.env), moved);
+    for (const fd of [...options.stdio ?? [], ...options.fds]) moved.push(dupAtLeast(fd, lowest));
+    const firstTarget = options.stdio === undefined ? FIRST_CHILD_FD : 0;
+    const pid = posixSpawn(path, argv, environment(options.env), moved, firstTarget);
     return new SpawnedChild(pid, pidfdOpen(pid));
   } finally {
     for (const fd of moved) close(fd);
@@ -167,6 +170,7 @@ function posixSpawn(
   argv: readonly string[],
   envp: readonly string[],
   moved: readonly number[],
+  firstTarget: number,
 ): number {
   const c = libc();
   const closeFrom = c.posix_spawn_file_actions_addclosefrom_np;
@@ -179,12 +183,12 @@ function posixSpawn(
   try {
     moved.forEach((fd, i) =>
       checkReturned(
-        c.posix_spawn_file_actions_adddup2(actions, fd, FIRST_CHILD_FD + i),
-        `posix_spawn_file_actions_adddup2(${fd}, ${FIRST_CHILD_FD + i})`,
+        c.posix_spawn_file_actions_adddup2(actions, fd, firstTarget + i),
+        `posix_spawn_file_actions_adddup2(${fd}, ${firstTarget + i})`,
       )
     );
     checkReturned(
-      closeFrom(actions, FIRST_CHILD_FD + moved.length),
+      closeFrom(actions, firstTarget + moved.length),
       "posix_spawn_file_actions_addclosefrom_np",
     );
     checkReturned(c.posix_spawnattr_init(attr), "posix_spawnattr_init");

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { SyscallError } from "../ffi/errno.ts";
 import { read, readAsync, writeAll } from "../ffi/libc.ts";
 
 /** The largest message either side sends (a device's start-up message with its seccomp rules). */
@@ -51,16 +52,28 @@ export function sendMessage(fd: number, value: unknown): void {
   writeAll(fd, bytes);
 }
 
-/** Waits (blocking the thread) for the next datagram on `fd`; null once the peer has gone. */
+/**
+ * Waits (blocking the thread) for the next datagram on `fd`; null once the peer has gone: end of
+ * file, or ECONNRESET when it closed its end with messages of ours still unread.
+ */
 export function receiveMessage(fd: number): unknown | null {
   const buf = new Uint8Array(MAX_MESSAGE_BYTES);
-  const n = read(fd, buf);
+  let n: number;
+  try {
+    n = read(fd, buf);
+  } catch (e) {
+    if (e instanceof SyscallError && e.is("ECONNRESET")) return null;
+    throw e;
+  }
   return n === 0 ? null : decodeMessage(buf.subarray(0, n));
 }
 
-/** {@link receiveMessage} without blocking the event loop (the read runs on Deno's pool). */
+/**
+ * {@link receiveMessage} without blocking the event loop (the read runs on Deno's pool, where
+ * errno cannot be read: any failed read counts as the peer gone).
+ */
 export async function receiveMessageAsync(fd: number): Promise<unknown | null> {
   const buf = new Uint8Array(MAX_MESSAGE_BYTES);
-  const n = await readAsync(fd, buf);
+  const n = await readAsync(fd, buf).catch(() => 0);
   return n === 0 ? null : decodeMessage(buf.subarray(0, n));
 }

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { close, SOCK_SEQPACKET, socketpair } from "../../../ffi/libc.ts";
+import { close, O_CLOEXEC, O_RDWR, open, SOCK_SEQPACKET, socketpair } from "../../../ffi/libc.ts";
 import { type ChildExit, type ChildProcess, spawnProcess } from "../../../ffi/spawn.ts";
 import { signalEventfd } from "../../../ffi/eventfd.ts";
 import type { LogLevel } from "../../../log.ts";
@@ -34,6 +34,10 @@ import { type DeviceProcessInit, type DeviceProcessMessage, FIRST_PASSED_FD } fr
  * the V8 platform's) with room to spare. Its RLIMIT_NOFILE is the given ones plus this.
  */
 const RUNTIME_FD_ALLOWANCE = 32;
+/** Where a device process's stdin and stdout go. */
+const DEV_NULL = "/dev/null";
+/** Our stderr, which the device process logs to. */
+const STDERR_FD = 2;
 /** How long a stopped process has to end its loop before it is killed. */
 const STOP_GRACE_MS = 2000;
 /** `SIGKILL` (`<asm-generic/signal.h>`). */
@@ -110,7 +114,17 @@ export class DeviceProcess implements DeviceRunner {
     let child: ChildProcess | undefined;
     try {
       const { init, fds } = initMessage(options, theirs, memory.fd, device.stateFd);
-      child = spawnProcess(bwrap, ["bwrap", ...bubblewrapArgs(jailSpec())], { fds, env: {} });
+      // Nothing to read and nothing to print but its log lines: our stdin may be a terminal.
+      const devNull = open(DEV_NULL, O_RDWR | O_CLOEXEC);
+      try {
+        child = spawnProcess(bwrap, ["bwrap", ...bubblewrapArgs(jailSpec())], {
+          fds,
+          env: {},
+          stdio: [devNull, devNull, STDERR_FD],
+        });
+      } finally {
+        close(devNull);
+      }
       close(theirs);
       sendMessage(ours, init);
       const hello = await Promise.race([
