@@ -178,11 +178,14 @@ kvmTest("with a disk and virtio-rng, each device runs in a jailed process of its
         const targets = descriptorTargets(pid);
         const files = targets.filter((t) => t.startsWith("/") && !t.startsWith("/memfd:"));
         const holdsImage = files.includes(image);
-        // Its files: /dev/null as stdin and stdout, the image (the block device only), and
-        // Deno's caches in the jail's own /tmp.
+        // Its files: /dev/null as stdin and stdout, our stderr, the image (the block device
+        // only), and Deno's caches in the jail's own /tmp.
+        const stderr = Deno.readLinkSync("/proc/self/fd/2");
         assert.ok(
-          files.every((f) => f === image || f === "/dev/null" || f.startsWith("/tmp/deno/")),
-          `only the image, /dev/null and the jail's own /tmp: ${files}`,
+          files.every((f) =>
+            f === image || f === "/dev/null" || f === stderr || f.startsWith("/tmp/deno/")
+          ),
+          `only the image, /dev/null, our stderr and the jail's own /tmp: ${files}`,
         );
         assert.equal(Deno.readLinkSync(`/proc/${pid}/fd/0`), "/dev/null", "stdin is /dev/null");
         assert.ok(targets.some((t) => t.startsWith("/memfd:guest-ram")), "guest RAM's memfd");
