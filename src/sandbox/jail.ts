@@ -125,15 +125,28 @@ function normalized(path: string): string {
  * since the kernel opens it by that name) and each shared object mapped into this process (libc,
  * libm, libgcc_s, libdl, librt, libpthread, and whatever FFI has loaded, such as libseccomp).
  * Shared objects are named by their real paths, in a directory the dynamic linker searches by
- * default (/usr/lib/x86_64-linux-gnu on Debian), so the jail needs no /etc/ld.so.cache.
+ * default (/usr/lib/x86_64-linux-gnu on Debian), so the jail needs no /etc/ld.so.cache. A library
+ * the jailed program opens by soname itself (`Deno.dlopen("libseccomp.so.2")`) also needs that
+ * link: name it in `sonames`.
  */
-export function runtimeFiles(): string[] {
+export function runtimeFiles(sonames: readonly string[] = []): string[] {
   const executable = Deno.execPath();
   const interpreter = elfInterpreter(executable);
+  const links = sonames.flatMap((soname) =>
+    LIBRARY_DIRS.map((dir) => `${dir}/${soname}`).filter(exists)
+  );
   return [
-    ...new Set([executable, ...(interpreter ? [interpreter] : []), ...mappedSharedObjects()]),
+    ...new Set([
+      executable,
+      ...(interpreter ? [interpreter] : []),
+      ...mappedSharedObjects(),
+      ...links,
+    ]),
   ];
 }
+
+/** The dynamic linker's default library directories on Debian x86_64 (multiarch). */
+const LIBRARY_DIRS = ["/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu"];
 
 /** `/proc/self/maps`: one mapping a line, its path (if any) from the sixth column on. */
 const MAPS_LINE = /^\S+\s+\S+\s+\S+\s+\S+\s+\S+\s+(\/.*)$/;

@@ -54,8 +54,6 @@ const SIGNAL_NAMES: Readonly<Record<number, string>> = {
   15: "SIGTERM",
   31: "SIGSYS",
 };
-/** The dynamic linker's default library directories on Debian x86_64 (multiarch). */
-const LIBRARY_DIRS = ["/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu"];
 /** `SIGSYS`: what a seccomp KILL_PROCESS action delivers. */
 const SIGSYS = 31;
 
@@ -252,21 +250,6 @@ function descendants(pid: number): number[] {
   return found;
 }
 
-/**
- * Where the dynamic linker finds `soname` without a cache (its default directories, on Debian):
- * the jail needs the link too, not only the file it points to.
- */
-function sonamePaths(soname: string): string[] {
-  return LIBRARY_DIRS.map((dir) => `${dir}/${soname}`).filter((path) => {
-    try {
-      Deno.statSync(path);
-      return true;
-    } catch {
-      return false;
-    }
-  });
-}
-
 /** How a child ended, in words. */
 function exitText(exit: ChildExit): string {
   return exit.signal !== null
@@ -280,7 +263,7 @@ function exitText(exit: ChildExit): string {
  * loads are bound read-only); a single-file build is just itself.
  */
 function jailSpec(): { command: string[]; readOnlyPaths: string[]; env: Record<string, string> } {
-  const files = [...runtimeFiles(), ...sonamePaths(LIBSECCOMP_SONAME)];
+  const files = runtimeFiles([LIBSECCOMP_SONAME]);
   if (Deno.build.standalone) {
     return { command: [Deno.execPath(), DEVICE_PROCESS_COMMAND], readOnlyPaths: files, env: {} };
   }
