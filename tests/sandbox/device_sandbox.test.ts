@@ -9,7 +9,9 @@ import assert from "node:assert/strict";
 import { Vm, type VmConfig, type VmResult } from "../../mod.ts";
 import { assertOneLineError, crosvm, spawnCrosvm } from "../helpers/cli_process.ts";
 import { buildGuest } from "../helpers/guests.ts";
+import { settledFdCount } from "../helpers/fds.ts";
 import { kvmTest } from "../helpers/kvm.ts";
+import { runGuest } from "../helpers/run_guest.ts";
 
 const SHIPPED_POLICIES = new URL("../../seccomp/x86_64/", import.meta.url).pathname;
 /** What every jailed device's root may hold: the runtime's files, the module tree, /proc, /tmp. */
@@ -256,6 +258,17 @@ kvmTest("the shipped policies serve the virtio-rng guest end to end", async () =
   const run = await crosvm(["run", await buildGuest("virtio_rng")]);
   assert.equal(run.code, 0, run.stderr);
   assert.match(run.stdout, /OK/);
+});
+
+kvmTest("no descriptor or process outlives a VM with a jailed device", async () => {
+  const jailed = () => runGuest("virtio_rng", { config: { rng: true } });
+  await jailed(); // warm up: Deno opens its own descriptors lazily on first use
+  const before = await settledFdCount();
+  const { result, output } = await jailed();
+  assert.equal(result.reason, "reset");
+  assert.match(output, /OK/, "the jailed device served the guest");
+  assert.equal(await settledFdCount(), before);
+  assert.deepEqual(descendants(Deno.pid), []);
 });
 
 kvmTest("a missing, unreadable or malformed policy is one line before the VM starts", async () => {

@@ -1,3 +1,4 @@
+import { settledFdCount } from "../helpers/fds.ts";
 import assert from "node:assert/strict";
 import { ImageError, VmSetupError } from "../../mod.ts";
 import { kvmTest } from "../helpers/kvm.ts";
@@ -76,22 +77,6 @@ for (const [guest, marker] of [["spin", "R"], ["halt", "H"]] as const) {
       assert.equal(result.stats.length, 2, "both vCPU Workers joined");
     },
   );
-}
-
-/**
- * The process's open descriptors once they stop changing: a terminated Worker's thread
- * closes its own event-loop descriptors a moment after `terminate()` returns.
- */
-async function settledFdCount(): Promise<number> {
-  const count = () => [...Deno.readDirSync("/proc/self/fd")].length;
-  let last = count();
-  for (let i = 0; i < 40; i++) {
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    const now = count();
-    if (now === last) return now;
-    last = now;
-  }
-  return last;
 }
 
 kvmTest("no file descriptor outlives the VM", async () => {
