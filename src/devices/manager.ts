@@ -203,9 +203,9 @@ export class DeviceManager {
     }
   }
 
-  #startRunner(device: VirtioPciDevice, logLevel: LogLevel): Promise<DeviceRunner> {
+  async #startRunner(device: VirtioPciDevice, logLevel: LogLevel): Promise<DeviceRunner> {
     if (this.sandbox === null) {
-      return VirtioDeviceThread.start({
+      return await VirtioDeviceThread.start({
         spec: device.spec,
         backend: device.backend,
         memory: this.memory.shared,
@@ -213,7 +213,7 @@ export class DeviceManager {
       });
     }
     const { file, policy } = this.sandbox.policyFor(device.backend);
-    return DeviceProcess.start({
+    return await DeviceProcess.start({
       device,
       memory: this.memory,
       sandbox: { policy, policyFile: file, logFailures: this.sandbox.logFailures },
@@ -222,8 +222,9 @@ export class DeviceManager {
   }
 
   async #stopRunners(): Promise<string | undefined> {
-    const errors = await Promise.all(this.#runners.map((t) => t.stop()));
+    const runners = this.#runners;
     this.#runners = [];
+    const errors = await Promise.all(runners.map((t) => t.stop()));
     return errors.find((e) => e !== undefined);
   }
 }

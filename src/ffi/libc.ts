@@ -59,8 +59,16 @@ export const MAP_FAILED = 0xffff_ffff_ffff_ffffn;
 const EFD_CLOEXEC = O_CLOEXEC;
 /** Non-blocking eventfd. */
 export const EFD_NONBLOCK = O_NONBLOCK;
-/** `memfd_create(2)` flag: close on exec. */
-const MFD_CLOEXEC = 0x1;
+/** `memfd_create(2)` flag (`<linux/memfd.h>`): close on exec. */
+export const MFD_CLOEXEC = 0x1;
+/** `memfd_create(2)` flag: the memfd accepts seals (`fcntl(F_ADD_SEALS)`). */
+export const MFD_ALLOW_SEALING = 0x2;
+/** `fcntl(2)` command (`<linux/fcntl.h>`, `F_LINUX_SPECIFIC_BASE` + 9): add seals to a memfd. */
+export const F_ADD_SEALS = 1033;
+/** Seal (`<linux/fcntl.h>`): the file may not shrink. */
+export const F_SEAL_SHRINK = 0x2;
+/** Seal: the file may not grow. */
+export const F_SEAL_GROW = 0x4;
 
 /** `SIGKILL` from `<asm-generic/signal.h>`: ends a process; it cannot be caught. */
 export const SIGKILL = 9;
@@ -347,8 +355,17 @@ export function dupAtLeast(fd: number, lowest: number): number {
 
 /** `memfd_create(2)`, sized with `ftruncate(2)`. */
 export function memfdCreate(name: string, size: number): number {
-  const fd = check(libc().memfd_create(cString(name), MFD_CLOEXEC), () => "memfd_create");
-  check(libc().ftruncate(fd, BigInt(size)), () => "ftruncate(memfd)");
+  const flags = MFD_CLOEXEC | MFD_ALLOW_SEALING;
+  const fd = check(libc().memfd_create(cString(name), flags), () => "memfd_create");
+  try {
+    check(libc().ftruncate(fd, BigInt(size)), () => "ftruncate(memfd)");
+    // Its size is fixed from here on: nobody it is shared with (a jailed device) can shrink it
+    // under our mappings (a SIGBUS in the VMM) or grow it.
+    check(libc().fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW), () => "fcntl(F_ADD_SEALS)");
+  } catch (e) {
+    close(fd);
+    throw e;
+  }
   return fd;
 }
 

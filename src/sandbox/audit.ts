@@ -12,6 +12,7 @@
 import { SyscallError } from "../ffi/errno.ts";
 import { close, O_NONBLOCK, O_RDONLY, open, read } from "../ffi/libc.ts";
 import { resolveSyscallNumber } from "../ffi/seccomp.ts";
+import { SIGNAL_CONSTANTS } from "./constants.ts";
 
 /** The kernel's log, one record per read. */
 const KMSG = "/dev/kmsg";
@@ -19,14 +20,25 @@ const KMSG = "/dev/kmsg";
 const KMSG_RECORD_BYTES = 8192;
 /** AUDIT_SECCOMP from `<linux/audit.h>`. */
 const AUDIT_SECCOMP = 1326;
-/** SIGSYS: the signal of a seccomp kill (`<asm-generic/signal.h>`). */
-const SIGSYS = 31;
+/** How often, and how far apart, the log is read for a record that may come late. */
+const AUDIT_ATTEMPTS = 10;
+const AUDIT_RETRY_MS = 20;
 
 /**
- * The syscall number of the latest seccomp kill the kernel logged for one of `pids`, or
- * undefined when there is none or the log cannot be read.
+ * The syscall number of the latest seccomp kill the kernel logged for one of `pids`, or undefined
+ * when there is none or the log cannot be read. Without an audit daemon the kernel's audit thread
+ * prints the record a moment after the process died, so the log is read again for a while.
  */
-export function findSeccompKill(pids: readonly number[]): number | undefined {
+export async function findSeccompKill(pids: readonly number[]): Promise<number | undefined> {
+  for (let attempt = 0; attempt < AUDIT_ATTEMPTS; attempt++) {
+    const found = readSeccompKill(pids);
+    if (found !== undefined) return found;
+    await new Promise((resolve) => setTimeout(resolve, AUDIT_RETRY_MS));
+  }
+  return undefined;
+}
+
+function readSeccompKill(pids: readonly number[]): number | undefined {
   let fd: number;
   try {
     fd = open(KMSG, O_RDONLY | O_NONBLOCK);
@@ -56,21 +68,29 @@ export function findSeccompKill(pids: readonly number[]): number | undefined {
   return found;
 }
 
-/** The killed syscall of one kernel log record, if it is a seccomp kill of one of `pids`. */
+/**
+ * The killed syscall of one kernel log record, if it is a seccomp kill of one of `pids`. Fields
+ * are read as `key=value` words outside quotes (a quoted `comm` or `exe` could hold anything).
+ */
 export function seccompKillIn(record: string, pids: readonly number[]): number | undefined {
-  if (!record.includes(`type=${AUDIT_SECCOMP} `)) return undefined;
-  const field = (name: string) => record.match(new RegExp(`\\b${name}=(\\d+)`))?.[1];
-  const pid = Number(field("pid"));
-  if (!pids.includes(pid) || Number(field("sig")) !== SIGSYS) return undefined;
-  const nr = field("syscall");
-  return nr === undefined ? undefined : Number(nr);
+  const fields = new Map<string, string>();
+  for (const word of record.replace(/"[^"]*"/g, '""').split(/\s+/)) {
+    const at = word.indexOf("=");
+    if (at > 0) fields.set(word.slice(0, at), word.slice(at + 1));
+  }
+  if (fields.get("type") !== String(AUDIT_SECCOMP)) return undefined;
+  if (!pids.includes(Number(fields.get("pid")))) return undefined;
+  if (Number(fields.get("sig")) !== SIGNAL_CONSTANTS.SIGSYS) return undefined;
+  const nr = Number(fields.get("syscall"));
+  return Number.isInteger(nr) ? nr : undefined;
 }
 
 /** The part of a death message that says which syscall a policy did not allow. */
 export function describeSeccompKill(syscall: number | undefined, policyFile: string): string {
   if (syscall === undefined) {
     return `seccomp denied a syscall that ${policyFile} does not allow (the kernel log does not ` +
-      `say which here: rerun with --seccomp-log-failures and read the kernel log)`;
+      `say which here: rerun with --seccomp-log-failures and read the kernel log, or the audit ` +
+      `log with ausearch -m SECCOMP)`;
   }
   const name = resolveSyscallNumber(syscall);
   return `seccomp denied syscall ${syscall}${name ? ` (${name})` : ""}, which ${policyFile} ` +

@@ -10,23 +10,34 @@
 
 import { Errno } from "../ffi/errno.ts";
 import {
+  AF_UNIX,
   EFD_NONBLOCK,
+  F_ADD_SEALS,
+  F_DUPFD_CLOEXEC,
+  F_SEAL_GROW,
+  F_SEAL_SHRINK,
   FALLOC_FL_KEEP_SIZE,
   FALLOC_FL_PUNCH_HOLE,
   FALLOC_FL_ZERO_RANGE,
   MADV_HUGEPAGE,
+  MAP_FIXED,
   MAP_PRIVATE,
   MAP_SHARED,
+  MFD_ALLOW_SEALING,
+  MFD_CLOEXEC,
   O_CLOEXEC,
   O_CREAT,
   O_DIRECT,
+  O_NONBLOCK,
   O_RDONLY,
   O_RDWR,
   O_TRUNC,
   O_WRONLY,
   PROT_READ,
   PROT_WRITE,
+  SIGKILL,
   SIGUSR2,
+  SOCK_SEQPACKET,
 } from "../ffi/libc.ts";
 
 /** `clone(2)` flags and `sched_setscheduler(2)` policies, `<linux/sched.h>`. */
@@ -71,7 +82,7 @@ export const MMAN_CONSTANTS = {
   MAP_SHARED,
   MAP_PRIVATE,
   MAP_SHARED_VALIDATE: 0x03,
-  MAP_FIXED: 0x10,
+  MAP_FIXED,
   MAP_ANONYMOUS: 0x20,
   MAP_GROWSDOWN: 0x100,
   MAP_NORESERVE: 0x4000,
@@ -117,8 +128,6 @@ export const FUTEX_CONSTANTS = {
   FUTEX_WAKE_BITSET_PRIVATE: 138,
 } as const;
 
-/** `O_NONBLOCK` (`<asm-generic/fcntl.h>`), also `SOCK_NONBLOCK`. */
-const O_NONBLOCK = 0o4000;
 /** `O_DSYNC`: data integrity on every write (part of `O_SYNC`). */
 const O_DSYNC = 0o1_0000;
 /** `O_DIRECTORY`: fail unless a directory (part of `O_TMPFILE`). */
@@ -138,9 +147,11 @@ export const FCNTL_CONSTANTS = {
   F_GETLK: 5,
   F_SETLK: 6,
   F_SETLKW: 7,
-  F_DUPFD_CLOEXEC: 1030,
-  F_ADD_SEALS: 1033,
+  F_DUPFD_CLOEXEC,
+  F_ADD_SEALS,
   F_GET_SEALS: 1034,
+  F_SEAL_SHRINK,
+  F_SEAL_GROW,
   FD_CLOEXEC: 1,
   O_RDONLY,
   O_WRONLY,
@@ -200,7 +211,7 @@ export const TUN_CONSTANTS = {
 
 /** Socket families, types and message flags, `<sys/socket.h>` (glibc, the kernel's values). */
 export const SOCKET_CONSTANTS = {
-  AF_UNIX: 1,
+  AF_UNIX,
   AF_INET: 2,
   AF_INET6: 10,
   AF_NETLINK: 16,
@@ -208,7 +219,7 @@ export const SOCKET_CONSTANTS = {
   SOCK_STREAM: 1,
   SOCK_DGRAM: 2,
   SOCK_RAW: 3,
-  SOCK_SEQPACKET: 5,
+  SOCK_SEQPACKET,
   SOCK_NONBLOCK: O_NONBLOCK,
   SOCK_CLOEXEC: O_CLOEXEC,
   MSG_OOB: 0x1,
@@ -230,8 +241,8 @@ export const EVENTFD_CONSTANTS = {
 
 /** `memfd_create(2)` flags, `<linux/memfd.h>`. */
 export const MEMFD_CONSTANTS = {
-  MFD_CLOEXEC: 0x1,
-  MFD_ALLOW_SEALING: 0x2,
+  MFD_CLOEXEC,
+  MFD_ALLOW_SEALING,
 } as const;
 
 /** Signal numbers, `<signal.h>` (x86_64). */
@@ -241,7 +252,7 @@ export const SIGNAL_CONSTANTS = {
   SIGQUIT: 3,
   SIGABRT: 6,
   SIGBUS: 7,
-  SIGKILL: 9,
+  SIGKILL,
   SIGUSR1: 10,
   SIGSEGV: 11,
   SIGUSR2,
@@ -253,6 +264,12 @@ export const SIGNAL_CONSTANTS = {
   SIGSTOP: 19,
   SIGSYS: 31,
 } as const;
+
+/** The name of signal `signal` (`SIGSYS`), or `signal N` for one without a name here. */
+export function signalName(signal: number): string {
+  const found = Object.entries(SIGNAL_CONSTANTS).find(([, value]) => value === signal);
+  return found?.[0] ?? `signal ${signal}`;
+}
 
 /** `prctl(2)` options, `<linux/prctl.h>`. */
 export const PRCTL_CONSTANTS = {

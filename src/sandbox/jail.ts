@@ -263,3 +263,28 @@ function sysctl(path: string): string | undefined {
     throw e;
   }
 }
+
+/**
+ * Every process descended from `pid`, children before their own children. A child belongs to the
+ * thread that spawned it, so every thread's children count. Processes that end meanwhile are
+ * skipped.
+ */
+export function descendantPids(pid: number): number[] {
+  const found: number[] = [];
+  const visit = (parent: number) => {
+    let children = "";
+    try {
+      for (const task of Deno.readDirSync(`/proc/${parent}/task`)) {
+        children += ` ${Deno.readTextFileSync(`/proc/${parent}/task/${task.name}/children`)}`;
+      }
+    } catch {
+      return; // it has gone meanwhile
+    }
+    for (const child of children.trim().split(/\s+/).filter(Boolean).map(Number)) {
+      found.push(child);
+      visit(child);
+    }
+  };
+  visit(pid);
+  return found;
+}

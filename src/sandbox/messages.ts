@@ -10,8 +10,18 @@
 import { SyscallError } from "../ffi/errno.ts";
 import { read, readAsync, writeAll } from "../ffi/libc.ts";
 
-/** The largest message either side sends (a device's start-up message with its seccomp rules). */
-export const MAX_MESSAGE_BYTES = 1 << 20;
+/**
+ * The largest message either side sends (a device's start-up message with its seccomp rules). A
+ * SOCK_SEQPACKET datagram must fit the socket's send buffer (`net.core.wmem_default`, 208 KiB by
+ * default), so stay well below it.
+ */
+export const MAX_MESSAGE_BYTES = 128 * 1024;
+
+/** What a receive gives: a message, the peer gone, or bytes that are not a message. */
+export type Received =
+  | { readonly kind: "message"; readonly value: unknown }
+  | { readonly kind: "closed" }
+  | { readonly kind: "malformed" };
 
 const BIGINT_TAG = "$bigint";
 const BYTES_TAG = "$bytes";
@@ -53,27 +63,37 @@ export function sendMessage(fd: number, value: unknown): void {
 }
 
 /**
- * Waits (blocking the thread) for the next datagram on `fd`; null once the peer has gone: end of
- * file, or ECONNRESET when it closed its end with messages of ours still unread.
+ * Waits (blocking the thread) for the next datagram on `fd`. The peer is gone at end of file, or
+ * at ECONNRESET when it closed its end with messages of ours still unread.
  */
-export function receiveMessage(fd: number): unknown | null {
-  const buf = new Uint8Array(MAX_MESSAGE_BYTES);
+export function receiveMessage(fd: number): Received {
+  const buf = new Uint8Array(MAX_MESSAGE_BYTES + 1);
   let n: number;
   try {
     n = read(fd, buf);
   } catch (e) {
-    if (e instanceof SyscallError && e.is("ECONNRESET")) return null;
+    if (e instanceof SyscallError && e.is("ECONNRESET")) return { kind: "closed" };
     throw e;
   }
-  return n === 0 ? null : decodeMessage(buf.subarray(0, n));
+  return received(buf, n);
 }
 
 /**
  * {@link receiveMessage} without blocking the event loop (the read runs on Deno's pool, where
- * errno cannot be read: any failed read counts as the peer gone).
+ * errno cannot be read: any failed read counts as the peer gone). Never rejects.
  */
-export async function receiveMessageAsync(fd: number): Promise<unknown | null> {
-  const buf = new Uint8Array(MAX_MESSAGE_BYTES);
-  const n = await readAsync(fd, buf).catch(() => 0);
-  return n === 0 ? null : decodeMessage(buf.subarray(0, n));
+export async function receiveMessageAsync(fd: number): Promise<Received> {
+  const buf = new Uint8Array(MAX_MESSAGE_BYTES + 1);
+  return received(buf, await readAsync(fd, buf).catch(() => 0));
+}
+
+/** The datagram of `n` bytes in `buf`: too long (cut short by the read) or not JSON is malformed. */
+function received(buf: Uint8Array, n: number): Received {
+  if (n === 0) return { kind: "closed" };
+  if (n > MAX_MESSAGE_BYTES) return { kind: "malformed" };
+  try {
+    return { kind: "message", value: decodeMessage(buf.subarray(0, n)) };
+  } catch {
+    return { kind: "malformed" };
+  }
 }

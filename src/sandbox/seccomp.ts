@@ -10,7 +10,6 @@ import { UserError } from "../errors.ts";
 import { errnoName } from "../ffi/errno.ts";
 import {
   libseccomp,
-  resolveSyscallNumber,
   SCMP_ACT_ALLOW,
   SCMP_ACT_KILL_PROCESS,
   SCMP_ACT_LOG,
@@ -113,11 +112,6 @@ function comparisonArray(comparisons: readonly CompiledComparison[]): Uint8Array
   return out.bytes;
 }
 
-/** The name of native syscall `nr` (x86_64), or `undefined` for a number libseccomp does not know. */
-export function syscallName(nr: number): string | undefined {
-  return resolveSyscallNumber(nr);
-}
-
 /**
  * Loads `policy` as a seccomp filter on every thread of this process (libseccomp's TSYNC), after
  * setting NO_NEW_PRIVS (libseccomp's default). A call no rule matches kills the process, or with
@@ -126,6 +120,19 @@ export function syscallName(nr: number): string | undefined {
  * @throws PolicyError when libseccomp refuses a rule; UserError when the kernel refuses the filter
  */
 export function loadSeccompPolicy(policy: SeccompPolicy, options: LoadOptions): void {
+  buildFilter(policy, options, true);
+}
+
+/**
+ * Builds `policy`'s filter as {@link loadSeccompPolicy} would, without loading it: the VMM checks
+ * every policy so before a device process needs it.
+ * @throws PolicyError when libseccomp refuses a rule
+ */
+export function checkSeccompPolicy(policy: SeccompPolicy, options: LoadOptions): void {
+  buildFilter(policy, options, false);
+}
+
+function buildFilter(policy: SeccompPolicy, options: LoadOptions, load: boolean): void {
   const rules = compileRules(policy);
   const seccomp = libseccomp();
   const ctx = seccomp.seccomp_init(options.logFailures ? SCMP_ACT_LOG : SCMP_ACT_KILL_PROCESS);
@@ -146,6 +153,7 @@ export function loadSeccompPolicy(policy: SeccompPolicy, options: LoadOptions): 
         throw new PolicyError(source, `libseccomp refused the rule for ${name}: ${errnoName(-rc)}`);
       }
     });
+    if (!load) return;
     const rc = seccomp.seccomp_load(ctx);
     if (rc < 0) {
       throw new UserError(

@@ -13,7 +13,12 @@ import type { DeviceSandbox } from "../devices/manager.ts";
 import { policyFileName } from "../devices/virtio/kinds.ts";
 import { UserError } from "../errors.ts";
 import { checkUserNamespaces, findBubblewrap } from "../sandbox/jail.ts";
+import { encodeMessage, MAX_MESSAGE_BYTES } from "../sandbox/messages.ts";
 import { parsePolicyFile, type SeccompPolicy } from "../sandbox/policy.ts";
+import { checkSeccompPolicy } from "../sandbox/seccomp.ts";
+
+/** A policy's share of a device's start-up message; the rest is the device's own description. */
+const MAX_POLICY_BYTES = MAX_MESSAGE_BYTES / 2;
 
 /** The policies shipped with the VMM, one per device type, in crosvm's layout. */
 export const SHIPPED_POLICY_DIR = decodeURIComponent(
@@ -29,17 +34,25 @@ export function prepareSandbox(
   devices: readonly VirtioDeviceRequest[],
 ): DeviceSandbox | null {
   const sandbox = config ?? defaultSandbox();
-  if (!sandbox.enabled) return null;
+  if (!sandbox.enabled || devices.length === 0) return null;
   findBubblewrap();
   checkUserNamespaces();
-  const dir = (sandbox.policyDir ?? SHIPPED_POLICY_DIR).replace(/\/+$/, "");
+  const dir = sandbox.policyDir ?? SHIPPED_POLICY_DIR;
   checkPolicyDir(dir);
   const policies = new Map<string, { file: string; policy: SeccompPolicy }>();
   for (const { backend } of devices) {
     const name = policyFileName(backend);
     if (policies.has(name)) continue;
-    const file = `${dir}/${name}`;
-    policies.set(name, { file, policy: parsePolicyFile(file) });
+    const file = `${dir.replace(/\/+$/, "")}/${name}`;
+    const policy = parsePolicyFile(file);
+    checkSeccompPolicy(policy, { logFailures: sandbox.logFailures });
+    const bytes = encodeMessage(policy).length;
+    if (bytes > MAX_POLICY_BYTES) {
+      throw new UserError(
+        `seccomp policy ${file} has too many rules (${bytes} bytes compiled, at most ${MAX_POLICY_BYTES})`,
+      );
+    }
+    policies.set(name, { file, policy });
   }
   return {
     logFailures: sandbox.logFailures,
@@ -55,8 +68,11 @@ function checkPolicyDir(dir: string): void {
   let isDirectory: boolean;
   try {
     isDirectory = Deno.statSync(dir).isDirectory;
-  } catch {
-    throw new UserError(`seccomp policy directory ${dir} does not exist`);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new UserError(`seccomp policy directory ${dir} does not exist`);
+    }
+    throw new UserError(`seccomp policy directory ${dir}: ${(e as Error).message}`);
   }
   if (!isDirectory) throw new UserError(`seccomp policy directory ${dir} is not a directory`);
 }

@@ -130,18 +130,28 @@ export class Vm {
         threads.kickAll();
       });
       const specs = devices.specs;
-      await Promise.all(vcpus.map((vcpu) =>
-        threads.spawn({
-          id: vcpu.fd.id,
-          vcpuFd: vcpu.fd.fd,
-          runAddress: vcpu.runAddress,
-          runSize: machine.runSize,
-          devices: specs,
-          control: control.buffer,
-          logLevel: config.logLevel,
-        })
-      ));
-      await devicesStarted;
+      const started = await Promise.allSettled([
+        ...vcpus.map((vcpu) =>
+          threads.spawn({
+            id: vcpu.fd.id,
+            vcpuFd: vcpu.fd.fd,
+            runAddress: vcpu.runAddress,
+            runSize: machine.runSize,
+            devices: specs,
+            control: control.buffer,
+            logLevel: config.logLevel,
+          })
+        ),
+        devicesStarted,
+      ]);
+      const failed = started.find((s) => s.status === "rejected");
+      if (failed !== undefined) {
+        // The vCPUs that did start must be out of KVM_RUN before their VM goes away.
+        control.requestExit("error");
+        threads.kickAll();
+        await threads.join();
+        throw failed.reason;
+      }
       log.debug(`vm: ${vcpus.length} vCPUs in KVM_RUN`);
       const stdinPort = machine.serials.stdinPort;
       if (options.attachStdin && stdinPort && !control.stopRequested) {
@@ -151,7 +161,7 @@ export class Vm {
       const exits = await threads.join();
       const deviceError = await devices.stop();
       return {
-        reason: control.reason ?? "stop",
+        reason: deviceFailure === undefined ? control.reason ?? "stop" : "error",
         error: deviceFailure ?? exits.find((e) => e.error !== undefined)?.error ?? deviceError,
         stats: exits.map((e) => e.stats),
       };

@@ -7,55 +7,65 @@
  * @module
  */
 
-import { close, O_CLOEXEC, O_RDWR, open, SOCK_SEQPACKET, socketpair } from "../../../ffi/libc.ts";
-import { type ChildExit, type ChildProcess, spawnProcess } from "../../../ffi/spawn.ts";
+import { UserError } from "../../../errors.ts";
 import { signalEventfd } from "../../../ffi/eventfd.ts";
+import {
+  close,
+  O_CLOEXEC,
+  O_RDWR,
+  open,
+  pipe,
+  readAsync,
+  SIGKILL,
+  SOCK_SEQPACKET,
+  socketpair,
+} from "../../../ffi/libc.ts";
+import { LIBSECCOMP_SONAME } from "../../../ffi/seccomp.ts";
+import { type ChildExit, type ChildProcess, spawnProcess } from "../../../ffi/spawn.ts";
 import type { LogLevel } from "../../../log.ts";
 import type { GuestMemory } from "../../../memory.ts";
+import { describeSeccompKill, findSeccompKill } from "../../../sandbox/audit.ts";
+import { SIGNAL_CONSTANTS, signalName } from "../../../sandbox/constants.ts";
 import {
   bubblewrapArgs,
   DENO_JAIL_ENV,
+  descendantPids,
   findBubblewrap,
   runtimeFiles,
 } from "../../../sandbox/jail.ts";
-import { receiveMessageAsync, sendMessage } from "../../../sandbox/messages.ts";
+import { type Received, receiveMessageAsync, sendMessage } from "../../../sandbox/messages.ts";
 import type { SeccompPolicy } from "../../../sandbox/policy.ts";
-import { LIBSECCOMP_SONAME } from "../../../ffi/seccomp.ts";
-import { describeSeccompKill, findSeccompKill } from "../../../sandbox/audit.ts";
 import { remapBackendFds } from "../kinds.ts";
+import type { DeviceRunner } from "../runner.ts";
 import type { VirtioPciDevice } from "../transport/pci/create.ts";
 import { VirtioPciState } from "../transport/pci/state.ts";
-import type { DeviceRunner } from "../runner.ts";
 import { DEVICE_PROCESS_COMMAND } from "./command.ts";
-import { type DeviceProcessInit, type DeviceProcessMessage, FIRST_PASSED_FD } from "./protocol.ts";
+import {
+  type DeviceProcessInit,
+  deviceProcessMessage,
+  FIRST_PASSED_FD,
+  MAX_ERROR_TEXT,
+  printableLine,
+} from "./protocol.ts";
 
 /**
  * Descriptors a device process may hold beyond those it is given: Deno's own (epoll, eventfds,
- * the V8 platform's) with room to spare. Its RLIMIT_NOFILE is the given ones plus this.
+ * its caches in the jail's /tmp) with room to spare. Its RLIMIT_NOFILE is the given ones plus this.
  */
 const RUNTIME_FD_ALLOWANCE = 32;
-/** Where a device process's stdin and stdout go. */
-const DEV_NULL = "/dev/null";
-/** Our stderr, which the device process logs to. */
-const STDERR_FD = 2;
+/**
+ * How long a device process may take to be ready: Deno starts and compiles the device's modules
+ * afresh in the jail, which takes a second or more under emulation (the test bed).
+ */
+const READY_TIMEOUT_MS = 60_000;
 /** How long a stopped process has to end its loop before it is killed. */
 const STOP_GRACE_MS = 2000;
-/** `SIGKILL` (`<asm-generic/signal.h>`). */
-const SIGKILL = 9;
 /** bubblewrap exits with 128 + N when the command it ran was killed by signal N. */
 const SIGNAL_EXIT_BASE = 128;
-/** Signal names for messages (`<asm-generic/signal.h>`). */
-const SIGNAL_NAMES: Readonly<Record<number, string>> = {
-  4: "SIGILL",
-  6: "SIGABRT",
-  7: "SIGBUS",
-  9: "SIGKILL",
-  11: "SIGSEGV",
-  15: "SIGTERM",
-  31: "SIGSYS",
-};
-/** `SIGSYS`: what a seccomp KILL_PROCESS action delivers. */
-const SIGSYS = 31;
+/** Where a device process's stdin and stdout go. */
+const DEV_NULL = "/dev/null";
+/** How many of a device's first stderr lines are kept, to explain a failed start. */
+const START_LINES_KEPT = 4;
 
 /** How to jail a device. */
 export interface SandboxSettings {
@@ -82,83 +92,64 @@ export interface DeviceProcessOptions {
 /** A running jailed device process. */
 export class DeviceProcess implements DeviceRunner {
   #stopping = false;
-  readonly #state: VirtioPciState;
   /** Resolves when the process has ended: undefined after a requested stop, else what happened. */
   readonly exited: Promise<string | undefined>;
 
   private constructor(
     private readonly options: DeviceProcessOptions,
-    private readonly child: ChildProcess,
-    private readonly socket: number,
-    private readonly jailed: readonly number[],
-    lastMessage: Promise<DeviceProcessMessage | null>,
+    private readonly child: JailedChild,
+    lastMessage: Promise<Received>,
   ) {
-    this.#state = new VirtioPciState(options.device.spec);
     this.exited = this.#watch(lastMessage);
   }
 
   /**
    * Starts the process; resolves once it is ready (filter loaded, loop waiting).
-   * @throws UserError when the host cannot jail it; Error when it ends before it is ready
+   * @throws UserError when the host cannot jail it (bubblewrap fails, the process never gets
+   *   ready); Error for a device that fails to set itself up
    */
   static async start(options: DeviceProcessOptions): Promise<DeviceProcess> {
-    const { device, memory } = options;
-    const name = device.spec.name;
-    if (memory.fd === undefined || device.stateFd === undefined) {
-      throw new Error(`${name}: a jailed device needs memfd-backed memory and state`);
+    const child = JailedChild.spawn(options);
+    const name = options.device.spec.name;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<"timeout">((resolve) => {
+      timer = setTimeout(() => resolve("timeout"), READY_TIMEOUT_MS);
+    });
+    const first = receiveMessageAsync(child.socket);
+    const hello = await Promise.race([first, child.process.exited.then(() => "ended"), timeout]);
+    clearTimeout(timer);
+    const message = typeof hello === "string" || hello.kind !== "message"
+      ? undefined
+      : deviceProcessMessage(hello.value);
+    if (message?.type === "ready") {
+      child.findJailed();
+      return new DeviceProcess(options, child, receiveMessageAsync(child.socket));
     }
-    const bwrap = findBubblewrap();
-    const [ours, theirs] = socketpair(SOCK_SEQPACKET);
-    let child: ChildProcess | undefined;
-    try {
-      const { init, fds } = initMessage(options, theirs, memory.fd, device.stateFd);
-      // Nothing to read and nothing to print but its log lines: our stdin may be a terminal.
-      const devNull = open(DEV_NULL, O_RDWR | O_CLOEXEC);
-      try {
-        child = spawnProcess(bwrap, ["bwrap", ...bubblewrapArgs(jailSpec())], {
-          fds,
-          env: {},
-          stdio: [devNull, devNull, STDERR_FD],
-        });
-      } finally {
-        close(devNull);
-      }
-      close(theirs);
-      sendMessage(ours, init);
-      const hello = await Promise.race([
-        receiveMessageAsync(ours) as Promise<DeviceProcessMessage | null>,
-        child.exited.then(() => null),
-      ]);
-      if (hello?.type !== "ready") {
-        const exit = await child.exited;
-        const said = hello?.type === "exited" ? hello.error : undefined;
-        throw new Error(
-          said ?? `${name}: the device process ended before it was ready (${exitText(exit)})`,
-        );
-      }
-      const last = receiveMessageAsync(ours) as Promise<DeviceProcessMessage | null>;
-      return new DeviceProcess(options, child, ours, descendants(child.pid), last);
-    } catch (e) {
-      child?.kill(SIGKILL);
-      await child?.exited;
-      child?.close();
-      close(ours);
-      if (child === undefined) close(theirs);
-      throw e;
+    child.process.kill(SIGKILL);
+    const exit = await child.process.exited;
+    await first; // the read ends with the process: only then may its socket close
+    const said = await child.close();
+    if (message?.type === "exited" && message.error !== undefined) {
+      throw new Error(`${name}: ${message.error}`);
     }
-  }
-
-  /** The process id of bubblewrap (the jail's outermost process) in our namespace. */
-  get pid(): number {
-    return this.child.pid;
+    const why = hello === "timeout"
+      ? `it was not ready after ${READY_TIMEOUT_MS / 1000} s`
+      : said.length > 0
+      ? said.join("; ")
+      : exitText(exit);
+    throw new UserError(
+      `${name}: the jailed device process did not start (${why}); run with --disable-sandbox to ` +
+        `run the devices unjailed`,
+    );
   }
 
   /** Asks the loop to end, waits for it (killing it after a grace period), frees everything. */
   async stop(): Promise<string | undefined> {
     this.#stopping = true;
-    this.#state.regs.requestStop();
-    signalEventfd(this.options.device.spec.controlFd);
-    const timer = setTimeout(() => this.child.kill(SIGKILL), STOP_GRACE_MS);
+    const { spec } = this.options.device;
+    new VirtioPciState(spec).regs.requestStop();
+    signalEventfd(spec.controlFd);
+    const timer = setTimeout(() => this.child.process.kill(SIGKILL), STOP_GRACE_MS);
     try {
       return await this.exited;
     } finally {
@@ -166,27 +157,147 @@ export class DeviceProcess implements DeviceRunner {
     }
   }
 
-  async #watch(lastMessage: Promise<DeviceProcessMessage | null>): Promise<string | undefined> {
-    const [message, exit] = await Promise.all([lastMessage, this.child.exited]);
-    this.child.close();
-    close(this.socket);
-    const name = this.options.device.spec.name;
-    if (message?.type === "exited" && message.error !== undefined) return message.error;
-    if (this.#stopping && exit.code === 0) return undefined;
-    return this.#death(name, exit);
-  }
-
-  /** One line saying how the process died, and for a seccomp kill which syscall and policy. */
-  #death(name: string, exit: ChildExit): string {
+  /** Waits for the last message and the end of the process, then says how it ended. Never rejects. */
+  async #watch(lastMessage: Promise<Received>): Promise<string | undefined> {
+    const received = await lastMessage;
+    const message = received.kind === "message" ? deviceProcessMessage(received.value) : undefined;
+    const protocolBroken = received.kind === "malformed" ||
+      (received.kind === "message" && message === undefined);
+    // A process that breaks the protocol is not waited for.
+    if (protocolBroken) this.child.process.kill(SIGKILL);
+    const exit = await this.child.process.exited;
+    // A holder of the device's lock that died cannot release it: the vCPUs must not wait forever.
+    new VirtioPciState(this.options.device.spec).lock.forceUnlock();
+    await this.child.close();
+    const who = `${this.options.device.spec.name}: device process ${this.child.pid}`;
     const signal = exit.signal ??
       (exit.code !== null && exit.code > SIGNAL_EXIT_BASE ? exit.code - SIGNAL_EXIT_BASE : null);
-    const who = `${name}: device process ${this.child.pid}`;
-    if (signal === null) return `${who} exited with status ${exit.code}`;
-    const died = `${who} was killed by ${SIGNAL_NAMES[signal] ?? `signal ${signal}`}`;
-    if (signal !== SIGSYS) return died;
-    const syscall = findSeccompKill([this.child.pid, ...this.jailed]);
+    // The kernel's story (a signal) comes before the process's own.
+    if (signal !== null && !protocolBroken) return this.#killed(who, signal);
+    if (protocolBroken) return `${who} broke the control protocol and was killed`;
+    if (message?.type === "exited" && message.error !== undefined) {
+      return `${this.options.device.spec.name}: ${message.error}`;
+    }
+    if (this.#stopping && exit.code === 0) return undefined;
+    return `${who} exited with status ${exit.code}`;
+  }
+
+  /** One line saying which signal killed the process, and for a seccomp kill which syscall. */
+  async #killed(who: string, signal: number): Promise<string> {
+    const died = `${who} was killed by ${signalName(signal)}`;
+    if (signal !== SIGNAL_CONSTANTS.SIGSYS) return died;
+    const syscall = await findSeccompKill(this.child.jailed);
     return `${died}: ${describeSeccompKill(syscall, this.options.sandbox.policyFile)}`;
   }
+}
+
+/** A spawned jail: bubblewrap, its descendants, the control socket and the stderr relay. */
+class JailedChild {
+  /** Every process of the jail once it is ready (bubblewrap, its init, the device's Deno). */
+  jailed: number[] = [];
+  readonly #stderr: Promise<string[]>;
+
+  private constructor(
+    readonly process: ChildProcess,
+    readonly socket: number,
+    stderr: number,
+    name: string,
+  ) {
+    this.jailed = [process.pid];
+    this.#stderr = relayStderr(stderr, name);
+  }
+
+  /** Spawns the jail for `options`' device and sends it its start-up message. */
+  static spawn(options: DeviceProcessOptions): JailedChild {
+    const { device, memory } = options;
+    if (memory.fd === undefined || device.stateFd === undefined) {
+      throw new Error(`${device.spec.name}: a jailed device needs memfd-backed memory and state`);
+    }
+    const bwrap = findBubblewrap();
+    const [ours, theirs] = socketpair(SOCK_SEQPACKET);
+    const opened = [theirs];
+    try {
+      const [errRead, errWrite] = pipe();
+      opened.push(errWrite);
+      const devNull = open(DEV_NULL, O_RDWR | O_CLOEXEC);
+      opened.push(devNull);
+      const { init, fds } = initMessage(options, theirs, memory.fd, device.stateFd);
+      let process: ChildProcess;
+      try {
+        process = spawnProcess(bwrap, ["bwrap", ...bubblewrapArgs(jailSpec())], {
+          fds,
+          env: {},
+          // Nothing to read, nothing to print but its log lines, which we relay: our stdin and
+          // stderr may be a terminal.
+          stdio: [devNull, devNull, errWrite],
+        });
+      } catch (e) {
+        close(errRead);
+        throw e;
+      }
+      const child = new JailedChild(process, ours, errRead, device.spec.name);
+      sendMessage(ours, init);
+      return child;
+    } catch (e) {
+      close(ours);
+      throw e;
+    } finally {
+      for (const fd of opened) close(fd);
+    }
+  }
+
+  /** The jailed processes' pids, while they run (for the kernel's seccomp records). */
+  findJailed(): void {
+    this.jailed = [this.process.pid, ...descendantPids(this.process.pid)];
+  }
+
+  /** The pid of the device's own process (the jail's innermost), or bubblewrap's. */
+  get pid(): number {
+    return this.jailed[this.jailed.length - 1];
+  }
+
+  /** After the process has ended: closes the socket and pidfd; the first stderr lines it wrote. */
+  async close(): Promise<string[]> {
+    close(this.socket);
+    this.process.close();
+    return await this.#stderr;
+  }
+}
+
+/**
+ * Relays a device process's stderr to ours, a line at a time, each prefixed with the device's name
+ * and shown as printable text (the process may be hostile: no terminal escapes, no fake lines of
+ * ours). Resolves at end of file (the process and all its own children have ended) with its first
+ * lines, to explain a failed start.
+ */
+async function relayStderr(fd: number, name: string): Promise<string[]> {
+  const first: string[] = [];
+  const decoder = new TextDecoder();
+  const buf = new Uint8Array(4096);
+  let pending = "";
+  const emit = (line: string) => {
+    const shown = printableLine(line);
+    if (first.length < START_LINES_KEPT) first.push(shown);
+    console.error(`${name}| ${shown}`);
+  };
+  try {
+    for (;;) {
+      const n = await readAsync(fd, buf).catch(() => 0);
+      if (n <= 0) break;
+      pending += decoder.decode(buf.subarray(0, n), { stream: true });
+      const lines = pending.split("\n");
+      pending = lines.pop() ?? "";
+      for (const line of lines) emit(line);
+      if (pending.length > MAX_ERROR_TEXT) {
+        emit(pending);
+        pending = "";
+      }
+    }
+    if (pending !== "") emit(pending);
+  } finally {
+    close(fd);
+  }
+  return first;
 }
 
 /**
@@ -231,30 +342,9 @@ function initMessage(
   return { init: { ...init, maxFds: FIRST_PASSED_FD + fds.length + RUNTIME_FD_ALLOWANCE }, fds };
 }
 
-/** Every descendant of `pid` (bubblewrap forks the jail's init, which runs Deno). */
-function descendants(pid: number): number[] {
-  const found: number[] = [];
-  const visit = (parent: number) => {
-    let children: string;
-    try {
-      children = Deno.readTextFileSync(`/proc/${parent}/task/${parent}/children`);
-    } catch {
-      return; // it has gone already
-    }
-    for (const word of children.trim().split(/\s+/).filter(Boolean)) {
-      found.push(Number(word));
-      visit(Number(word));
-    }
-  };
-  visit(pid);
-  return found;
-}
-
 /** How a child ended, in words. */
 function exitText(exit: ChildExit): string {
-  return exit.signal !== null
-    ? `killed by ${SIGNAL_NAMES[exit.signal] ?? `signal ${exit.signal}`}`
-    : `status ${exit.code}`;
+  return exit.signal !== null ? `killed by ${signalName(exit.signal)}` : `status ${exit.code}`;
 }
 
 /**

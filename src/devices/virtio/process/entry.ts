@@ -26,8 +26,9 @@ import {
 
 /** Runs the device process to its end; returns the process's exit status. */
 export function runDeviceProcess(): number {
-  const init = receiveMessage(CONTROL_SOCKET_FD) as DeviceProcessInit | null;
-  if (init === null) return 1; // the VMM went away before saying what to run
+  const received = receiveMessage(CONTROL_SOCKET_FD);
+  if (received.kind !== "message") return 1; // the VMM went away before saying what to run
+  const init = received.value as DeviceProcessInit;
   const reply = (message: DeviceProcessMessage) => sendMessage(CONTROL_SOCKET_FD, message);
   let error: string | undefined;
   try {
@@ -59,7 +60,9 @@ export function runDeviceProcess(): number {
     reply({ type: "ready" });
     loop.run();
   } catch (e) {
-    error = `${init.spec.name}: ${e instanceof Error ? e.stack ?? e.message : String(e)}`;
+    // The VMM shows one line; the whole story goes to stderr, which it relays.
+    console.error(e instanceof Error ? e.stack ?? e.message : String(e));
+    error = e instanceof Error ? e.message : String(e);
   }
   reply({ type: "exited", error });
   return error === undefined ? 0 : 1;

@@ -44,3 +44,30 @@ export interface DeviceProcessInit {
 export type DeviceProcessMessage =
   | { readonly type: "ready" }
   | { readonly type: "exited"; readonly error?: string };
+
+/** The longest error text the VMM takes from a device process. */
+export const MAX_ERROR_TEXT = 500;
+
+/**
+ * `value` as a {@link DeviceProcessMessage}, or undefined when it is not one. The process may be
+ * hostile: its error text becomes one line of printable characters, at most
+ * {@link MAX_ERROR_TEXT} long.
+ */
+export function deviceProcessMessage(value: unknown): DeviceProcessMessage | undefined {
+  if (value === null || typeof value !== "object") return undefined;
+  const { type, error } = value as { type?: unknown; error?: unknown };
+  if (type === "ready") return { type };
+  if (type !== "exited") return undefined;
+  if (error === undefined) return { type };
+  return typeof error === "string" ? { type, error: printableLine(error) } : undefined;
+}
+
+/** `text` on one line, control characters shown as escapes, cut to {@link MAX_ERROR_TEXT}. */
+export function printableLine(text: string): string {
+  const escaped = text.replace(
+    // deno-lint-ignore no-control-regex
+    /[\x00-\x1f\x7f-\x9f]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+  return escaped.length > MAX_ERROR_TEXT ? `${escaped.slice(0, MAX_ERROR_TEXT)}…` : escaped;
+}
