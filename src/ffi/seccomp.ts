@@ -65,8 +65,10 @@ export const SCMP_ARG_CMP = {
 const NOT_INSTALLED =
   "libseccomp (Debian package libseccomp2) is not installed; install it or run with --disable-sandbox";
 
-/** The shared object's name with its ABI version, as Debian's libseccomp2 installs it. */
-/** The soname `Deno.dlopen` opens (the dynamic linker finds it in its default directories). */
+/**
+ * The shared object's name with its ABI version, as Debian's libseccomp2 installs it: the soname
+ * `Deno.dlopen` opens (the dynamic linker finds it in its default directories).
+ */
 export const LIBSECCOMP_SONAME = "libseccomp.so.2";
 
 const SYMBOLS = {

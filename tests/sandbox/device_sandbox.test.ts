@@ -5,6 +5,7 @@
  * a line naming the syscall and the policy, and nothing outlives the VM.
  */
 
+import { commandName, descendantPids, processStatus } from "../helpers/proc.ts";
 import assert from "node:assert/strict";
 import { Vm, type VmConfig, type VmResult } from "../../mod.ts";
 import { assertOneLineError, crosvm, spawnCrosvm } from "../helpers/cli_process.ts";
@@ -17,30 +18,12 @@ const SHIPPED_POLICIES = new URL("../../seccomp/x86_64/", import.meta.url).pathn
 /** What every jailed device's root may hold: the runtime's files, the module tree, /proc, /tmp. */
 const JAIL_ROOT = new Set(["lib64", "proc", "tmp", "usr", "lib", "root", "work"]);
 
-/**
- * The processes descended from `pid`, each with its command name. Every thread's children count:
- * `deno test` runs tests off the main thread, and a child belongs to the thread that spawned it.
- */
+/** The processes descended from `pid`, each with its command name. */
 function descendants(pid: number): { pid: number; comm: string }[] {
-  const found: { pid: number; comm: string }[] = [];
-  const visit = (parent: number) => {
-    let children = "";
-    try {
-      for (const task of Deno.readDirSync(`/proc/${parent}/task`)) {
-        children += ` ${Deno.readTextFileSync(`/proc/${parent}/task/${task.name}/children`)}`;
-      }
-    } catch {
-      return; // it has gone meanwhile
-    }
-    for (const word of children.trim().split(/\s+/).filter(Boolean)) {
-      const child = Number(word);
-      const comm = Deno.readTextFileSync(`/proc/${child}/comm`).trim();
-      found.push({ pid: child, comm });
-      visit(child);
-    }
-  };
-  visit(pid);
-  return found;
+  return descendantPids(pid).flatMap((child) => {
+    const comm = commandName(child);
+    return comm === undefined ? [] : [{ pid: child, comm }];
+  });
 }
 
 /**
@@ -49,7 +32,7 @@ function descendants(pid: number): { pid: number; comm: string }[] {
  */
 function deviceProcesses(): number[] {
   return descendants(Deno.pid).filter((p) =>
-    p.comm === "deno" && status(p.pid).get("Seccomp") === "2"
+    p.comm === "deno" && processStatus(p.pid).get("Seccomp") === "2"
   )
     .map((p) => p.pid);
 }
@@ -125,17 +108,6 @@ async function withPolicies<T>(
   }
 }
 
-/** `/proc/PID/status` as name → value. */
-function status(pid: number): Map<string, string> {
-  const lines = Deno.readTextFileSync(`/proc/${pid}/status`).split("\n");
-  return new Map(
-    lines.filter(Boolean).map((line) => {
-      const at = line.indexOf(":");
-      return [line.slice(0, at), line.slice(at + 1).trim()];
-    }),
-  );
-}
-
 /** What each of a process's descriptors refers to. */
 function descriptorTargets(pid: number): string[] {
   return [...Deno.readDirSync(`/proc/${pid}/fd`)].map((entry) =>
@@ -160,7 +132,7 @@ kvmTest("with a disk and virtio-rng, each device runs in a jailed process of its
       const processes = deviceProcesses();
       assert.equal(processes.length, 2, "one process per device");
       for (const pid of processes) {
-        const s = status(pid);
+        const s = processStatus(pid);
         assert.equal(s.get("Seccomp"), "2", "a seccomp filter is loaded");
         assert.equal(s.get("NoNewPrivs"), "1");
         assert.equal(s.get("CapEff"), "0000000000000000", "no capabilities");

@@ -2,6 +2,7 @@
 // pidfd, and the bubblewrap jail (src/sandbox/jail.ts) around a Deno child (jail_child.ts),
 // observed from outside through /proc while the child waits on its control socket.
 
+import { descendantPids, processStatus } from "../helpers/proc.ts";
 import assert from "node:assert/strict";
 import { UserError } from "../../src/errors.ts";
 import { SyscallError } from "../../src/ffi/errno.ts";
@@ -338,33 +339,13 @@ async function withJailed(body: (jailed: JailedChild) => void | Promise<void>) {
   return exit;
 }
 
-/** Every process below `pid`, parents before children (`/proc/PID/task/TID/children`). */
-function descendants(pid: number): number[] {
-  return [...Deno.readDirSync(`/proc/${pid}/task`)].flatMap((task) =>
-    Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/children`).trim().split(" ")
-      .filter((word) => word !== "")
-      .flatMap((word) => [Number(word), ...descendants(Number(word))])
-  );
-}
-
 /** The Deno process bubblewrap runs (bwrap forks once more, to be the pid namespace's init). */
 function jailedDeno(bwrap: number): number {
-  const pids = descendants(bwrap).filter((pid) =>
+  const pids = descendantPids(bwrap).filter((pid) =>
     Deno.readTextFileSync(`/proc/${pid}/comm`).trim() !== "bwrap"
   );
   assert.equal(pids.length, 1, `one Deno below bwrap ${bwrap}: ${pids}`);
   return pids[0];
-}
-
-/** The `Name:\tvalue` lines of /proc/PID/status. */
-function status(pid: number): Map<string, string> {
-  return new Map(
-    Deno.readTextFileSync(`/proc/${pid}/status`).split("\n").filter((line) => line.includes(":"))
-      .map((line) => {
-        const [name, ...rest] = line.split(":");
-        return [name, rest.join(":").trim()];
-      }),
-  );
 }
 
 /** Whether a symbolic link exists at `path`. */
@@ -395,7 +376,7 @@ jailTest(
           `${ns} namespace`,
         );
       }
-      const fields = status(deno);
+      const fields = processStatus(deno);
       assert.equal(fields.get("NoNewPrivs"), "1", "bubblewrap sets no-new-privileges");
       for (const set of ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"]) {
         assert.equal(fields.get(set), "0000000000000000", set);
@@ -473,7 +454,7 @@ function processState(pid: number): string {
 jailTest("SIGKILL to bwrap leaves nothing of the jail running", async () => {
   let below: number[] = [];
   const exit = await withJailed(({ child }) => {
-    below = descendants(child.pid);
+    below = descendantPids(child.pid);
     assert.equal(below.length, 2, "bwrap's init and the Deno child");
     child.kill(libc.SIGKILL);
   });

@@ -1,8 +1,8 @@
 /**
  * The device types a device runner (a Worker, or a jailed device process) can run, by name: a
  * plain-data {@link BackendSpec} crosses to the runner, which builds the backend there. Also what
- * the sandbox needs to know of each type: the descriptors its spec carries, and the name of its
- * seccomp policy.
+ * the sandbox needs to know of each type: the descriptors its spec carries (renumbered for a
+ * jailed process), and the name of its seccomp policy.
  *
  * @module
  */
@@ -52,11 +52,6 @@ export function policyFileName(spec: BackendSpec): string {
     case "block":
       return "block_device.policy";
   }
-}
-
-/** The descriptors `spec` carries (they must reach the runner's process). */
-export function backendFds(spec: BackendSpec): number[] {
-  return spec.kind === "block" ? [spec.fd] : [];
 }
 
 /** `spec` with every descriptor it carries replaced by `remap(fd)` (its number in the runner). */

@@ -21,7 +21,12 @@ import {
   socketpair,
 } from "../../../ffi/libc.ts";
 import { LIBSECCOMP_SONAME } from "../../../ffi/seccomp.ts";
-import { type ChildExit, type ChildProcess, spawnProcess } from "../../../ffi/spawn.ts";
+import {
+  type ChildExit,
+  type ChildProcess,
+  FIRST_CHILD_FD,
+  spawnProcess,
+} from "../../../ffi/spawn.ts";
 import type { LogLevel } from "../../../log.ts";
 import type { GuestMemory } from "../../../memory.ts";
 import { describeSeccompKill, findSeccompKill } from "../../../sandbox/audit.ts";
@@ -43,7 +48,6 @@ import { DEVICE_PROCESS_COMMAND } from "./command.ts";
 import {
   type DeviceProcessInit,
   deviceProcessMessage,
-  FIRST_PASSED_FD,
   MAX_ERROR_TEXT,
   printableLine,
 } from "./protocol.ts";
@@ -315,7 +319,7 @@ function initMessage(
   const fds = [socket];
   const number = (fd: number) => {
     const at = fds.indexOf(fd);
-    return FIRST_PASSED_FD + (at < 0 ? fds.push(fd) - 1 : at);
+    return FIRST_CHILD_FD + (at < 0 ? fds.push(fd) - 1 : at);
   };
   const init = {
     spec: {
@@ -339,7 +343,7 @@ function initMessage(
     seccomp: { policy: sandbox.policy, logFailures: sandbox.logFailures },
     logLevel,
   };
-  return { init: { ...init, maxFds: FIRST_PASSED_FD + fds.length + RUNTIME_FD_ALLOWANCE }, fds };
+  return { init: { ...init, maxFds: FIRST_CHILD_FD + fds.length + RUNTIME_FD_ALLOWANCE }, fds };
 }
 
 /** How a child ended, in words. */

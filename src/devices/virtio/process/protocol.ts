@@ -8,16 +8,15 @@
  * @module
  */
 
+import { FIRST_CHILD_FD } from "../../../ffi/spawn.ts";
 import type { LogLevel } from "../../../log.ts";
 import type { RamRegion } from "../../../memory.ts";
 import type { SeccompPolicy } from "../../../sandbox/policy.ts";
 import type { BackendSpec } from "../kinds.ts";
 import type { VirtioPciSpec } from "../transport/pci/state.ts";
 
-/** The first descriptor a spawned process receives (0–2 are stdio). */
-export const FIRST_PASSED_FD = 3;
-/** The device process's end of its control socket. */
-export const CONTROL_SOCKET_FD = FIRST_PASSED_FD;
+/** The device process's end of its control socket: the first descriptor it is given. */
+export const CONTROL_SOCKET_FD = FIRST_CHILD_FD;
 
 /** The transport's spec as the process sees it: no VM, no router, state from a memfd. */
 export type ProcessVirtioSpec = Omit<VirtioPciSpec, "state" | "router" | "vmFd">;

@@ -1,0 +1,27 @@
+/**
+ * Reading processes from /proc, for tests that look at a jailed process from outside.
+ *
+ * @module
+ */
+
+export { descendantPids } from "../../src/sandbox/jail.ts";
+
+/** The `Name:\tvalue` lines of /proc/PID/status, by name. */
+export function processStatus(pid: number): Map<string, string> {
+  return new Map(
+    Deno.readTextFileSync(`/proc/${pid}/status`).split("\n").filter((line) => line.includes(":"))
+      .map((line) => {
+        const at = line.indexOf(":");
+        return [line.slice(0, at), line.slice(at + 1).trim()];
+      }),
+  );
+}
+
+/** A process's command name (`/proc/PID/comm`), or undefined once it has gone. */
+export function commandName(pid: number): string | undefined {
+  try {
+    return Deno.readTextFileSync(`/proc/${pid}/comm`).trim();
+  } catch {
+    return undefined;
+  }
+}
