@@ -6,7 +6,7 @@
  * @module
  */
 
-import { addressOf, MADV_HUGEPAGE, madvise } from "./ffi/libc.ts";
+import { addressOf, close, MADV_HUGEPAGE, madvise } from "./ffi/libc.ts";
 import { PAGE_SIZE, SharedArena } from "./shared_region.ts";
 
 /**
@@ -106,10 +106,18 @@ export class GuestMemory {
     regions: readonly RamRegion[],
     shareable = false,
   ): GuestMemory {
-    ramSize(regions);
+    const size = ramSize(regions);
+    if (size > arena.headSize) {
+      throw new RangeError(`${size} bytes of RAM do not fit the arena's ${arena.headSize}`);
+    }
     const head = arena.head(shareable ? "guest-ram" : undefined);
     const mem = new GuestMemory({ buffer: head.buffer, offset: head.offset, regions }, head.fd);
-    madvise(mem.hostAddress(0), head.size, MADV_HUGEPAGE);
+    try {
+      madvise(mem.hostAddress(0), head.size, MADV_HUGEPAGE);
+    } catch (e) {
+      if (head.fd !== undefined) close(head.fd);
+      throw e;
+    }
     return mem;
   }
 

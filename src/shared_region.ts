@@ -20,6 +20,7 @@
 
 import {
   addressOf,
+  close,
   MAP_FIXED,
   MAP_SHARED,
   memfdCreate,
@@ -62,7 +63,8 @@ export class SharedArena {
   private constructor(
     buffer: SharedArrayBuffer,
     headOffset: number,
-    private readonly headSize: number,
+    /** The head's size in bytes. */
+    readonly headSize: number,
     tailSize: number,
   ) {
     this.#buffer = buffer;
@@ -119,7 +121,12 @@ export class SharedArena {
   #region(offset: number, size: number, memfdName: string | undefined): SharableRegion {
     if (memfdName === undefined) return { buffer: this.#buffer, offset, size };
     const fd = memfdCreate(memfdName, roundUp(size, PAGE_SIZE));
-    return { ...this.#map(offset, size, fd), fd };
+    try {
+      return { ...this.#map(offset, size, fd), fd };
+    } catch (e) {
+      close(fd);
+      throw e;
+    }
   }
 
   #map(offset: number, size: number, fd: number): SharedRegion {
