@@ -6,7 +6,8 @@
 # acpiexec) to check the ACPI tables, e2fsprogs (mkfs.ext4, e2fsck, debugfs) for the disk
 # images of the Linux tests, which use them inside the test bed through the host's /usr,
 # bubblewrap (bwrap) to jail device processes and libseccomp2 for their seccomp filters (loaded
-# through FFI as libseccomp.so.2).
+# through FFI as libseccomp.so.2), and libseccomp-dev for the <seccomp.h> the seccomp ABI test
+# compiles against. The test bed's L1 runs the host's bwrap and libseccomp through its /usr.
 # Does nothing when everything is present.
 set -euo pipefail
 
@@ -21,6 +22,7 @@ for tool in mkfs.ext4 e2fsck debugfs; do
 done
 command -v bwrap >/dev/null || missing+=(bubblewrap)
 grep -q 'libseccomp\.so\.2 ' <(/sbin/ldconfig -p) || missing+=(libseccomp2)
+[ -f /usr/include/seccomp.h ] || missing+=(libseccomp-dev)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

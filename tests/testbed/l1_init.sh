@@ -7,6 +7,17 @@ export PATH=/bin:/usr/bin:/usr/sbin
 export HOME=/root
 umask 022
 
+# The jailed device processes start in bubblewrap, whose pivot_root(2) refuses a root on the
+# initial rootfs (EINVAL). So the initramfs is first copied into a tmpfs that becomes the root
+# (switch_root frees the rootfs copy), and this script runs again from there.
+if [ -z "$L1_ROOT_MOVED" ]; then
+  mkdir /newroot
+  mount -t tmpfs -o mode=0755 tmpfs /newroot
+  for path in /*; do [ "$path" = /newroot ] || cp -a "$path" /newroot/; done
+  export L1_ROOT_MOVED=1
+  exec switch_root /newroot /init
+fi
+
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
