@@ -27,6 +27,7 @@ import {
   FIRST_CHILD_FD,
   spawnProcess,
 } from "../../../ffi/spawn.ts";
+import * as log from "../../../log.ts";
 import type { LogLevel } from "../../../log.ts";
 import type { GuestMemory } from "../../../memory.ts";
 import { describeSeccompKill, findSeccompKill } from "../../../sandbox/audit.ts";
@@ -113,6 +114,7 @@ export class DeviceProcess implements DeviceRunner {
    *   ready); Error for a device that fails to set itself up
    */
   static async start(options: DeviceProcessOptions): Promise<DeviceProcess> {
+    const began = performance.now();
     const child = JailedChild.spawn(options);
     const name = options.device.spec.name;
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -127,6 +129,11 @@ export class DeviceProcess implements DeviceRunner {
       : deviceProcessMessage(hello.value);
     if (message?.type === "ready") {
       child.findJailed();
+      log.debug(
+        `${name}: device process ${child.pid} ready in ${
+          (performance.now() - began).toFixed(1)
+        } ms`,
+      );
       return new DeviceProcess(options, child, receiveMessageAsync(child.socket));
     }
     child.process.kill(SIGKILL);
