@@ -93,8 +93,38 @@ export interface BootRecord {
   readonly kvm: boolean;
   /** QEMU's exit status (killed when the overall time limit ran out). */
   readonly qemuStatus: number;
+  /**
+   * The scenario L1 stopped answering in: it had not ended {@link WEDGED_GRACE_SECONDS} after
+   * its own timeout (so L1's timeout could not fire: its kernel or a share was stuck), and
+   * QEMU was killed. Undefined when L1 ran to its end.
+   */
+  readonly wedgedIn: string | undefined;
   /** QEMU's stderr. */
   readonly stderr: string;
+}
+
+/**
+ * A scenario script that runs `command` (a VMM booting the L2 agent) in the background with its
+ * console on FIFOs, prints every console line, and runs the shell commands `action` once, when
+ * the first line containing `marker` arrives. `action` finds the command's pid in `$vmm` and
+ * its console input on descriptor 3. The script's status is then the command's.
+ */
+export function onConsoleLine(command: string, marker: string, action: string): string {
+  return `dir=$(mktemp -d)
+mkfifo "$dir/in" "$dir/out"
+${command} <"$dir/in" >"$dir/out" 2>&1 &
+vmm=$!
+exec 3>"$dir/in"
+seen=
+while read -r line; do
+  echo "$line"
+  case "$seen:$line" in :*"${marker}"*)
+    seen=1
+    ${action}
+    ;;
+  esac
+done <"$dir/out"
+wait $vmm`;
 }
 
 /**
@@ -103,16 +133,13 @@ export interface BootRecord {
  * agent's report has ended.
  */
 export function typeAfterAgentReport(command: string, input: readonly string[]): string {
+  return onConsoleLine(command, "@@AGENT END", typeLines(input));
+}
+
+/** Shell commands that type `input` (one line each) into the console of {@link onConsoleLine}. */
+export function typeLines(input: readonly string[]): string {
   const quoted = input.map((line) => `'${line.replaceAll("'", `'\\''`)}'`).join(" ");
-  return `dir=$(mktemp -d)
-mkfifo "$dir/in" "$dir/out"
-${command} <"$dir/in" >"$dir/out" 2>&1 &
-exec 3>"$dir/in"
-while read -r line; do
-  echo "$line"
-  case "$line" in *"@@AGENT END"*) printf '%s\\n' ${quoted} >&3 ;; esac
-done <"$dir/out"
-wait $!`;
+  return `printf '%s\\n' ${quoted} >&3`;
 }
 
 /** Options for {@link Testbed}. */
@@ -168,7 +195,14 @@ export class Testbed {
     return await this.#inWorkDir(scenarios, async (assets, workDir) => {
       const bootTimeout = this.#options.bootTimeoutSeconds ?? 120;
       const limitMs = 1000 * scenarios.reduce((t, s) => t + s.timeoutSeconds + 5, bootTimeout);
-      const record = await runL1(this.#options, assets, workDir, limitMs);
+      const timeouts = new Map(scenarios.map((s) => [s.name, s.timeoutSeconds]));
+      const record = await runL1(this.#options, assets, workDir, limitMs, timeouts);
+      if (record.wedgedIn !== undefined) {
+        console.error(
+          `testbed: L1 stopped answering in scenario ${record.wedgedIn} (no end ` +
+            `${WEDGED_GRACE_SECONDS} s after its timeout); QEMU was killed`,
+        );
+      }
       this.lastBoot = record;
       return parseScenarios(record.lines, record.totalMs);
     });
@@ -278,7 +312,12 @@ function l1Args(opts: TestbedOptions, assets: Assets, workDir: string): string[]
     ["assets", assets.dir, true],
     ["work", workDir, false],
   ];
-  const append = ["console=ttyS0", "quiet", "panic=-1", ...(opts.kernelParams ?? [])];
+  // loglevel=5: quiet, but warnings still reach the console, so an L1 soft lockup or RCU stall
+  // comes with its backtrace.
+  const append = [
+    ...["console=ttyS0", "quiet", "loglevel=5", "panic=-1"],
+    ...(opts.kernelParams ?? []),
+  ];
   return [
     ...["-accel", "tcg", "-cpu", "max", "-M", "q35"],
     ...["-m", String(opts.memMiB ?? 2048), "-smp", String(opts.cpus ?? 2)],
@@ -291,12 +330,23 @@ function l1Args(opts: TestbedOptions, assets: Assets, workDir: string): string[]
   ];
 }
 
-/** Runs L1 to completion (or until `limitMs`), timestamping its serial lines. */
+/**
+ * How long after a scenario's timeout L1 still has to report its end: L1 kills a scenario at
+ * its timeout, so one that has not ended by then means L1 itself is stuck (an L1 kernel that
+ * stopped firing timers, seen under TCG with nested SVM, or a share that stopped answering).
+ */
+export const WEDGED_GRACE_SECONDS = 90;
+
+/**
+ * Runs L1 to completion (or until `limitMs`, or until a scenario outlives its entry in
+ * `timeouts` by {@link WEDGED_GRACE_SECONDS}), timestamping its serial lines.
+ */
 async function runL1(
   opts: TestbedOptions,
   assets: Assets,
   workDir: string,
   limitMs: number,
+  timeouts: ReadonlyMap<string, number>,
 ): Promise<BootRecord> {
   const verbose = Deno.env.get("TESTBED_VERBOSE") === "1";
   const onLine = opts.onLine ??
@@ -309,6 +359,15 @@ async function runL1(
     stderr: "piped",
   }).spawn();
   const killer = setTimeout(() => child.kill("SIGKILL"), limitMs);
+  /** The scenario running now and when L1 must have ended it (ms since QEMU started). */
+  let running: { name: string; deadlineMs: number } | undefined;
+  let wedgedIn: string | undefined;
+  const wedgeCheck = setInterval(() => {
+    if (running === undefined || performance.now() - t0 < running.deadlineMs) return;
+    wedgedIn = running.name;
+    running = undefined;
+    child.kill("SIGKILL");
+  }, 1000);
   const stderr = new Response(child.stderr).text();
   const lines: TimedLine[] = [];
   let initMs, readyMs, doneMs: number | undefined;
@@ -325,6 +384,12 @@ async function runL1(
       kvm = line.text.includes("kvm=yes");
     }
     if (line.text === "@@RUNNER DONE") doneMs = ms;
+    const begin = BEGIN_RE.exec(line.text);
+    if (begin) {
+      const seconds = (timeouts.get(begin[1]) ?? 0) + WEDGED_GRACE_SECONDS;
+      running = { name: begin[1], deadlineMs: ms + 1000 * seconds };
+    }
+    if (END_RE.test(line.text)) running = undefined;
   };
   try {
     for await (const chunk of child.stdout) {
@@ -336,6 +401,7 @@ async function runL1(
     if (pending) take(pending, performance.now() - t0);
   } finally {
     clearTimeout(killer);
+    clearInterval(wedgeCheck);
   }
   const status = await child.status;
   return {
@@ -346,6 +412,7 @@ async function runL1(
     totalMs: performance.now() - t0,
     kvm,
     qemuStatus: status.code,
+    wedgedIn,
     stderr: await stderr,
   };
 }

@@ -53,6 +53,31 @@ share assets /mnt/assets cache=loose,ro
 [ -d "$WORK/deno_dir" ] && cp -a "$WORK/deno_dir" "$DENO_DIR"
 echo "@@RUNNER READY kvm=$kvm cpus=$(grep -c ^processor /proc/cpuinfo)"
 
+# A scenario still running a minute after its timeout (its processes could not be killed, or a
+# share stopped answering) gets the state of L1's processes and the kernel's blocked-task dump
+# (sysrq w) on the console, once. It reads only /tmp and /proc, never a share.
+stall_report() {
+  while sleep 15; do
+    [ -f /tmp/.deadline ] || continue
+    read -r name deadline </tmp/.deadline
+    read -r now _ </proc/uptime
+    [ "${now%.*}" -gt "$deadline" ] || continue
+    echo "@@L1 STALL $name: processes not sleeping (pid comm state wchan)"
+    for p in /proc/[0-9]*; do
+      read -r stat 2>/dev/null <"$p/stat" || continue
+      state=${stat##*) }
+      case "${state%% *}" in S | I) continue ;; esac
+      read -r wchan 2>/dev/null <"$p/wchan"
+      echo "@@L1 STALL ${p#/proc/} $(cat "$p/comm") ${state%% *} $wchan"
+    done
+    echo w >/proc/sysrq-trigger
+    sleep 1
+    dmesg | sed -n '/sysrq: Show Blocked State/,$p' | sed 's/^/@@L1 STALL /'
+    rm -f /tmp/.deadline
+  done
+}
+stall_report >/dev/console 2>&1 &
+
 mkdir -p "$WORK/results"
 for dir in "$WORK"/scenarios/*/; do
   [ -f "$dir/command" ] || continue
@@ -61,6 +86,8 @@ for dir in "$WORK"/scenarios/*/; do
   limit=$(cat "$dir/timeout")
   echo "@@SCENARIO $name BEGIN"
   cd /tmp
+  read -r now _ </proc/uptime
+  echo "$name $((${now%.*} + limit + 60))" >/tmp/.deadline
   timed_out=0
   if [ -f "$dir/interactive" ]; then
     # The console is the user's terminal: the command reads it, and runs until it ends.
@@ -78,6 +105,7 @@ for dir in "$WORK"/scenarios/*/; do
     kill -KILL -$watchdog 2>/dev/null
     [ -f /tmp/.timed_out ] && timed_out=1
   fi
+  rm -f /tmp/.deadline
   echo "$status $timed_out" >"$WORK/results/$id"
   echo "@@SCENARIO $name END status=$status timeout=$timed_out"
 done

@@ -3,7 +3,16 @@
  * bed (one L1 boot shared by every scenario), checked from inside the guest by the agent.
  */
 import assert from "node:assert/strict";
-import { type Scenario, type ScenarioResult, Testbed, typeAfterAgentReport } from "./harness.ts";
+import { DEVICE_PROCESS_COMMAND } from "../../src/devices/virtio/process/command.ts";
+import { resolveSyscallNumber } from "../../src/ffi/seccomp.ts";
+import {
+  onConsoleLine,
+  type Scenario,
+  type ScenarioResult,
+  Testbed,
+  typeAfterAgentReport,
+  typeLines,
+} from "./harness.ts";
 
 /** The bed needs root (apt-get, QEMU) and Debian's package mirrors. */
 const CAN_RUN = Deno.uid() === 0;
@@ -25,6 +34,8 @@ interface LinuxTest {
   title: string;
   /** The scenario's command; without it the test checks the scenario `name` some other test runs. */
   command?: string;
+  /** The VM ends inside the agent's report (the check gets the lines it printed). */
+  cutShort?: boolean;
   check: (result: ScenarioResult, agent: Map<string, string>) => void;
 }
 
@@ -34,6 +45,28 @@ const MKROOTFS = `sh "$PROJECT/tests/testbed/mkrootfs.sh"`;
 /** Prints `NAME=unchanged` or `NAME=changed`: the image against its checksum in the file SUMS. */
 const unchanged = (name: string, sums: string) =>
   `sha256sum -c -s ${sums} && echo ${name}=unchanged || echo ${name}=changed`;
+/** Prints `NAME=<what the first 4 KiB of IMAGE hold, zero bytes dropped>` (see agent/write.sh). */
+const firstBlock = (name: string, image: string) =>
+  `echo "${name}=$(head -c 4096 ${image} | tr -d '\\0')"`;
+
+/**
+ * Defines `jail_count`, which prints `<bwrap processes> <jailed device processes>` running in
+ * L1 now: the jail's launchers, and Deno processes started with the device-process command.
+ */
+const JAIL_COUNT = `jail_count() {
+  b=0 d=0
+  for p in /proc/[0-9]*; do
+    read -r comm 2>/dev/null <"$p/comm" || continue
+    case "$comm" in
+      bwrap) b=$((b + 1)) ;;
+      deno) tr '\\0' ' ' 2>/dev/null <"$p/cmdline" | grep -q " ${DEVICE_PROCESS_COMMAND}" && d=$((d + 1)) ;;
+    esac
+  done
+  echo "$b $d"
+}`;
+/** `jail_count`'s answer while a VM with `devices` jailed devices runs, and once none is left. */
+const jailedWhileRunning = (devices: number) => new RegExp(`^([1-9]\\d*) ${devices}$`);
+const NO_JAIL = "0 0";
 
 /**
  * virtio-blk and virtio-rng. Three boots: `blk-devices` builds a root disk (64 MiB, the
@@ -155,21 +188,24 @@ exit $status`,
     title: "virtio-blk: --rwroot/--disk; a file written in one boot is there in the next",
     command:
       `[ -f /tmp/blk-root.img ] || { echo "no images: blk-devices did not build them"; exit 1; }
-dir=$(mktemp -d)
-mkfifo "$dir/out"
+${JAIL_COUNT}
 ${
-        agentBoot(
-          "--rwroot /tmp/blk-root.img --disk /tmp/blk-ro.img",
-          `agent.run=disks,persist,crash agent.token=${TOKEN}-2 agent.action=hang`,
+        onConsoleLine(
+          agentBoot(
+            "--rwroot /tmp/blk-root.img --disk /tmp/blk-ro.img",
+            `agent.run=disks,persist,crash agent.token=${TOKEN}-2 agent.action=hang`,
+          ),
+          "@@AGENT HANG",
+          `echo "jail_before=$(jail_count)"
+    kill -KILL $vmm
+    break`,
         )
-      } >"$dir/out" 2>&1 &
-vmm=$!
-while read -r line; do
-  echo "$line"
-  case "$line" in *"@@AGENT HANG"*) kill -KILL $vmm; break ;; esac
-done <"$dir/out"
-wait $vmm
+      }
 echo "vmm_status=$?"
+# The jails die with the VMM (bubblewrap's --die-with-parent): give them a moment to go.
+i=0
+while [ "$(jail_count)" != "${NO_JAIL}" ] && [ $i -lt 20 ]; do sleep 0.25; i=$((i + 1)); done
+echo "jail_after=$(jail_count)"
 e2fsck -fn /tmp/blk-root.img
 echo "fsck_status=$?"
 echo "crash_file=$(debugfs -R 'cat /crash.txt' /tmp/blk-root.img 2>/dev/null)"
@@ -191,6 +227,15 @@ ${unchanged("ro_image", "/tmp/blk-ro.sha")}`,
       assert.match(r.output, /@@AGENT HANG\n(.*\n)*vmm_status=137$/m, "killed after the sync");
       assert.match(r.output, /^fsck_status=0$/m);
       assert.match(r.output, new RegExp(`^crash_file=${TOKEN}-2$`, "m"));
+    },
+  },
+  {
+    name: "blk-crash",
+    title: "sandbox: after SIGKILL of the VMM no bubblewrap or jailed device process is left",
+    check: (r) => {
+      // Two disks and virtio-rng, each in its own jail, until the VMM was killed.
+      assert.match(lineValue(r, "jail_before"), jailedWhileRunning(3));
+      assert.equal(lineValue(r, "jail_after"), NO_JAIL);
     },
   },
   {
@@ -216,6 +261,117 @@ exit $status`,
       assert.doesNotMatch(agent.get("rng_current") ?? "", /virtio/);
       assert.equal(agent.get("rng_a"), "");
       assert.match(r.output, /^root_image=unchanged$/m);
+    },
+  },
+];
+
+/** A policy directory: the shipped policies, with `syscall`'s rule taken out of block_device's. */
+const policiesWithout = (dir: string, syscall: string) =>
+  `rm -rf ${dir} && mkdir -p ${dir} && cp "$PROJECT"/seccomp/x86_64/*.policy ${dir}/ || exit 1
+grep -q '^${syscall}:' ${dir}/block_device.policy || { echo "no ${syscall} rule to take out"; exit 1; }
+sed -i '/^${syscall}:/d' ${dir}/block_device.policy`;
+/** A fresh 8 MiB scratch disk image. */
+const scratch = (image: string) => `rm -f ${image} && truncate -s 8M ${image}`;
+/** The policy directory of the seccomp scenarios: block_device.policy without pwritev. */
+const NO_PWRITEV = "/tmp/policy-no-pwritev";
+
+/**
+ * The device sandbox: every virtio device runs in its own bubblewrap jail under a seccomp
+ * filter (the default). A policy without a syscall the block device needs kills it on the
+ * guest's first write, and the VM ends with that story; with `--seccomp-log-failures` the same
+ * VM runs on. `--disable-sandbox` runs the devices as Workers in the VMM, as before.
+ */
+const SANDBOX_TESTS: LinuxTest[] = [
+  {
+    name: "seccomp-kill",
+    title: "sandbox: a block policy without pwritev: the guest's first write kills the device, " +
+      "and the VMM says which syscall and policy in one error line",
+    command: `${policiesWithout(NO_PWRITEV, "pwritev")}
+${scratch("/tmp/seccomp-kill.img")}
+${
+      agentBoot(
+        `--seccomp-policy-dir ${NO_PWRITEV} -b /tmp/seccomp-kill.img`,
+        `agent.run=write agent.token=${TOKEN}-kill`,
+      )
+    }
+echo "vmm_status=$?"
+${firstBlock("image_block", "/tmp/seccomp-kill.img")}`,
+    cutShort: true,
+    check: (r, agent) => {
+      assert.equal(agent.get("write_begin"), "vda", "the guest booted and began its write");
+      assert.equal(agent.get("write"), undefined, "the write never completed");
+      assert.notEqual(lineValue(r, "vmm_status"), "0");
+      assert.match(r.output, /^\[INFO\] vm ended: error$/m);
+      const errors = r.lines.filter((l) => l.text.startsWith("[ERROR]")).map((l) => l.text);
+      assert.equal(errors.length, 1, `one error line:\n${r.output}`);
+      assert.match(
+        errors[0],
+        new RegExp(
+          "^\\[ERROR\\] virtio-blk-vda: device process \\d+ was killed by SIGSYS: seccomp denied " +
+            `syscall \\d+ \\(pwritev\\), which ${NO_PWRITEV}/block_device\\.policy does not allow$`,
+        ),
+      );
+      assert.doesNotMatch(r.output, /\bat .*\.ts:\d+/, "no stack trace");
+      assert.equal(lineValue(r, "image_block"), "", "nothing reached the image");
+    },
+  },
+  {
+    name: "seccomp-log",
+    title: "sandbox: with --seccomp-log-failures the same VM runs to its end; the kernel logs " +
+      "the pwritev",
+    command: `${policiesWithout(NO_PWRITEV, "pwritev")}
+${scratch("/tmp/seccomp-log.img")}
+dmesg -c >/dev/null
+${
+      agentBoot(
+        `--seccomp-policy-dir ${NO_PWRITEV} --seccomp-log-failures -b /tmp/seccomp-log.img`,
+        `agent.run=write agent.token=${TOKEN}-log`,
+      )
+    }
+status=$?
+${firstBlock("image_block", "/tmp/seccomp-log.img")}
+# Audit records of calls the filter logged and let through (SCMP_ACT_LOG): their numbers.
+echo "logged_syscalls=$(dmesg | grep 'type=1326 .* code=0x7ffc0000' | sed -n 's/.* syscall=\\([0-9]*\\) .*/\\1/p' | sort -un | tr '\\n' ' ')"
+exit $status`,
+    check: (r, agent) => {
+      assert.equal(agent.get("write"), "ok");
+      assert.equal(agent.get("write_read"), `${TOKEN}-log`);
+      assert.equal(lineValue(r, "image_block"), `${TOKEN}-log`);
+      assert.match(r.output, /vm ended: shutdown/);
+      const logged = lineValue(r, "logged_syscalls").trim().split(" ").filter(Boolean);
+      const names = logged.map((nr) => resolveSyscallNumber(Number(nr)) ?? nr);
+      // Only what the test took out of the policy: the shipped set covers the rest of the path.
+      assert.deepEqual(names, ["pwritev"], `logged: ${names.join(" ")}`);
+    },
+  },
+  {
+    name: "no-sandbox",
+    title: "--disable-sandbox: virtio-blk and virtio-rng run unjailed, in the VMM, as before",
+    command: `${JAIL_COUNT}
+${scratch("/tmp/no-sandbox.img")}
+${
+      onConsoleLine(
+        agentBoot(
+          "--disable-sandbox -b /tmp/no-sandbox.img",
+          `agent.run=disks,rng,write agent.token=${TOKEN}-nosb agent.action=echo`,
+        ),
+        "@@AGENT END",
+        `echo "jail_during=$(jail_count)"
+    ${typeLines(["unjailed"])}`,
+      )
+    }
+status=$?
+${firstBlock("image_block", "/tmp/no-sandbox.img")}
+exit $status`,
+    check: (r, agent) => {
+      assert.equal(lineValue(r, "jail_during"), NO_JAIL, "no jail while the VM ran");
+      assert.equal(agent.get("disk_vda")?.trim(), "16384 0");
+      assert.equal(agent.get("write"), "ok");
+      assert.equal(lineValue(r, "image_block"), `${TOKEN}-nosb`);
+      assert.match(agent.get("rng_current") ?? "", /^virtio_rng/);
+      assert.match(agent.get("rng_a") ?? "", /^[0-9a-f]{128}$/);
+      assert.notEqual(agent.get("rng_a"), agent.get("rng_b"));
+      assert.match(r.output, /^echo=unjailed$/m);
     },
   },
 ];
@@ -305,11 +461,24 @@ const TESTS: LinuxTest[] = [
     check: (r) => assert.match(r.output, /echo=typed into the guest/),
   },
   ...BLOCK_TESTS,
+  ...SANDBOX_TESTS,
 ];
 
-/** key=value lines between the agent's markers. */
-function agentReport(output: string): Map<string, string> {
-  const report = /@@AGENT BEGIN\n([\s\S]*?)\n@@AGENT END/.exec(output);
+/** The value of the last `key=value` line of a scenario's output (L1's lines and the guest's). */
+function lineValue(r: ScenarioResult, key: string): string {
+  const line = r.lines.findLast((l) => l.text.startsWith(`${key}=`));
+  assert.ok(line, `no ${key}= line in:\n${r.output}`);
+  return line.text.slice(key.length + 1);
+}
+
+/**
+ * key=value lines between the agent's markers; with `cutShort`, from its first marker to the end
+ * of the output (the VM ended inside the report).
+ */
+function agentReport(output: string, cutShort = false): Map<string, string> {
+  const report = cutShort
+    ? /@@AGENT BEGIN\n([\s\S]*)$/.exec(output)
+    : /@@AGENT BEGIN\n([\s\S]*?)\n@@AGENT END/.exec(output);
   assert.ok(report, `no agent report in:\n${output}`);
   return new Map(
     report[1].split("\n").map((line) => {
@@ -323,16 +492,19 @@ function agentReport(output: string): Map<string, string> {
 const ONLY = Deno.env.get("TESTBED_ONLY")?.split(",");
 const selected = (t: LinuxTest) => ONLY?.includes(t.name) ?? true;
 
+/**
+ * The one bed every test shares. -m 4096 needs L1 to allow a 4 GiB SharedArrayBuffer: L1 gets
+ * room to overcommit. -c 4 needs 4 L1 CPUs: with 2, L1's nested SVM once kept a vCPU thread in
+ * KVM_RUN for 75 s (an L1 soft lockup) while the L2 kernel waited on it.
+ */
+const bed = new Testbed({ memMiB: 6144, cpus: 4 });
 let results: Promise<Map<string, ScenarioResult>> | undefined;
 /** Boots L1 once, on first use, with every scenario. */
 function bedResults(): Promise<Map<string, ScenarioResult>> {
   const scenarios: Scenario[] = TESTS.filter(selected).flatMap((t) =>
     t.command === undefined ? [] : [{ name: t.name, command: t.command, timeoutSeconds: 240 }]
   );
-  // -m 4096 needs L1 to allow a 4 GiB SharedArrayBuffer: give L1 room to overcommit.
-  // -c 4 needs 4 L1 CPUs: with 2, L1's nested SVM once kept a vCPU thread in KVM_RUN for
-  // 75 s (an L1 soft lockup) while the L2 kernel waited on it.
-  results ??= new Testbed({ memMiB: 6144, cpus: 4 }).boot(scenarios);
+  results ??= bed.boot(scenarios);
   return results;
 }
 
@@ -344,11 +516,14 @@ for (const t of TESTS) {
     sanitizeResources: false,
     fn: async () => {
       const result = (await bedResults()).get(t.name);
-      assert.ok(result, `scenario ${t.name} did not run`);
+      const wedged = bed.lastBoot?.wedgedIn;
+      const why = wedged === undefined ? "" : ` (L1 stopped answering in scenario ${wedged})`;
+      assert.ok(result, `scenario ${t.name} did not run${why}`);
+      assert.notEqual(result.status, undefined, `scenario ${t.name} never ended${why}`);
       const seconds = (result.durationMs / 1000).toFixed(1);
       console.log(`  ${t.name}: status ${result.status} in ${seconds} s`);
       assert.equal(result.status, 0, `status ${result.status}:\n${result.output}`);
-      t.check(result, agentReport(result.output));
+      t.check(result, agentReport(result.output, t.cutShort));
     },
   });
 }
