@@ -20,7 +20,15 @@ const SKIP = "needs root to install QEMU and Debian's kernels for the nested tes
 
 /** Quiet guests: every console byte is a VM exit. reboot=t/panic=-1: reboot and panic triple-fault. */
 const BASE_PARAMS = "quiet reboot=t panic=-1";
-const crosvm = (args: string) => `"$DENO" run --allow-all "$PROJECT/main.ts" run ${args}`;
+/**
+ * `TESTBED_SECCOMP_AUDIT=1`: the policy audit. Every VMM logs seccomp violations instead of
+ * dying of them (`--seccomp-log-failures`), and each scenario must leave no seccomp record in
+ * L1's kernel log: every syscall its devices made, start-up to exit, is in the shipped policies.
+ * Scenarios with policies of their own are left out.
+ */
+const AUDIT = Deno.env.get("TESTBED_SECCOMP_AUDIT") === "1";
+const crosvm = (args: string) =>
+  `"$DENO" run --allow-all "$PROJECT/main.ts" run ${AUDIT ? "--seccomp-log-failures " : ""}${args}`;
 /** Boots the agent with `args` and the agent parameters `params` (agent.run=, agent.token=…). */
 const agentBoot = (args: string, params: string, kernel = "$L2_VMLINUX") =>
   crosvm(`${args} -p "${BASE_PARAMS} ${params}" -i "$L2_INITRD" "${kernel}"`);
@@ -31,6 +39,8 @@ const boot = (action: string, args = "", kernel = "$L2_VMLINUX") =>
 /** A scenario with the checks to make on what it printed. */
 interface LinuxTest {
   name: string;
+  /** Runs its devices under policies of its own (left out of the policy audit). */
+  ownPolicies?: boolean;
   title: string;
   /** The scenario's command; without it the test checks the scenario `name` some other test runs. */
   command?: string;
@@ -45,6 +55,15 @@ const MKROOTFS = `sh "$PROJECT/tests/testbed/mkrootfs.sh"`;
 /** Prints `NAME=unchanged` or `NAME=changed`: the image against its checksum in the file SUMS. */
 const unchanged = (name: string, sums: string) =>
   `sha256sum -c -s ${sums} && echo ${name}=unchanged || echo ${name}=changed`;
+
+/**
+ * Prints `KEY=<numbers>`: the syscalls of the seccomp audit records in L1's kernel log that a
+ * filter let through and logged (SCMP_ACT_LOG, `--seccomp-log-failures`).
+ */
+function loggedSyscalls(key: string): string {
+  return `echo "${key}=$(dmesg | grep 'type=1326 .* code=0x7ffc0000' | sed -n 's/.* syscall=\\([0-9]*\\) .*/\\1/p' | sort -un | tr '\\n' ' ')"`;
+}
+
 /** Prints `NAME=<what the first 4 KiB of IMAGE hold, zero bytes dropped>` (see agent/write.sh). */
 const firstBlock = (name: string, image: string) =>
   `echo "${name}=$(head -c 4096 ${image} | tr -d '\\0')"`;
@@ -284,6 +303,7 @@ const NO_PWRITEV = "/tmp/policy-no-pwritev";
 const SANDBOX_TESTS: LinuxTest[] = [
   {
     name: "seccomp-kill",
+    ownPolicies: true,
     title: "sandbox: a block policy without pwritev: the guest's first write kills the device, " +
       "and the VMM says which syscall and policy in one error line",
     command: `${policiesWithout(NO_PWRITEV, "pwritev")}
@@ -317,6 +337,7 @@ ${firstBlock("image_block", "/tmp/seccomp-kill.img")}`,
   },
   {
     name: "seccomp-log",
+    ownPolicies: true,
     title: "sandbox: with --seccomp-log-failures the same VM runs to its end; the kernel logs " +
       "the pwritev",
     command: `${policiesWithout(NO_PWRITEV, "pwritev")}
@@ -331,17 +352,15 @@ ${
 status=$?
 ${firstBlock("image_block", "/tmp/seccomp-log.img")}
 # Audit records of calls the filter logged and let through (SCMP_ACT_LOG): their numbers.
-echo "logged_syscalls=$(dmesg | grep 'type=1326 .* code=0x7ffc0000' | sed -n 's/.* syscall=\\([0-9]*\\) .*/\\1/p' | sort -un | tr '\\n' ' ')"
+${loggedSyscalls("logged_syscalls")}
 exit $status`,
     check: (r, agent) => {
       assert.equal(agent.get("write"), "ok");
       assert.equal(agent.get("write_read"), `${TOKEN}-log`);
       assert.equal(lineValue(r, "image_block"), `${TOKEN}-log`);
       assert.match(r.output, /vm ended: shutdown/);
-      const logged = lineValue(r, "logged_syscalls").trim().split(" ").filter(Boolean);
-      const names = logged.map((nr) => resolveSyscallNumber(Number(nr)) ?? nr);
       // Only what the test took out of the policy: the shipped set covers the rest of the path.
-      assert.deepEqual(names, ["pwritev"], `logged: ${names.join(" ")}`);
+      assert.deepEqual(syscallNames(r, "logged_syscalls"), ["pwritev"]);
     },
   },
   {
@@ -471,6 +490,13 @@ function lineValue(r: ScenarioResult, key: string): string {
   return line.text.slice(key.length + 1);
 }
 
+/** The names of the syscalls a {@link loggedSyscalls} line lists. */
+function syscallNames(r: ScenarioResult, key: string): string[] {
+  return lineValue(r, key).trim().split(" ").filter(Boolean).map((nr) =>
+    resolveSyscallNumber(Number(nr)) ?? nr
+  );
+}
+
 /**
  * key=value lines between the agent's markers; with `cutShort`, from its first marker to the end
  * of the output (the VM ended inside the report).
@@ -490,7 +516,14 @@ function agentReport(output: string, cutShort = false): Map<string, string> {
 
 /** `TESTBED_ONLY=name,name`: run only these scenarios (and ignore the other tests). */
 const ONLY = Deno.env.get("TESTBED_ONLY")?.split(",");
-const selected = (t: LinuxTest) => ONLY?.includes(t.name) ?? true;
+const selected = (t: LinuxTest) => (ONLY?.includes(t.name) ?? true) && !(AUDIT && t.ownPolicies);
+
+const AUDIT_KEY = "audit_logged_syscalls";
+/** The scenario's command; in the policy audit, run in a subshell and followed by its records. */
+const audited = (command: string) =>
+  AUDIT
+    ? `dmesg -c >/dev/null\n(\n${command}\n)\nstatus=$?\n${loggedSyscalls(AUDIT_KEY)}\nexit $status`
+    : command;
 
 /**
  * The one bed every test shares. -m 4096 needs L1 to allow a 4 GiB SharedArrayBuffer: L1 gets
@@ -502,7 +535,9 @@ let results: Promise<Map<string, ScenarioResult>> | undefined;
 /** Boots L1 once, on first use, with every scenario. */
 function bedResults(): Promise<Map<string, ScenarioResult>> {
   const scenarios: Scenario[] = TESTS.filter(selected).flatMap((t) =>
-    t.command === undefined ? [] : [{ name: t.name, command: t.command, timeoutSeconds: 240 }]
+    t.command === undefined
+      ? []
+      : [{ name: t.name, command: audited(t.command), timeoutSeconds: 240 }]
   );
   results ??= bed.boot(scenarios);
   return results;
@@ -524,6 +559,9 @@ for (const t of TESTS) {
       console.log(`  ${t.name}: status ${result.status} in ${seconds} s`);
       assert.equal(result.status, 0, `status ${result.status}:\n${result.output}`);
       t.check(result, agentReport(result.output, t.cutShort));
+      if (AUDIT && t.command !== undefined) {
+        assert.deepEqual(syscallNames(result, AUDIT_KEY), [], "syscalls outside the policies");
+      }
     },
   });
 }
