@@ -52,8 +52,20 @@ interface VmParts {
 /** A VM ready to run. */
 export class Vm {
   #pump?: StdinPump;
+  readonly #running = Promise.withResolvers<void>();
 
-  private constructor(private readonly parts: VmParts) {}
+  private constructor(private readonly parts: VmParts) {
+    // Nobody need wait for it: a failed start is reported by run() too.
+    this.#running.promise.catch(() => {});
+  }
+
+  /**
+   * Resolves once {@link run} has every device runner ready and every vCPU in KVM_RUN; rejects
+   * when the VM failed to start.
+   */
+  get running(): Promise<void> {
+    return this.#running.promise;
+  }
 
   /** Guest RAM, readable and writable by the host while the VM runs. */
   get memory(): GuestMemory {
@@ -150,8 +162,10 @@ export class Vm {
         control.requestExit("error");
         threads.kickAll();
         await threads.join();
+        this.#running.reject(failed.reason);
         throw failed.reason;
       }
+      this.#running.resolve();
       log.debug(`vm: ${vcpus.length} vCPUs in KVM_RUN`);
       const stdinPort = machine.serials.stdinPort;
       if (options.attachStdin && stdinPort && !control.stopRequested) {
@@ -166,6 +180,8 @@ export class Vm {
         stats: exits.map((e) => e.stats),
       };
     } finally {
+      // Settled already unless the run ended before it started: then it never will.
+      this.#running.reject(new Error("the VM ended before it was running"));
       this.#pump?.stop();
       await devices.stop();
       this.parts.cleanup.dispose();

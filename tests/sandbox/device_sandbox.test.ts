@@ -61,7 +61,7 @@ async function whileSpinning(
   const running = vm.run();
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
-    await waitFor(() => deviceProcesses().length > 0 || config.sandbox?.enabled === false);
+    await vm.running;
     await during(vm);
   } finally {
     timer = setTimeout(() => vm.stop(), endsWithinMs);
