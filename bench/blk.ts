@@ -1,21 +1,25 @@
 /**
  * Block I/O benchmark (runs in the nested test bed): the same L2 kernel (Debian's cloud ELF
- * vmlinux) and initrd, in the same L1, on the same raw disk, served by our virtio-blk and by
- * QEMU's `virtio-blk-pci`, alternating runs. In the guest, `bench/guest/blkbench.c` (static,
+ * vmlinux) and initrd, in the same L1, on the same raw disk, served by QEMU's `virtio-blk-pci`
+ * and by our virtio-blk twice: jailed (the default: the device in its own bubblewrap jail under
+ * its seccomp filter) and unjailed (`--disable-sandbox`: the device in a Worker of the VMM),
+ * alternating runs. In the guest, `bench/guest/blkbench.c` (static,
  * appended to the test agent's initramfs with `bench/guest/blk_agent.sh`) does O_DIRECT I/O on
  * /dev/vda at queue depth 1: a sequential write and a sequential read in 1 MiB blocks, then
  * random 4 KiB reads. Each phase is timed on the host, from the serial lines around it; the
  * guest's own clock is printed as a cross-check.
  *
- * Prints, per metric, the median of each VMM and the ratio ours/QEMU, then where the time goes
- * per request: the guest's request count (its block layer's counters), L1's KVM exits and
- * interrupt injections (debugfs, L1 runs nothing else), and each VMM thread's CPU time.
+ * Prints, per metric, the median of each VMM and the ratios jailed/unjailed and jailed/QEMU,
+ * then where the time goes per request: the guest's request count (its block layer's
+ * counters), L1's KVM exits and interrupt injections (debugfs, L1 runs nothing else), and the
+ * CPU time of each thread of the VMM and of the processes below it (a jailed device's, named
+ * `jail …`).
  *
  * Disk modes (`--mode`, default `both`):
  * - `direct`: a brd RAM disk in L1 (`/dev/ram0`; L1's /tmp is tmpfs, which has no
- *   O_DIRECT before Linux 6.6), opened O_DIRECT by both: ours `-b /dev/ram0,direct`, QEMU
+ *   O_DIRECT before Linux 6.6), opened O_DIRECT by all: ours `-b /dev/ram0,direct`, QEMU
  *   `cache=none,aio=native`.
- * - `cached`: a raw file on L1's tmpfs through the host page cache on both: ours
+ * - `cached`: a raw file on L1's tmpfs through the host page cache on all: ours
  *   `-b /tmp/blk.img`, QEMU `cache=writeback,aio=threads`.
  * - `both`: each of them, in the same L1 boot.
  *
@@ -53,7 +57,7 @@ if (!MODES.every((m) => m === "direct" || m === "cached") || !(ROUNDS >= 1)) {
   console.error("usage: blk.ts [ROUNDS] [--mode direct|cached|both] [--mib N] [--ops N]");
   Deno.exit(2);
 }
-const VMMS = ["qemu", "ours"] as const;
+const VMMS = ["qemu", "jailed", "unjailed"] as const;
 type Vmm = typeof VMMS[number];
 const PHASES = ["write", "read", "rand"] as const;
 type Phase = typeof PHASES[number];
@@ -133,13 +137,16 @@ const scenarios = MODES.flatMap((mode) => [
     command: `${L1_SCRIPT} setup ${mode} ${DISK_MIB} ${brd}`,
     timeoutSeconds: 120,
   },
-  // Alternate which VMM goes first, so slow drift in L1 weighs on both alike.
-  ...Array.from({ length: ROUNDS }, (_, i) =>
-    (i % 2 ? [...VMMS].reverse() : VMMS).map((vmm) => ({
-      name: runName(mode, vmm, i),
-      command: `${L1_SCRIPT} run ${vmm} ${mode} ${initrd} "${PARAMS}"`,
-      timeoutSeconds: 600,
-    }))).flat(),
+  // Rotate which VMM goes first, so slow drift in L1 weighs on all alike.
+  ...Array.from(
+    { length: ROUNDS },
+    (_, i) =>
+      VMMS.map((_, j) => VMMS[(i + j) % VMMS.length]).map((vmm) => ({
+        name: runName(mode, vmm, i),
+        command: `${L1_SCRIPT} run ${vmm} ${mode} ${initrd} "${PARAMS}"`,
+        timeoutSeconds: 600,
+      })),
+  ).flat(),
 ]);
 
 /** The last run's results, for `--replay` (re-analysis without booting). */
@@ -274,9 +281,9 @@ const LABEL: Record<Phase, string> = {
   rand: "rand read 4 KiB",
 };
 const SETTINGS: Record<Mode, string> = {
-  direct: "brd RAM disk /dev/ram0 in L1, O_DIRECT on both: ours -b /dev/ram0,direct; " +
+  direct: "brd RAM disk /dev/ram0 in L1, O_DIRECT on all: ours -b /dev/ram0,direct; " +
     "QEMU virtio-blk-pci cache=none,aio=native",
-  cached: "raw file on L1's tmpfs, host page cache on both: ours -b /tmp/blk.img; " +
+  cached: "raw file on L1's tmpfs, host page cache on all: ours -b /tmp/blk.img; " +
     "QEMU virtio-blk-pci cache=writeback,aio=threads",
 };
 /** CPU ticks are 10 ms. */
@@ -326,25 +333,31 @@ for (const mode of MODES) {
   console.log(
     `\n[${mode}] ${SETTINGS[mode]}\nL2: 1 vCPU, 256 MiB, guest O_DIRECT, queue depth 1; ` +
       `${SEQ_MIB} MiB per sequential phase, ${RAND_OPS} random reads over a ` +
-      `${DISK_MIB} MiB disk; median of ${ROUNDS} alternating runs in one L1, host-timed`,
+      `${DISK_MIB} MiB disk; median of ${ROUNDS} alternating runs in one L1, host-timed ` +
+      `(ratios: median of each round's)`,
   );
-  console.log(`                             QEMU      ours  ours/QEMU  (guest clock: QEMU  ours)`);
+  console.log(
+    `                             QEMU    jailed  unjailed  jailed/unjailed  jailed/QEMU` +
+      `  (guest clock: QEMU   jailed unjailed)`,
+  );
   for (const phase of PHASES) {
-    const [q, o, gq, go] = [
-      median(measured.qemu.map((m) => rate(m[phase], phase))),
-      median(measured.ours.map((m) => rate(m[phase], phase))),
-      median(measured.qemu.map((m) => guestRate(m[phase], phase))),
-      median(measured.ours.map((m) => guestRate(m[phase], phase))),
-    ];
+    const rates = (vmm: Vmm) => measured[vmm].map((m) => rate(m[phase], phase));
+    const host = (vmm: Vmm) => median(rates(vmm));
+    const guest = (vmm: Vmm) => median(measured[vmm].map((m) => guestRate(m[phase], phase)));
+    // Ratios within each round (its runs are next to each other in time), then their median:
+    // the host's speed drifts more between rounds than between neighbours.
+    const ratio = (a: Vmm, b: Vmm) => median(rates(a).map((x, i) => x / rates(b)[i]));
     console.log(
-      `  ${LABEL[phase].padEnd(15)} ${UNIT[phase].padEnd(5)} ${num(q)}  ${num(o)}` +
-        `  ${num(o / q, 3)}       ${num(gq)} ${num(go)}`,
+      `  ${LABEL[phase].padEnd(15)} ${UNIT[phase].padEnd(5)} ${num(host("qemu"))}  ` +
+        `${num(host("jailed"))}  ${num(host("unjailed"))}` +
+        `         ${num(ratio("jailed", "unjailed"), 3)}     ${num(ratio("jailed", "qemu"), 3)}` +
+        `               ${num(guest("qemu"))} ${num(guest("jailed"))} ${num(guest("unjailed"))}`,
     );
   }
   console.log("  per guest request (medians):");
   for (const phase of PHASES) {
     for (const vmm of VMMS) {
-      const label = `${phase.padEnd(5)} ${vmm.padEnd(4)}`;
+      const label = `${phase.padEnd(5)} ${vmm.padEnd(8)}`;
       console.log(`    ${label} ${perRequest(measured[vmm].map((m) => m[phase]))}`);
     }
   }

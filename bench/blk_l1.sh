@@ -4,12 +4,16 @@
 #   blk_l1.sh setup MODE MIB [BRD_KO]   make the disk: MODE direct = a brd RAM disk /dev/ram0
 #                                      (O_DIRECT works on it), cached = /tmp/blk.img on tmpfs
 #   blk_l1.sh run VMM MODE INITRD PARAMS
-#                                      boot L2 with VMM (ours or qemu) on that disk, echo its
-#                                      console, and snapshot L1's KVM counters and the VMM's
-#                                      per-thread CPU ticks whenever a phase begins or ends
-#                                      (`@B`/`@E` lines); the snapshots are printed after the
-#                                      VMM exits, so none lands on the console mid-phase.
+#                                      boot L2 with VMM (qemu; jailed: ours, its device in a
+#                                      jailed process, the default; unjailed: ours with
+#                                      --disable-sandbox) on that disk, echo its console, and
+#                                      snapshot L1's KVM counters and the per-thread CPU ticks of
+#                                      the VMM and every process below it (a jailed device's)
+#                                      whenever a phase begins or ends (`@B`/`@E` lines); the
+#                                      snapshots are printed after the VMM exits, so none lands
+#                                      on the console mid-phase.
 set -u
+. "$(dirname "$0")/l1_lib.sh"
 KVM=/sys/kernel/debug/kvm
 # L1's KVM counters (summed over its VMs: only the benchmark's VM runs) and halt times in ns.
 STATS="exits io_exits mmio_exits signal_exits irq_window_exits halt_exits halt_wakeup
@@ -63,8 +67,9 @@ run() { # VMM MODE INITRD PARAMS
   dir=$(mktemp -d)
   mkfifo "$dir/out"
   case "$vmm" in
-    ours)
-      "$DENO" run --allow-all "$PROJECT/main.ts" run --mem 256 --cpus 1 --no-rng \
+    jailed | unjailed)
+      [ "$vmm" = unjailed ] && sandbox=--disable-sandbox || sandbox=
+      "$DENO" run --allow-all "$PROJECT/main.ts" run --mem 256 --cpus 1 --no-rng $sandbox \
         -b "$ours_disk" -p "quiet reboot=t panic=-1 $params" -i "$initrd" "$L2_VMLINUX" \
         </dev/null >"$dir/out" 2>&1 &
       ;;
@@ -87,11 +92,15 @@ run() { # VMM MODE INITRD PARAMS
     done
     echo "$s" >>"$snaps"
     tag=$1
-    for t in /proc/$pid/task/*; do
-      read -r st <"$t/stat" 2>/dev/null || continue
-      read -r comm <"$t/comm" 2>/dev/null || continue
-      set -- ${st##*) }
-      echo "@@TH $tag ${t##*/} ${12} ${13} ${41} $comm" >>"$snaps"
+    # The VMM's threads, then those of the processes below it, named "jail <thread name>".
+    { echo "$pid -" && descendants "$pid"; } | while read -r p parent; do
+      [ "$parent" = - ] && prefix= || prefix="jail "
+      for t in /proc/$p/task/*; do
+        read -r st 2>/dev/null <"$t/stat" || continue
+        read -r comm 2>/dev/null <"$t/comm" || continue
+        set -- ${st##*) }
+        echo "@@TH $tag ${t##*/} ${12} ${13} ${41} $prefix$comm" >>"$snaps"
+      done
     done
   }
   while IFS= read -r line; do
