@@ -97,6 +97,8 @@ export interface DeviceProcessOptions {
 /** A running jailed device process. */
 export class DeviceProcess implements DeviceRunner {
   #stopping = false;
+  /** The VMM's view of the device's shared state (its stop flag, its lock). */
+  readonly #state: VirtioPciState;
   /** Resolves when the process has ended: undefined after a requested stop, else what happened. */
   readonly exited: Promise<string | undefined>;
 
@@ -105,6 +107,7 @@ export class DeviceProcess implements DeviceRunner {
     private readonly child: JailedChild,
     lastMessage: Promise<Received>,
   ) {
+    this.#state = new VirtioPciState(options.device.spec);
     this.exited = this.#watch(lastMessage);
   }
 
@@ -158,7 +161,7 @@ export class DeviceProcess implements DeviceRunner {
   async stop(): Promise<string | undefined> {
     this.#stopping = true;
     const { spec } = this.options.device;
-    new VirtioPciState(spec).regs.requestStop();
+    this.#state.regs.requestStop();
     signalEventfd(spec.controlFd);
     const timer = setTimeout(() => this.child.process.kill(SIGKILL), STOP_GRACE_MS);
     try {
@@ -178,7 +181,7 @@ export class DeviceProcess implements DeviceRunner {
     if (protocolBroken) this.child.process.kill(SIGKILL);
     const exit = await this.child.process.exited;
     // A holder of the device's lock that died cannot release it: the vCPUs must not wait forever.
-    new VirtioPciState(this.options.device.spec).lock.forceUnlock();
+    this.#state.lock.forceUnlock();
     await this.child.close();
     const who = `${this.options.device.spec.name}: device process ${this.child.pid}`;
     const signal = exit.signal ??
