@@ -15,8 +15,21 @@ import { kvmTest } from "../helpers/kvm.ts";
 import { runGuest } from "../helpers/run_guest.ts";
 
 const SHIPPED_POLICIES = new URL("../../seccomp/x86_64/", import.meta.url).pathname;
-/** What every jailed device's root may hold: the runtime's files, the module tree, /proc, /tmp. */
-const JAIL_ROOT = new Set(["lib64", "proc", "tmp", "usr", "lib", "root", "work"]);
+/** The first component of an absolute path: the directory a bind of it creates in the jail. */
+const topDirectory = (path: string) => path.split("/")[1];
+/**
+ * What every jailed device's root may hold: the system libraries, /proc, /tmp, and the tops of
+ * the Deno binary's and the module tree's paths (wherever this checkout and Deno are installed).
+ */
+const JAIL_ROOT = new Set([
+  "lib64",
+  "proc",
+  "tmp",
+  "usr",
+  "lib",
+  topDirectory(Deno.execPath()),
+  topDirectory(new URL("../..", import.meta.url).pathname),
+]);
 
 /** The processes descended from `pid`, each with its command name. */
 function descendants(pid: number): { pid: number; comm: string }[] {
