@@ -160,7 +160,9 @@ if (opts.replay) {
 } else {
   const bed = new Testbed({ assets });
   results = await bed.boot(scenarios);
-  notes = (bed.lastBoot?.lines ?? []).filter((l) => l.text.startsWith("@@BLK")).map((l) => l.text);
+  notes = bed.boots.flatMap((boot) => boot.lines).filter((l) => l.text.startsWith("@@BLK")).map((
+    l,
+  ) => l.text);
   await Deno.writeTextFile(RECORD, JSON.stringify({ results: [...results], notes }));
 }
 

@@ -161,6 +161,14 @@ export interface TestbedOptions {
   /** Called with every serial line as it arrives (default: printed to stderr if the
    * environment has TESTBED_VERBOSE=1). */
   onLine?: (line: TimedLine) => void;
+  /**
+   * How many times a fresh L1 reruns what is left when L1 stops answering (default 1: a wedge
+   * is L1's fault under TCG, not the scenario's, and one retry rescues the run).
+   */
+  rebootsAfterWedge?: number;
+  /** Seconds past a scenario's timeout before L1 counts as stuck (default
+   * {@link WEDGED_GRACE_SECONDS}). */
+  wedgedGraceSeconds?: number;
   /** Keep the per-run directory under `.cache/testbed/runs/` (default false). */
   keepWorkDir?: boolean;
 }
@@ -171,8 +179,10 @@ const END_RE = /@@SCENARIO (\S+) END status=(\d+) timeout=([01])$/;
 
 /** The nested test bed: each {@link boot} starts a fresh L1 and runs scenarios in it. */
 export class Testbed {
-  /** The record of the last {@link boot}, for timings and the full console log. */
+  /** The record of the last L1 boot, for timings and the full console log. */
   lastBoot: BootRecord | undefined;
+  /** Every L1 boot of the last {@link boot}: one, or more when L1 stopped answering. */
+  boots: BootRecord[] = [];
   readonly #options: TestbedOptions;
 
   constructor(options: TestbedOptions = {}) {
@@ -180,9 +190,11 @@ export class Testbed {
   }
 
   /**
-   * Boots L1 once, runs `scenarios` in order, powers off, and returns each scenario's result
-   * by name. A scenario missing from the map never started (L1 failed or the time ran out:
-   * see {@link lastBoot}).
+   * Boots L1, runs `scenarios` in order, powers off, and returns each scenario's result by
+   * name. When L1 stops answering ({@link BootRecord.wedgedIn}), a fresh L1 runs the scenarios
+   * that had not ended, the stuck one last (if it is what sticks, the others still run), up to
+   * {@link TestbedOptions.rebootsAfterWedge} times. A scenario missing from the map never started (L1 failed or the time ran out: see
+   * {@link boots}).
    */
   async boot(scenarios: readonly Scenario[]): Promise<Map<string, ScenarioResult>> {
     const names = new Set<string>();
@@ -192,19 +204,41 @@ export class Testbed {
       }
       names.add(s.name);
     }
+    this.boots = [];
+    const results = new Map<string, ScenarioResult>();
+    let remaining = scenarios;
+    for (let reboots = 0;; reboots++) {
+      const record = await this.#bootOnce(remaining);
+      this.boots.push(record);
+      this.lastBoot = record;
+      for (const [name, result] of parseScenarios(record.lines, record.totalMs)) {
+        results.set(name, result);
+      }
+      if (record.wedgedIn === undefined) return results;
+      const left = remaining.filter((s) => results.get(s.name)?.status === undefined);
+      remaining = [
+        ...left.filter((s) => s.name !== record.wedgedIn),
+        ...left.filter((s) => s.name === record.wedgedIn),
+      ];
+      const retry = reboots < (this.#options.rebootsAfterWedge ?? 1) && remaining.length > 0;
+      console.error(
+        `testbed: L1 stopped answering in scenario ${record.wedgedIn} (no end ` +
+          `${grace(this.#options)} s after its timeout); QEMU was killed` +
+          (retry
+            ? `; a fresh L1 runs what is left (${remaining.length} of ${scenarios.length})`
+            : ""),
+      );
+      if (!retry) return results;
+    }
+  }
+
+  /** One L1 boot that runs `scenarios`. */
+  async #bootOnce(scenarios: readonly Scenario[]): Promise<BootRecord> {
     return await this.#inWorkDir(scenarios, async (assets, workDir) => {
       const bootTimeout = this.#options.bootTimeoutSeconds ?? 120;
       const limitMs = 1000 * scenarios.reduce((t, s) => t + s.timeoutSeconds + 5, bootTimeout);
       const timeouts = new Map(scenarios.map((s) => [s.name, s.timeoutSeconds]));
-      const record = await runL1(this.#options, assets, workDir, limitMs, timeouts);
-      if (record.wedgedIn !== undefined) {
-        console.error(
-          `testbed: L1 stopped answering in scenario ${record.wedgedIn} (no end ` +
-            `${WEDGED_GRACE_SECONDS} s after its timeout); QEMU was killed`,
-        );
-      }
-      this.lastBoot = record;
-      return parseScenarios(record.lines, record.totalMs);
+      return await runL1(this.#options, assets, workDir, limitMs, timeouts);
     });
   }
 
@@ -337,9 +371,12 @@ function l1Args(opts: TestbedOptions, assets: Assets, workDir: string): string[]
  */
 export const WEDGED_GRACE_SECONDS = 90;
 
+/** The grace after a scenario's timeout in `opts`. */
+const grace = (opts: TestbedOptions) => opts.wedgedGraceSeconds ?? WEDGED_GRACE_SECONDS;
+
 /**
  * Runs L1 to completion (or until `limitMs`, or until a scenario outlives its entry in
- * `timeouts` by {@link WEDGED_GRACE_SECONDS}), timestamping its serial lines.
+ * `timeouts` by the grace, {@link WEDGED_GRACE_SECONDS} by default), timestamping its serial lines.
  */
 async function runL1(
   opts: TestbedOptions,
@@ -386,7 +423,7 @@ async function runL1(
     if (line.text === "@@RUNNER DONE") doneMs = ms;
     const begin = BEGIN_RE.exec(line.text);
     if (begin) {
-      const seconds = (timeouts.get(begin[1]) ?? 0) + WEDGED_GRACE_SECONDS;
+      const seconds = (timeouts.get(begin[1]) ?? 0) + grace(opts);
       running = { name: begin[1], deadlineMs: ms + 1000 * seconds };
     }
     if (END_RE.test(line.text)) running = undefined;

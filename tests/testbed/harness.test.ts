@@ -1,0 +1,94 @@
+/**
+ * The harness's answer to a stuck L1, with a stand-in for L1's QEMU: a shell script that runs
+ * the work directory's scenarios the way L1's /init frames them on the console, but with no
+ * timeout of its own, so a scenario that sleeps is what a wedged L1 looks like from the host.
+ * Every scenario it starts dies with it (parent-death signal), as L2 processes die with QEMU.
+ */
+
+import assert from "node:assert/strict";
+import { type Assets } from "./assets.ts";
+import { type ScenarioResult, Testbed } from "./harness.ts";
+
+/** Plays L1 from QEMU's arguments: finds the `work` share and runs its scenarios in order. */
+const STAND_IN_L1 = `#!/bin/sh
+for arg in "$@"; do
+  case "$arg" in *mount_tag=work*) work=\${arg#*path=}; work=\${work%%,*} ;; esac
+done
+echo "@@L1 INIT"
+echo "@@RUNNER READY kvm=no cpus=1"
+for dir in "$work"/scenarios/*/; do
+  name=$(cat "$dir/name")
+  echo "@@SCENARIO $name BEGIN"
+  setpriv --pdeathsig KILL sh "$dir/command" </dev/null 2>&1
+  echo "@@SCENARIO $name END status=$? timeout=0"
+done
+echo "@@RUNNER DONE"
+`;
+
+/** Runs `fn` with a bed whose L1 is {@link STAND_IN_L1}, in a scratch directory. */
+async function withStandIn(
+  fn: (bed: Testbed, scratch: string) => Promise<void>,
+): Promise<void> {
+  const scratch = await Deno.makeTempDir({ prefix: "harness_test_" });
+  try {
+    // A project with nothing to compile, so each boot's module cache is quick to build.
+    await Deno.mkdir(`${scratch}/project/src`, { recursive: true });
+    await Deno.writeTextFile(`${scratch}/project/main.ts`, "");
+    const qemu = `${scratch}/qemu`;
+    await Deno.writeTextFile(qemu, STAND_IN_L1, { mode: 0o755 });
+    const unused = `${scratch}/none`;
+    const assets: Assets = {
+      dir: scratch,
+      l1Kernel: unused,
+      l1Initrd: unused,
+      l2Kernel: unused,
+      l2Vmlinux: unused,
+      l2Initrd: unused,
+      qemu,
+      versions: {},
+    };
+    const bed = new Testbed({ assets, projectRoot: `${scratch}/project`, wedgedGraceSeconds: 1 });
+    await fn(bed, scratch);
+  } finally {
+    await Deno.remove(scratch, { recursive: true });
+  }
+}
+
+/** The names of the scenarios one boot began, in order. */
+function begun(lines: readonly { text: string }[]): string[] {
+  return lines.flatMap((l) => /^@@SCENARIO (\S+) BEGIN$/.exec(l.text)?.[1] ?? []);
+}
+
+const ended = (r: ScenarioResult | undefined) => [r?.status, r?.output];
+
+Deno.test("a stuck L1 is rebooted once and runs what was left, the stuck scenario last", async () => {
+  await withStandIn(async (bed) => {
+    const results = await bed.boot([
+      { name: "before", command: "echo before", timeoutSeconds: 1 },
+      { name: "stuck", command: "exec sleep 600", timeoutSeconds: 1 },
+      { name: "after", command: "echo after", timeoutSeconds: 1 },
+    ]);
+    assert.equal(bed.boots.length, 2, "one reboot, then no more");
+    assert.deepEqual(bed.boots.map((b) => b.wedgedIn), ["stuck", "stuck"]);
+    assert.deepEqual(bed.boots.map((b) => begun(b.lines)), [
+      ["before", "stuck"],
+      ["after", "stuck"],
+    ]);
+    assert.deepEqual(ended(results.get("before")), [0, "before"]);
+    assert.deepEqual(ended(results.get("after")), [0, "after"]);
+    assert.equal(results.get("stuck")?.status, undefined, "the stuck scenario never ended");
+  });
+});
+
+Deno.test("a scenario that L1 got stuck in once passes on the fresh L1", async () => {
+  await withStandIn(async (bed, scratch) => {
+    const marker = `${scratch}/stuck_once`;
+    const results = await bed.boot([{
+      name: "stuck-once",
+      command: `[ -e ${marker} ] && { echo recovered; exit 0; }\ntouch ${marker}\nexec sleep 600`,
+      timeoutSeconds: 1,
+    }]);
+    assert.deepEqual(bed.boots.map((b) => b.wedgedIn), ["stuck-once", undefined]);
+    assert.deepEqual(ended(results.get("stuck-once")), [0, "recovered"]);
+  });
+});
