@@ -32,7 +32,8 @@ export { type VmExitReason } from "./src/vcpu/control.ts";
 export { type GuestExitReason } from "./src/devices/context.ts";
 export { LOG_LEVELS, type LogLevel } from "./src/log.ts";
 export { type VcpuStats } from "./src/vcpu/protocol.ts";
-export { Vm, type VmOptions, type VmResult } from "./src/vm/vm.ts";
+export { type SuspendOptions, Vm, type VmOptions, type VmResult } from "./src/vm/vm.ts";
+export { VmControlError, type VmEvent, type VmState } from "./src/vm/events.ts";
 export { UserError } from "./src/errors.ts";
 export { VmSetupError } from "./src/vm/host.ts";
 export {

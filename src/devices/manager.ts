@@ -34,7 +34,8 @@ import {
   virtioBarSize,
   type VirtioPciDevice,
 } from "./virtio/transport/pci/create.ts";
-import type { VirtioPciSpec } from "./virtio/transport/pci/state.ts";
+import { type VirtioPciSpec, VirtioPciState } from "./virtio/transport/pci/state.ts";
+import { signalEventfd } from "../ffi/eventfd.ts";
 import { VirtioDeviceThread } from "./virtio/worker/thread.ts";
 
 /** Bus 0 slot of the first virtio function (00:00.0 is the host bridge), as in crosvm. */
@@ -72,6 +73,11 @@ export interface DeviceSandbox {
   policyFor(backend: BackendSpec): { readonly file: string; readonly policy: SeccompPolicy };
 }
 
+/** How long {@link DeviceManager.quiesce} waits for every runner to confirm. */
+export const QUIESCE_TIMEOUT_MS = 5000;
+/** How often it looks. */
+const QUIESCE_POLL_MS = 1;
+
 /** Called once, when a device runner ends that nobody stopped, with one line saying how. */
 export type DeviceFailure = (message: string) => void;
 
@@ -89,6 +95,7 @@ export class DeviceManager {
   #runners: DeviceRunner[] = [];
   #starting: Promise<void> | undefined;
   #stopping = false;
+  #stateViews: VirtioPciState[] | undefined;
 
   /**
    * A manager with the PCI root and no other device yet.
@@ -178,6 +185,42 @@ export class DeviceManager {
     await this.#starting?.catch(() => {});
     this.#starting = undefined;
     return await this.#stopRunners();
+  }
+
+  /**
+   * Makes every virtio device keep quiet (a full suspend): resolves once each runner has
+   * confirmed that it serves no queue and raises no interrupt until {@link wake}.
+   * @throws Error naming the devices that did not confirm within {@link QUIESCE_TIMEOUT_MS}
+   *   (they are woken again)
+   */
+  async quiesce(): Promise<void> {
+    const states = this.#states();
+    for (const state of states) {
+      state.regs.requestQuiesce();
+      signalEventfd(state.spec.controlFd);
+    }
+    const deadline = performance.now() + QUIESCE_TIMEOUT_MS;
+    while (performance.now() < deadline) {
+      if (states.every((s) => s.regs.quiesced)) return;
+      await new Promise((resolve) => setTimeout(resolve, QUIESCE_POLL_MS));
+    }
+    const late = states.filter((s) => !s.regs.quiesced).map((s) => s.spec.name);
+    this.wake();
+    throw new Error(`${late.join(", ")} did not quiesce within ${QUIESCE_TIMEOUT_MS} ms`);
+  }
+
+  /** Lets every virtio device run again after {@link quiesce}. */
+  wake(): void {
+    for (const state of this.#states()) {
+      state.regs.endQuiesce();
+      signalEventfd(state.spec.controlFd);
+    }
+  }
+
+  /** This thread's view of each virtio device's shared state, built on first use. */
+  #states(): VirtioPciState[] {
+    this.#stateViews ??= this.#virtio.map((device) => new VirtioPciState(device.spec));
+    return this.#stateViews;
   }
 
   /** Releases every device's eventfds (after {@link stop}, before the VM fd closes). */

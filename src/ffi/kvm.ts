@@ -11,6 +11,7 @@ import {
   Cap,
   Ioctl,
   KVM_API_VERSION,
+  KVM_CLOCK_DATA,
   KVM_CPUID2,
   KVM_CPUID_ENTRY2,
   KVM_DTABLE,
@@ -335,6 +336,20 @@ export class VmFd {
     arg.setU32("fd", fd);
     arg.setU32("flags", flags);
     kvmIoctlBuf(this.fd, "KVM_IOEVENTFD", arg.bytes);
+  }
+
+  /** KVM_GET_CLOCK: the guest's kvmclock now, in ns. */
+  getClock(): bigint {
+    const data = new StructBuffer(KVM_CLOCK_DATA);
+    kvmIoctlBuf(this.fd, "KVM_GET_CLOCK", data.bytes);
+    return data.u64("clock");
+  }
+
+  /** KVM_SET_CLOCK: sets the guest's kvmclock to `ns` (flags 0: no realtime adjustment). */
+  setClock(ns: bigint): void {
+    const data = new StructBuffer(KVM_CLOCK_DATA);
+    data.setU64("clock", ns);
+    kvmIoctlBuf(this.fd, "KVM_SET_CLOCK", data.bytes);
   }
 
   /** KVM_CREATE_VCPU with APIC ID `id`. */

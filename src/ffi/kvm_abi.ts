@@ -162,6 +162,14 @@ export const KVM_IOEVENTFD_ARGS = layout("kvm_ioeventfd", 64, {
 /** `struct kvm_mp_state`: a vCPU's multiprocessing state. */
 export const KVM_MP_STATE_ARGS = layout("kvm_mp_state", 4, { mp_state: 0 });
 
+/** `struct kvm_clock_data`: the VM's kvmclock, in ns (KVM_GET_CLOCK, KVM_SET_CLOCK). */
+export const KVM_CLOCK_DATA = layout("kvm_clock_data", 48, {
+  clock: 0,
+  flags: 8,
+  realtime: 16,
+  host_tsc: 24,
+});
+
 /** `struct kvm_run`: the per-vCPU shared page mapped from the vCPU fd (only the members we use). */
 export const KVM_RUN_LAYOUT = layout("kvm_run", 0x130, {
   request_interrupt_window: 0,
@@ -206,6 +214,7 @@ export const ALL_LAYOUTS: readonly StructLayout[] = [
   KVM_IRQFD_ARGS,
   KVM_IOEVENTFD_ARGS,
   KVM_MP_STATE_ARGS,
+  KVM_CLOCK_DATA,
 ];
 
 /**
@@ -230,6 +239,8 @@ export const Ioctl = {
   KVM_IRQFD: _IOW(KVMIO, 0x76, KVM_IRQFD_ARGS.size),
   KVM_CREATE_PIT2: _IOW(KVMIO, 0x77, KVM_PIT_CONFIG.size),
   KVM_IOEVENTFD: _IOW(KVMIO, 0x79, KVM_IOEVENTFD_ARGS.size),
+  KVM_SET_CLOCK: _IOW(KVMIO, 0x7b, KVM_CLOCK_DATA.size),
+  KVM_GET_CLOCK: _IOR(KVMIO, 0x7c, KVM_CLOCK_DATA.size),
   KVM_RUN: _IO(KVMIO, 0x80),
   KVM_GET_REGS: _IOR(KVMIO, 0x81, KVM_REGS.size),
   KVM_SET_REGS: _IOW(KVMIO, 0x82, KVM_REGS.size),

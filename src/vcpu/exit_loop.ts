@@ -50,14 +50,26 @@ export class ExitLoop {
     );
   }
 
-  /** Runs until a stop is requested (by a device, the guest, another vCPU or the host). */
+  /**
+   * Runs until a stop is requested (by a device, the guest, another vCPU or the host), parking
+   * out of KVM_RUN while a suspend lasts.
+   */
   run(): LoopResult {
     this.#stats.firstRunAt = performance.timeOrigin + performance.now();
     let error: string | undefined;
     const enterGuest = this.vcpu.runner();
     while (!this.control.stopRequested) {
+      if (this.control.pauseRequested) {
+        this.control.park();
+        continue;
+      }
       const errno = enterGuest();
-      if (errno === Errno.EINTR || errno === Errno.EAGAIN) continue;
+      if (errno === Errno.EINTR || errno === Errno.EAGAIN) {
+        // A kick: the next entry must run the guest again unless the loop is told otherwise
+        // (the kicker set its request before immediate_exit, so the checks above see it).
+        this.#run[RUN.immediate_exit] = 0;
+        continue;
+      }
       if (errno !== 0) {
         error = `vcpu${this.vcpu.id}: ${new SyscallError("ioctl(KVM_RUN)", errno).message}`;
         break;

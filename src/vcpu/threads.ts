@@ -103,6 +103,21 @@ export class VcpuThreads {
     }
   }
 
+  /**
+   * Parks every vCPU out of KVM_RUN; resolves once all of them are parked, or the VM is
+   * stopping. They stay parked until {@link unpark}.
+   */
+  async park(): Promise<void> {
+    this.control.pause();
+    this.kickAll();
+    await this.control.untilParked(this.#threads.length);
+  }
+
+  /** Lets the parked vCPUs enter KVM_RUN again. */
+  unpark(): void {
+    this.control.unpause();
+  }
+
   /** Waits for every vCPU loop to end, then terminates the Workers. */
   async join(): Promise<VcpuExited[]> {
     const results = await Promise.all(this.#threads.map((t) => t.exited));

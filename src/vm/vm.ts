@@ -2,7 +2,10 @@
  * A virtual machine's lifecycle: {@link Vm.create} opens the host resources (KVM, disk images,
  * kernel and initrd) and hands them to the architecture, which builds the machine;
  * {@link Vm.run} starts the device runners and one Worker per vCPU and waits for the end;
- * {@link Vm.stop} asks for it.
+ * {@link Vm.stop} asks for it. While it runs, {@link Vm.suspend} and {@link Vm.resume} park and
+ * release the vCPUs (and, with `full`, quiet the devices and hold the guest's clock), and
+ * {@link Vm.events} reports each change of {@link Vm.state}. The control socket
+ * (`src/control/`) is a thin layer over these methods.
  *
  * @module
  */
@@ -22,6 +25,7 @@ import { VcpuThreads } from "../vcpu/threads.ts";
 import { openKvm, readImage, VmSetupError } from "./host.ts";
 import { prepareSandbox } from "./sandbox.ts";
 import { virtioDeviceRequests } from "./virtio_devices.ts";
+import { VmControlError, type VmEvent, VmEvents, type VmState } from "./events.ts";
 
 /** How a VM ended. */
 export interface VmResult {
@@ -49,10 +53,27 @@ interface VmParts {
   readonly cleanup: DisposableStack;
 }
 
+/** Options of {@link Vm.suspend} and {@link Vm.resume}. */
+export interface SuspendOptions {
+  /**
+   * Also quiet every device (no queue served, no interrupt raised, no console input delivered)
+   * and hold the guest's kvmclock, so the guest does not see the gap (crosvm's `--full`). A full
+   * suspend needs a full resume.
+   */
+  readonly full?: boolean;
+}
+
 /** A VM ready to run. */
 export class Vm {
   #pump?: StdinPump;
   readonly #running = Promise.withResolvers<void>();
+  readonly #ended = Promise.withResolvers<void>();
+  readonly #events = new VmEvents();
+  #state: VmState = "created";
+  /** The suspend in force: whether the devices are quiet too, and the guest clock then. */
+  #suspended: { readonly full: boolean; readonly clockNs?: bigint } | undefined;
+  /** Control operations run one at a time, in the order they were asked for. */
+  #queue: Promise<unknown> = Promise.resolve();
 
   private constructor(private readonly parts: VmParts) {
     // Nobody need wait for it: a failed start is reported by run() too.
@@ -65,6 +86,16 @@ export class Vm {
    */
   get running(): Promise<void> {
     return this.#running.promise;
+  }
+
+  /** Where the VM is in its life. */
+  get state(): VmState {
+    return this.#state;
+  }
+
+  /** A new stream of the VM's events from now on: state changes, device errors. It ends with the VM. */
+  events(): ReadableStream<VmEvent> {
+    return this.#events.subscribe();
   }
 
   /** Guest RAM, readable and writable by the host while the VM runs. */
@@ -138,6 +169,7 @@ export class Vm {
       // A device that dies (a crash, a seccomp kill) ends the VM at once, with its story.
       const devicesStarted = devices.start(config.logLevel, (message) => {
         deviceFailure ??= message;
+        this.#events.emit({ type: "device-error", message });
         control.requestExit("error");
         threads.kickAll();
       });
@@ -166,6 +198,7 @@ export class Vm {
         throw failed.reason;
       }
       this.#running.resolve();
+      this.#setState("running");
       log.debug(`vm: ${vcpus.length} vCPUs in KVM_RUN`);
       const stdinPort = machine.serials.stdinPort;
       if (options.attachStdin && stdinPort && !control.stopRequested) {
@@ -185,12 +218,104 @@ export class Vm {
       this.#pump?.stop();
       await devices.stop();
       this.parts.cleanup.dispose();
+      this.#setState("stopped");
+      this.#events.close();
+      this.#ended.resolve();
     }
   }
 
-  /** Asks the VM to stop; {@link run} then resolves with reason `"stop"`. */
-  stop(): void {
+  /**
+   * Ends the VM now (the guest is not told); {@link run} then resolves with reason `"stop"`.
+   * Resolves once the VM has ended (at once for a VM that was never run).
+   */
+  stop(): Promise<void> {
     this.parts.control.requestExit("stop");
     this.parts.threads.kickAll();
+    return this.#state === "created" ? Promise.resolve() : this.#ended.promise;
+  }
+
+  /**
+   * Parks every vCPU out of KVM_RUN until {@link resume}; resolves once all of them are out.
+   * With `full`, also quiets every device and holds the guest's clock. Suspending a suspended
+   * VM again does nothing (or adds the devices, with `full`).
+   * @throws VmControlError when the VM is not running, or stopped meanwhile
+   */
+  suspend(options: SuspendOptions = {}): Promise<void> {
+    return this.#serially(async () => {
+      this.#mustBeLive("suspend");
+      const { threads, control, machine } = this.parts;
+      const parkedNow = this.#suspended === undefined;
+      if (parkedNow) {
+        await threads.park();
+        if (control.stopRequested) throw new VmControlError("the VM stopped while suspending");
+        this.#suspended = { full: false };
+      }
+      if (options.full && !this.#suspended?.full) {
+        try {
+          await machine.devices.quiesce();
+        } catch (e) {
+          if (parkedNow) this.#release();
+          throw new VmControlError(`cannot suspend the devices: ${(e as Error).message}`);
+        }
+        this.#pump?.pause();
+        this.#suspended = { full: true, clockNs: machine.vm.getClock() };
+      }
+      if (this.#state !== "suspended") this.#setState("suspended");
+      log.debug(`vm: suspended${this.#suspended?.full ? " (full)" : ""}`);
+    });
+  }
+
+  /**
+   * Lets a suspended VM run again (a running one is left alone).
+   * @throws VmControlError (EINVAL) for a full suspend resumed without `full`, as crosvm
+   */
+  resume(options: SuspendOptions = {}): Promise<void> {
+    return this.#serially(() => {
+      this.#mustBeLive("resume");
+      const suspended = this.#suspended;
+      if (suspended === undefined) return Promise.resolve();
+      if (suspended.full && !options.full) {
+        throw new VmControlError("the VM was suspended in full: resume it in full", "EINVAL");
+      }
+      if (suspended.clockNs !== undefined) {
+        // The guest's clock goes on from where it stood: it does not see the gap.
+        this.parts.machine.vm.setClock(suspended.clockNs);
+        this.parts.machine.devices.wake();
+        this.#pump?.resume();
+      }
+      this.#release();
+      log.debug("vm: resumed");
+      return Promise.resolve();
+    });
+  }
+
+  /** Unparks the vCPUs and says the VM runs. */
+  #release(): void {
+    this.#suspended = undefined;
+    this.parts.threads.unpark();
+    this.#setState("running");
+  }
+
+  /** Refuses a control operation on a VM that is not running (or suspended). */
+  #mustBeLive(operation: string): void {
+    if (this.#state === "created") {
+      throw new VmControlError(`cannot ${operation}: the VM is not running yet`, "EINVAL");
+    }
+    if (this.#state === "stopped" || this.parts.control.stopRequested) {
+      throw new VmControlError(`cannot ${operation}: the VM has stopped`, "EINVAL");
+    }
+  }
+
+  #setState(state: VmState): void {
+    if (this.#state === state) return;
+    this.#state = state;
+    this.#events.emit({ type: "state", state });
+  }
+
+  /** Runs `operation` after every control operation asked for before it has finished. */
+  #serially<T>(operation: () => Promise<T>): Promise<T> {
+    const result = this.#queue.then(operation);
+    this.#queue = result.catch(() => {});
+    return result;
   }
 }

@@ -15,6 +15,7 @@ const READ_CHUNK = 256;
 /** Copies stdin into `serial` until stdin ends or {@link StdinPump.stop} is called. */
 export class StdinPump {
   #stopped = false;
+  #paused = false;
   #raw = false;
 
   /** @param serial the main thread's view of the UART that reads stdin */
@@ -38,6 +39,16 @@ export class StdinPump {
     }
   }
 
+  /** Holds input back (a full suspend) until {@link resume}: the guest sees none arrive. */
+  pause(): void {
+    this.#paused = true;
+  }
+
+  /** Lets held-back input reach the guest again. */
+  resume(): void {
+    this.#paused = false;
+  }
+
   async #pump(): Promise<void> {
     const buf = new Uint8Array(READ_CHUNK);
     while (!this.#stopped) {
@@ -45,7 +56,7 @@ export class StdinPump {
       if (n === null) return;
       let pending = buf.subarray(0, n);
       while (pending.length > 0 && !this.#stopped) {
-        pending = pending.subarray(this.serial.receive(pending));
+        if (!this.#paused) pending = pending.subarray(this.serial.receive(pending));
         if (pending.length > 0) {
           await new Promise((resolve) => setTimeout(resolve, FIFO_FULL_RETRY_MS));
         }

@@ -39,6 +39,14 @@ const DOORBELL_REGISTERED = 12;
 const DOORBELL_BASE = 13;
 /** The VMM asked the device Worker to exit. */
 const STOP = 14;
+/** Whether the device must stay quiet (a full suspend): one of the `QUIESCE_*` values. */
+const QUIESCE = 15;
+/** The device runs as usual. */
+const QUIESCE_NONE = 0;
+/** The VMM asked the device to stop processing queues and raising interrupts. */
+const QUIESCE_REQUESTED = 1;
+/** The device's runner has stopped processing queues and raising interrupts. */
+const QUIESCE_DONE = 2;
 /** Control cells, the lock included. */
 const CONTROL_CELLS = 16;
 
@@ -394,6 +402,31 @@ export class VirtioRegs {
   /** Asks the device Worker to exit (then signal its control eventfd). */
   requestStop(): void {
     Atomics.store(this.#c, STOP, 1);
+  }
+
+  /** The VMM asked the device to keep quiet (then signal its control eventfd). */
+  requestQuiesce(): void {
+    Atomics.store(this.#c, QUIESCE, QUIESCE_REQUESTED);
+  }
+
+  /** The VMM let the device run again (then signal its control eventfd). */
+  endQuiesce(): void {
+    Atomics.store(this.#c, QUIESCE, QUIESCE_NONE);
+  }
+
+  /** The device's runner must keep quiet (it was asked, or has answered). */
+  get quiesceRequested(): boolean {
+    return Atomics.load(this.#c, QUIESCE) !== QUIESCE_NONE;
+  }
+
+  /** The runner answers a quiesce request: nothing runs from here until {@link endQuiesce}. */
+  confirmQuiesce(): void {
+    Atomics.compareExchange(this.#c, QUIESCE, QUIESCE_REQUESTED, QUIESCE_DONE);
+  }
+
+  /** The runner keeps quiet. */
+  get quiesced(): boolean {
+    return Atomics.load(this.#c, QUIESCE) === QUIESCE_DONE;
   }
 
   /** Where the queue doorbells are registered with KVM, or null when they are not. */

@@ -11,6 +11,9 @@
  * - finish a reset (§2.4): drop the queues, reset the registers (device_status then reads 0) and
  *   idle until the next DRIVER_OK;
  * - re-assert INTx when the guest EOI'd it with the ISR still set;
+ * - keep quiet while the VMM asks (a full suspend): it confirms in the shared registers, then
+ *   watches only its control eventfd, so no queue is served and no interrupt raised; when the
+ *   VMM lets it go, it serves every queue once (doorbells rung meanwhile wait in their eventfds);
  * - exit when the VMM asks.
  *
  * A malformed chain is completed with length 0 and sets DEVICE_NEEDS_RESET, with a configuration
@@ -40,12 +43,16 @@ import {
 
 /** What the control eventfd asked for. */
 type ControlAction =
-  | { kind: "stop" | "reset" | "none" }
+  | { kind: "stop" | "reset" | "quiet" | "wake" | "none" }
   | { kind: "activate"; setups: QueueSetup[]; features: bigint };
 
 /** Runs one device's queues until the VMM stops it. */
 export class DeviceLoop {
   readonly #poll: PollSet;
+  /** Just the control eventfd, watched while the device keeps quiet. */
+  readonly #controlOnly: PollSet;
+  /** Keeping quiet: the VMM asked, and the loop confirmed. */
+  #quiet = false;
   /** Index in the poll set of the first queue's doorbell. */
   readonly #firstQueue: number;
   /** Index of the resample eventfd, or -1. */
@@ -69,6 +76,7 @@ export class DeviceLoop {
     this.#resample = intx === null ? -1 : fds.push(intx.resampleFd) - 1;
     this.#firstQueue = fds.length;
     this.#poll = new PollSet([...fds, ...queueFds]);
+    this.#controlOnly = new PollSet([controlFd]);
   }
 
   /** Whether the queues are running. */
@@ -87,6 +95,11 @@ export class DeviceLoop {
    * @returns false once a stop was requested
    */
   step(timeoutMs = -1): boolean {
+    if (this.#quiet) {
+      if (this.#controlOnly.wait(timeoutMs).length === 0) return true;
+      drainEventfd(this.state.spec.controlFd);
+      return this.#control();
+    }
     const fds = this.#poll.fds;
     const ready = this.#poll.wait(timeoutMs);
     for (const i of ready) drainEventfd(fds[i]);
@@ -103,6 +116,11 @@ export class DeviceLoop {
     const action = this.state.lock.with((): ControlAction => {
       const regs = this.state.regs;
       if (regs.stopRequested) return { kind: "stop" };
+      if (regs.quiesceRequested) {
+        regs.confirmQuiesce();
+        return { kind: "quiet" };
+      }
+      if (this.#quiet) return { kind: "wake" };
       if (regs.resetPending) {
         regs.reset();
         return { kind: "reset" };
@@ -124,6 +142,15 @@ export class DeviceLoop {
       case "activate":
         this.#activate(action.setups, action.features);
         return true;
+      case "quiet":
+        this.#quiet = true;
+        return true;
+      case "wake":
+        this.#quiet = false;
+        if (this.#resample >= 0) this.state.interrupt.resample();
+        this.#serveAll();
+        // A reset or DRIVER_OK that came in just before the quiet is acted on now.
+        return this.#control();
       case "none":
         return true;
     }
@@ -150,8 +177,13 @@ export class DeviceLoop {
     }
     this.#queues = queues;
     // Doorbells rung before DRIVER_OK were drained while idle: look at every queue once.
+    this.#serveAll();
+  }
+
+  /** Serves every live queue once, its doorbell drained first. */
+  #serveAll(): void {
     const fds = this.#poll.fds;
-    for (let q = 0; q < queues.length; q++) {
+    for (let q = 0; q < (this.#queues?.length ?? 0); q++) {
       drainEventfd(fds[this.#firstQueue + q]);
       this.#serve(q);
     }
