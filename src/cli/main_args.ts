@@ -10,7 +10,8 @@
 import type { VmConfig } from "../config.ts";
 import { LOG_LEVELS, type LogLevel } from "../log.ts";
 import { HelpRequested, UsageError } from "./errors.ts";
-import { DEFAULT_LOG_LEVEL, parseLogLevel, parseRunArgs, RUN_USAGE } from "./run_args.ts";
+import { CONTROL_COMMANDS, type ControlCommand } from "./control_args.ts";
+import { DEFAULT_LOG_LEVEL, parseLogLevel, parseRunCommand, RUN_USAGE } from "./run_args.ts";
 import { scanArgs } from "./scan_args.ts";
 
 /** `crosvm run`: build and run the VM described by `config`. */
@@ -19,6 +20,10 @@ export interface RunCommand {
   readonly command: "run";
   /** The VM to run, log level included. */
   readonly config: VmConfig;
+  /** `-s/--socket`: where to listen for control requests. */
+  readonly socket?: string;
+  /** `--extended-status`: exit with the VM's outcome (reset 32, crash 33, guest panic 34). */
+  readonly extendedStatus: boolean;
 }
 
 /** `crosvm version`: print the version. */
@@ -36,7 +41,7 @@ export interface HelpCommand {
 }
 
 /** What the command line asks for, by command. */
-export type MainArgs = RunCommand | VersionCommand | HelpCommand;
+export type MainArgs = RunCommand | ControlCommand | VersionCommand | HelpCommand;
 
 /** One command: its one-line summary, its help text and its argument parser. */
 interface CommandSpec {
@@ -75,8 +80,9 @@ const COMMANDS: Readonly<Record<string, CommandSpec>> = {
   run: {
     summary: "start a new VM",
     usage: RUN_USAGE,
-    parse: (argv, logLevel) => ({ command: "run", config: parseRunArgs(argv, logLevel) }),
+    parse: (argv, logLevel) => ({ command: "run", ...parseRunCommand(argv, logLevel) }),
   },
+  ...CONTROL_COMMANDS,
   version: {
     summary: "print the version",
     usage: VERSION_USAGE,

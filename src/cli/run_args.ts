@@ -97,6 +97,8 @@ const RUN_OPTIONS: ParseArgsOptionsConfig = {
   ...DISK_OPTIONS,
   "no-rng": { type: "boolean" },
   ...SANDBOX_OPTIONS,
+  socket: { type: "string", short: "s" },
+  "extended-status": { type: "boolean" },
 };
 
 /** Help text for `crosvm run`, with every option and its default. */
@@ -137,6 +139,15 @@ ${DISK_USAGE}
 ${SANDBOX_USAGE}
   --kvm-device <PATH>
                     the KVM device to use (default: ${DEFAULT_KVM_DEVICE})
+  -s, --socket <PATH>
+                    listen for control requests (crosvm stop, suspend,
+                    resume, powerbtn, balloon, balloon_stats, disk resize)
+                    on a socket at PATH, or at PATH/crosvm-<pid>.sock when
+                    PATH is a directory; mode 0600, removed at the end
+                    (default: no control socket)
+  --extended-status exit with the VM's outcome: 32 after a guest reset, 33
+                    after a crash, 34 after a guest panic (default: 0 for
+                    any end without an error)
   --log-level <LEVEL>
                     one of ${LOG_LEVELS.join(", ")}; overrides the
                     --log-level given before "run" (default: ${DEFAULT_LOG_LEVEL})
@@ -146,6 +157,16 @@ ${SANDBOX_USAGE}
 export function parseLogLevel({ flag, value }: OptionValue): LogLevel {
   if (isLogLevel(value)) return value;
   throw invalidValue(flag, value, `expected one of ${LOG_LEVELS.join(", ")}`);
+}
+
+/** What `crosvm run` asks for: the VM, and how the command around it behaves. */
+export interface RunArgs {
+  /** The VM to run. */
+  readonly config: VmConfig;
+  /** `-s/--socket`: the control socket's path, if any. */
+  readonly socket?: string;
+  /** `--extended-status`: exit with the VM's outcome. */
+  readonly extendedStatus: boolean;
 }
 
 /**
@@ -158,6 +179,14 @@ export function parseRunArgs(
   argv: readonly string[],
   logLevel: LogLevel = DEFAULT_LOG_LEVEL,
 ): VmConfig {
+  return parseRunCommand(argv, logLevel).config;
+}
+
+/** {@link parseRunArgs}, with the options that are the command's rather than the VM's. */
+export function parseRunCommand(
+  argv: readonly string[],
+  logLevel: LogLevel = DEFAULT_LOG_LEVEL,
+): RunArgs {
   const { options, positionals } = scanArgs(argv, RUN_OPTIONS, {
     usage: RUN_USAGE,
     maxPositionals: 1,
@@ -179,7 +208,11 @@ export function parseRunArgs(
   };
   if (initrd !== undefined) config.initrd = nonEmptyPath(initrd);
   if (kvmDevice !== undefined) config.kvmDevice = nonEmptyPath(kvmDevice);
-  return config;
+  const socket = single("socket");
+  const extendedStatus = options.has("extended-status");
+  return socket === undefined
+    ? { config, extendedStatus }
+    : { config, socket: nonEmptyPath(socket), extendedStatus };
 }
 
 /** The one KERNEL argument. */

@@ -39,8 +39,10 @@ export const Errno = {
   EDEADLK: 35,
   ENOSYS: 38,
   EOPNOTSUPP: 95,
+  EADDRINUSE: 98,
   ECONNRESET: 104,
   ETIMEDOUT: 110,
+  ECONNREFUSED: 111,
 } as const;
 
 /** A symbolic errno name such as `"EINVAL"`. */

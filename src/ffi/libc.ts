@@ -86,7 +86,7 @@ export const AF_UNIX = 1;
 /** `socket(2)` type from `<bits/socket_type.h>`: connected, reliable, message boundaries kept. */
 export const SOCK_SEQPACKET = 5;
 /** `socket(2)` type flag from `<bits/socket_type.h>`: close on exec (the value of O_CLOEXEC). */
-const SOCK_CLOEXEC = O_CLOEXEC;
+export const SOCK_CLOEXEC = O_CLOEXEC;
 
 const SYMBOLS = {
   open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
@@ -120,6 +120,20 @@ const SYMBOLS = {
   // fcntl(2) is variadic; every command we use takes one int, passed in a register as if fixed.
   fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
   socketpair: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
+  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  listen: { parameters: ["i32", "i32"], result: "i32" },
+  accept4: { parameters: ["i32", "pointer", "pointer", "i32"], result: "i32" },
+  connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  shutdown: { parameters: ["i32", "i32"], result: "i32" },
+  send: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
+  recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
+  poll_async: {
+    name: "poll",
+    parameters: ["buffer", "u64", "i32"],
+    result: "i32",
+    nonblocking: true,
+  },
   // posix_spawn(3) and its attribute and file-action objects: each returns an errno value.
   posix_spawn: {
     parameters: ["buffer", "buffer", "buffer", "buffer", "buffer", "buffer"],

@@ -54,6 +54,22 @@ export class PollSet {
       n = libc().poll(this.#buffer, BigInt(this.#fds.length), timeoutMs);
     } while (n < 0 && errno() === Errno.EINTR);
     if (n < 0) throw lastError("poll");
+    return this.#ready(n);
+  }
+
+  /**
+   * {@link wait} on a libc worker thread, without blocking the event loop. errno is not
+   * available there: a failed poll (EINTR) reports no descriptor ready, and the caller waits
+   * again.
+   * @throws RangeError when a descriptor is not open (a bug)
+   */
+  async waitAsync(timeoutMs = -1): Promise<number[]> {
+    const n = await libc().poll_async(this.#buffer, BigInt(this.#fds.length), timeoutMs);
+    return n < 0 ? [] : this.#ready(n);
+  }
+
+  /** The indices of the `n` descriptors poll reported. */
+  #ready(n: number): number[] {
     const ready: number[] = [];
     for (let i = 0; i < this.#fds.length && ready.length < n; i++) {
       const revents = this.#view.getInt16(i * POLLFD.size + POLLFD.revents, true);

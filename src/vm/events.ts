@@ -29,11 +29,11 @@ export class VmControlError extends UserError {
 
   /**
    * @param message one line saying why
-   * @param errno the errno name crosvm's reply carries, if the refusal has one
+   * @param errno the errno crosvm's reply carries (a name or a value), if the refusal has one
    */
-  constructor(message: string, errno?: ErrnoName) {
+  constructor(message: string, errno?: ErrnoName | number) {
     super(message);
-    this.errno = errno === undefined ? undefined : Errno[errno];
+    this.errno = typeof errno === "string" ? Errno[errno] : errno;
   }
 }
 
@@ -68,4 +68,47 @@ export class VmEvents {
     for (const subscriber of this.#subscribers) subscriber.close();
     this.#subscribers.clear();
   }
+}
+
+/**
+ * The guest's memory statistics (crosvm's `BalloonStats`; virtio 1.2 §5.5.6.3), in bytes or
+ * counts; null where the guest did not report the field.
+ */
+export interface BalloonStats {
+  readonly swap_in: number | null;
+  readonly swap_out: number | null;
+  readonly major_faults: number | null;
+  readonly minor_faults: number | null;
+  readonly free_memory: number | null;
+  readonly total_memory: number | null;
+  readonly available_memory: number | null;
+  readonly disk_caches: number | null;
+  readonly hugetlb_allocations: number | null;
+  readonly hugetlb_failures: number | null;
+  readonly shared_memory: number | null;
+  readonly unevictable_memory: number | null;
+}
+
+/** The fields of {@link BalloonStats}, in crosvm's order. */
+export const BALLOON_STAT_FIELDS: readonly (keyof BalloonStats)[] = [
+  "swap_in",
+  "swap_out",
+  "major_faults",
+  "minor_faults",
+  "free_memory",
+  "total_memory",
+  "available_memory",
+  "disk_caches",
+  "hugetlb_allocations",
+  "hugetlb_failures",
+  "shared_memory",
+  "unevictable_memory",
+];
+
+/** What {@link Vm.balloonStats} returns. */
+export interface BalloonStatsReply {
+  /** What the guest last reported. */
+  readonly stats: BalloonStats;
+  /** The balloon's size now, in bytes. */
+  readonly balloonActual: number;
 }

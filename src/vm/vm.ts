@@ -25,7 +25,13 @@ import { VcpuThreads } from "../vcpu/threads.ts";
 import { openKvm, readImage, VmSetupError } from "./host.ts";
 import { prepareSandbox } from "./sandbox.ts";
 import { virtioDeviceRequests } from "./virtio_devices.ts";
-import { VmControlError, type VmEvent, VmEvents, type VmState } from "./events.ts";
+import {
+  type BalloonStatsReply,
+  VmControlError,
+  type VmEvent,
+  VmEvents,
+  type VmState,
+} from "./events.ts";
 
 /** How a VM ended. */
 export interface VmResult {
@@ -286,6 +292,50 @@ export class Vm {
       this.#release();
       log.debug("vm: resumed");
       return Promise.resolve();
+    });
+  }
+
+  /**
+   * Presses the ACPI power button: the guest is told, and may shut down cleanly.
+   * @throws VmControlError when the VM is not running
+   */
+  powerButton(): Promise<void> {
+    return this.#serially(() => {
+      this.#mustBeLive("press the power button");
+      throw new VmControlError("this VM has no power button yet", "EOPNOTSUPP");
+    });
+  }
+
+  /**
+   * Sets the balloon's target to `bytes`: the guest gives that much memory back to the host.
+   * @throws VmControlError (EOPNOTSUPP as crosvm) when the VM has no balloon device
+   */
+  setBalloon(_bytes: number, _options: { readonly wait?: boolean } = {}): Promise<void> {
+    return this.#serially(() => {
+      this.#mustBeLive("adjust the balloon");
+      throw new VmControlError("this VM has no balloon device", "EOPNOTSUPP");
+    });
+  }
+
+  /**
+   * The guest's memory statistics and the balloon's size.
+   * @throws VmControlError (EOPNOTSUPP as crosvm) when the VM has no balloon device
+   */
+  balloonStats(): Promise<BalloonStatsReply> {
+    return this.#serially(() => {
+      this.#mustBeLive("read the balloon's statistics");
+      throw new VmControlError("this VM has no balloon device", "EOPNOTSUPP");
+    });
+  }
+
+  /**
+   * Resizes disk `index` (0-based, in configuration order) to `bytes`; the guest is told.
+   * @throws VmControlError for a disk that does not exist or is read-only
+   */
+  resizeDisk(_index: number, _bytes: number): Promise<void> {
+    return this.#serially(() => {
+      this.#mustBeLive("resize a disk");
+      throw new VmControlError("disk resize is not available yet", "EOPNOTSUPP");
     });
   }
 
