@@ -33,7 +33,15 @@ export { type GuestExitReason } from "./src/devices/context.ts";
 export { LOG_LEVELS, type LogLevel } from "./src/log.ts";
 export { type VcpuStats } from "./src/vcpu/protocol.ts";
 export { type SuspendOptions, Vm, type VmOptions, type VmResult } from "./src/vm/vm.ts";
-export { VmControlError, type VmEvent, type VmState } from "./src/vm/events.ts";
+export type { BalloonStats } from "./src/devices/virtio/balloon/stats.ts";
+export {
+  type BalloonStatsReply,
+  VmControlError,
+  type VmEvent,
+  type VmState,
+} from "./src/vm/events.ts";
+export { connect, ControlClient } from "./src/control/client.ts";
+export type { ControlRequest, ControlResponse } from "./src/control/protocol.ts";
 export { UserError } from "./src/errors.ts";
 export { VmSetupError } from "./src/vm/host.ts";
 export {

@@ -57,7 +57,10 @@ export class ControlClient {
   #queue: Promise<unknown> = Promise.resolve();
   #closed = false;
 
-  /** @param fd a connected SOCK_SEQPACKET socket (see {@link connect}) */
+  /**
+   * A client over an open connection.
+   * @param fd a connected SOCK_SEQPACKET socket (see {@link connect})
+   */
   constructor(fd: number) {
     this.#fd = fd;
     this.#poll = new PollSet([fd]);

@@ -12,7 +12,7 @@
  * @module
  */
 
-import { BALLOON_STAT_FIELDS, type BalloonStats } from "../vm/events.ts";
+import { BALLOON_STAT_FIELDS, type BalloonStats } from "../devices/virtio/balloon/stats.ts";
 
 /** A request to a running VM. */
 export type ControlRequest =

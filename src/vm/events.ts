@@ -7,6 +7,7 @@
 
 import { Errno, type ErrnoName } from "../ffi/errno.ts";
 import { UserError } from "../errors.ts";
+import type { BalloonStats } from "../devices/virtio/balloon/stats.ts";
 
 /**
  * Where a VM is in its life: built but not run, running, suspended (by {@link Vm.suspend}), or
@@ -28,6 +29,7 @@ export class VmControlError extends UserError {
   readonly errno: number | undefined;
 
   /**
+   * A refusal.
    * @param message one line saying why
    * @param errno the errno crosvm's reply carries (a name or a value), if the refusal has one
    */
@@ -69,41 +71,6 @@ export class VmEvents {
     this.#subscribers.clear();
   }
 }
-
-/**
- * The guest's memory statistics (crosvm's `BalloonStats`; virtio 1.2 §5.5.6.3), in bytes or
- * counts; null where the guest did not report the field.
- */
-export interface BalloonStats {
-  readonly swap_in: number | null;
-  readonly swap_out: number | null;
-  readonly major_faults: number | null;
-  readonly minor_faults: number | null;
-  readonly free_memory: number | null;
-  readonly total_memory: number | null;
-  readonly available_memory: number | null;
-  readonly disk_caches: number | null;
-  readonly hugetlb_allocations: number | null;
-  readonly hugetlb_failures: number | null;
-  readonly shared_memory: number | null;
-  readonly unevictable_memory: number | null;
-}
-
-/** The fields of {@link BalloonStats}, in crosvm's order. */
-export const BALLOON_STAT_FIELDS: readonly (keyof BalloonStats)[] = [
-  "swap_in",
-  "swap_out",
-  "major_faults",
-  "minor_faults",
-  "free_memory",
-  "total_memory",
-  "available_memory",
-  "disk_caches",
-  "hugetlb_allocations",
-  "hugetlb_failures",
-  "shared_memory",
-  "unevictable_memory",
-];
 
 /** What {@link Vm.balloonStats} returns. */
 export interface BalloonStatsReply {
