@@ -108,7 +108,7 @@ Options:
 
 Commands:
 ${
-  Object.entries(COMMANDS).map(([name, spec]) =>
+  Object.entries(COMMANDS).sort(([a], [b]) => a.localeCompare(b)).map(([name, spec]) =>
     `  ${name.padEnd(SUMMARY_COLUMN - 2)}${spec.summary}`
   ).join("\n")
 }`;

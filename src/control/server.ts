@@ -116,11 +116,10 @@ export class ControlServer {
       const poll = new PollSet([this.#wake, this.#listenFd, ...idle.map((c) => c.fd)]);
       const ready = await poll.waitAsync();
       if (this.#closed) return;
-      for (const i of ready) {
-        if (i === 0) drainEventfd(this.#wake);
-        else if (i === 1) this.#accept();
-        else this.#read(idle[i - 2], handler);
-      }
+      // Clients first: one that hung up frees its place for a connection waiting to be accepted.
+      for (const i of ready) if (i >= 2) this.#read(idle[i - 2], handler);
+      if (ready.includes(0)) drainEventfd(this.#wake);
+      if (ready.includes(1)) this.#accept();
     }
   }
 

@@ -279,7 +279,11 @@ for (const [what, specs, parts] of SERIAL_CLASHES) {
 // The top level: crosvm [--log-level L] <command> [args].
 
 Deno.test("main: run returns its config", () => {
-  assert.deepEqual(parseMainArgs(["run", "vmlinux"]), { command: "run", config: CROSVM_DEFAULTS });
+  assert.deepEqual(parseMainArgs(["run", "vmlinux"]), {
+    command: "run",
+    config: CROSVM_DEFAULTS,
+    extendedStatus: false,
+  });
 });
 
 Deno.test("main: the global --log-level reaches run, and run's own overrides it", () => {
@@ -287,6 +291,7 @@ Deno.test("main: the global --log-level reaches run, and run's own overrides it"
   assert.deepEqual(global, {
     command: "run",
     config: { ...CROSVM_DEFAULTS, cpus: 2, logLevel: "debug" },
+    extendedStatus: false,
   });
   const both = parseMainArgs(["--log-level=debug", "run", "--log-level", "error", "vmlinux"]);
   assert.equal(both.command === "run" && both.config.logLevel, "error");
@@ -332,3 +337,15 @@ for (const [what, args, parts] of MAIN_ERRORS) {
     assertUsageError(() => parseMainArgs(args), ...parts);
   });
 }
+
+Deno.test("main: run -s/--socket and --extended-status are the command's, not the VM's", () => {
+  for (const flag of ["-s", "--socket"]) {
+    assert.deepEqual(parseMainArgs(["run", flag, "/run/vm.sock", "--extended-status", "vmlinux"]), {
+      command: "run",
+      config: CROSVM_DEFAULTS,
+      socket: "/run/vm.sock",
+      extendedStatus: true,
+    });
+  }
+  assertUsageError(() => parseMainArgs(["run", "-s", "", "vmlinux"]), "-s", "the path is empty");
+});
