@@ -78,7 +78,7 @@ function count(name: string, text: string): number {
 function simple(name: string, summary: string, request: ControlRequest): ControlCommandSpec {
   const text = usage(name, summary, "", []);
   return {
-    summary: summary.toLowerCase(),
+    summary: lowerFirst(summary),
     usage: text,
     parse: (argv) => {
       const { values } = scanControl(argv, {}, text, ["VM_SOCKET"]);
@@ -97,7 +97,7 @@ function suspendOrResume(kind: "suspend" | "resume"): ControlCommandSpec {
     : "  --full            resume a VM suspended with --full";
   const text = usage(kind, summary, "[--full] ", [full]);
   return {
-    summary: summary.toLowerCase(),
+    summary: lowerFirst(summary),
     usage: text,
     parse: (argv) => {
       const { options, values } = scanControl(argv, FULL_OPTION, text, ["VM_SOCKET"]);
@@ -191,3 +191,8 @@ export const CONTROL_COMMANDS: Readonly<Record<string, ControlCommandSpec>> = {
   stop: simple("stop", "Stop the VM", { kind: "exit" }),
   suspend: suspendOrResume("suspend"),
 };
+
+/** `text` with its first letter in lower case, for the command list ("Stop the VM" → "stop the VM"). */
+function lowerFirst(text: string): string {
+  return text[0].toLowerCase() + text.slice(1);
+}
