@@ -73,7 +73,7 @@ export interface DeviceSandbox {
   policyFor(backend: BackendSpec): { readonly file: string; readonly policy: SeccompPolicy };
 }
 
-/** How long {@link DeviceManager.quiesce} waits for every runner to confirm. */
+/** How long {@link DeviceManager.quiesce} and {@link DeviceManager.updateConfig} wait for runners to confirm. */
 export const QUIESCE_TIMEOUT_MS = 5000;
 /** How often it looks. */
 const QUIESCE_POLL_MS = 1;
@@ -199,14 +199,13 @@ export class DeviceManager {
       state.regs.requestQuiesce();
       signalEventfd(state.spec.controlFd);
     }
-    const deadline = performance.now() + QUIESCE_TIMEOUT_MS;
-    while (performance.now() < deadline) {
-      if (states.every((s) => s.regs.quiesced)) return;
-      await new Promise((resolve) => setTimeout(resolve, QUIESCE_POLL_MS));
+    try {
+      await this.#until(() => states.every((s) => s.regs.quiesced), "the quiesce");
+    } catch (e) {
+      const late = states.filter((s) => !s.regs.quiesced).map((s) => s.spec.name);
+      this.wake();
+      throw new Error(`${late.join(", ")}: ${(e as Error).message}`);
     }
-    const late = states.filter((s) => !s.regs.quiesced).map((s) => s.spec.name);
-    this.wake();
-    throw new Error(`${late.join(", ")} did not quiesce within ${QUIESCE_TIMEOUT_MS} ms`);
   }
 
   /** Lets every virtio device run again after {@link quiesce}. */
@@ -214,6 +213,36 @@ export class DeviceManager {
     for (const state of this.#states()) {
       state.regs.endQuiesce();
       signalEventfd(state.spec.controlFd);
+    }
+  }
+
+  /** The virtio devices of `kind`, in the order they were added (disk 0 first). */
+  devicesOf(kind: BackendSpec["kind"]): VirtioPciDevice[] {
+    return this.#virtio.filter((device) => device.backend.kind === kind);
+  }
+
+  /**
+   * Changes `device`'s configuration bytes at `offset` (a disk's capacity), waits until its
+   * runner has taken the change in, then tells the driver with a configuration change
+   * notification (§2.5.2).
+   * @throws Error when the runner did not confirm within {@link QUIESCE_TIMEOUT_MS}
+   */
+  async updateConfig(device: VirtioPciDevice, offset: number, bytes: Uint8Array): Promise<void> {
+    const state = this.#states()[this.#virtio.indexOf(device)];
+    const epoch = state.lock.with(() => state.regs.updateConfig(offset, bytes));
+    signalEventfd(state.spec.controlFd);
+    await this.#until(() => state.regs.configSeen >= epoch, `${device.spec.name}: configuration`);
+    state.interrupt.config();
+  }
+
+  /** Resolves once `done` holds; throws after {@link QUIESCE_TIMEOUT_MS} naming `what`. */
+  async #until(done: () => boolean, what: string): Promise<void> {
+    const deadline = performance.now() + QUIESCE_TIMEOUT_MS;
+    while (!done()) {
+      if (performance.now() > deadline) {
+        throw new Error(`${what} not confirmed within ${QUIESCE_TIMEOUT_MS} ms`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, QUIESCE_POLL_MS));
     }
   }
 

@@ -367,6 +367,11 @@ export function dupAtLeast(fd: number, lowest: number): number {
   return check(libc().fcntl(fd, F_DUPFD_CLOEXEC, lowest), () => `fcntl(${fd}, F_DUPFD_CLOEXEC)`);
 }
 
+/** `ftruncate(2)`: `fd`'s file is now `size` bytes long. */
+export function ftruncate(fd: number, size: number): void {
+  check(libc().ftruncate(fd, BigInt(size)), () => `ftruncate(${fd}, ${size})`);
+}
+
 /** `memfd_create(2)`, sized with `ftruncate(2)`. */
 export function memfdCreate(name: string, size: number): number {
   const flags = MFD_CLOEXEC | MFD_ALLOW_SEALING;

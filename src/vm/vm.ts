@@ -17,6 +17,8 @@ import { StdinPump } from "../devices/legacy/stdin_pump.ts";
 import { buildSerial } from "../devices/registry.ts";
 import { openDisks, rootParams } from "../devices/virtio/block/disks.ts";
 import { SyscallError } from "../ffi/errno.ts";
+import { fallocate, ftruncate } from "../ffi/libc.ts";
+import { capacityUpdate } from "../devices/virtio/block/config.ts";
 import * as log from "../log.ts";
 import type { GuestMemory } from "../memory.ts";
 import { VmControl, type VmExitReason } from "../vcpu/control.ts";
@@ -78,6 +80,8 @@ export class Vm {
   #state: VmState = "created";
   /** The suspend in force: whether the devices are quiet too, and the guest clock then. */
   #suspended: { readonly full: boolean; readonly clockNs?: bigint } | undefined;
+  /** Each resized disk's size now, by index. */
+  readonly #diskSizes = new Map<number, number>();
   /** Control operations run one at a time, in the order they were asked for. */
   #queue: Promise<unknown> = Promise.resolve();
 
@@ -332,10 +336,29 @@ export class Vm {
    * Resizes disk `index` (0-based, in configuration order) to `bytes`; the guest is told.
    * @throws VmControlError for a disk that does not exist or is read-only
    */
-  resizeDisk(_index: number, _bytes: number): Promise<void> {
-    return this.#serially(() => {
+  resizeDisk(index: number, bytes: number): Promise<void> {
+    return this.#serially(async () => {
       this.#mustBeLive("resize a disk");
-      throw new VmControlError("disk resize is not available yet", "EOPNOTSUPP");
+      const disks = this.parts.machine.devices.devicesOf("block");
+      const device = disks[index];
+      if (device === undefined || device.backend.kind !== "block") {
+        throw new VmControlError(`no disk ${index}: the VM has ${disks.length}`, "ENODEV");
+      }
+      const disk = device.backend;
+      if (disk.readOnly) throw new VmControlError(`disk ${index} is read-only`, "EROFS");
+      const old = this.#diskSizes.get(index) ?? disk.sizeBytes;
+      // The image grows before the device hears of it, and shrinks after: the device never
+      // serves a request past the end of its image.
+      try {
+        if (bytes > old) growImage(disk.fd, old, bytes, disk.sparse);
+        const update = capacityUpdate(bytes);
+        await this.parts.machine.devices.updateConfig(device, update.offset, update.bytes);
+        if (bytes < old) ftruncate(disk.fd, bytes);
+      } catch (e) {
+        throw new VmControlError(`cannot resize disk ${index}: ${(e as Error).message}`);
+      }
+      this.#diskSizes.set(index, bytes);
+      log.info(`disk ${index} resized from ${old} to ${bytes} bytes`);
     });
   }
 
@@ -368,4 +391,10 @@ export class Vm {
     this.#queue = result.catch(() => {});
     return result;
   }
+}
+
+/** Grows an image from `old` to `bytes`; a disk that is not sparse gets the new blocks allocated. */
+function growImage(fd: number, old: number, bytes: number, sparse: boolean): void {
+  ftruncate(fd, bytes);
+  if (!sparse) fallocate(fd, 0, old, bytes - old);
 }

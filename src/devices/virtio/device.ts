@@ -30,6 +30,11 @@ export interface VirtioBackend {
   processQueue(index: number, queue: VirtQueue, memory: GuestMemory): void;
   /** The driver reset the device: forget per-session state. */
   reset?(): void;
+  /**
+   * The VMM changed the device configuration (`config` is all of it now), e.g. a disk's capacity
+   * after a resize: take it in before the driver is told.
+   */
+  configChanged?(config: Uint8Array): void;
 }
 
 /**

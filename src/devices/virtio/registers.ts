@@ -47,8 +47,12 @@ const QUIESCE_NONE = 0;
 const QUIESCE_REQUESTED = 1;
 /** The device's runner has stopped processing queues and raising interrupts. */
 const QUIESCE_DONE = 2;
+/** How many device configuration updates the VMM has announced ({@link VirtioRegs.updateConfig}). */
+const CONFIG_EPOCH = 16;
+/** The last of them the device's runner has taken in. */
+const CONFIG_SEEN = 17;
 /** Control cells, the lock included. */
-const CONTROL_CELLS = 16;
+const CONTROL_CELLS = 18;
 
 // Per-queue cells.
 const Q_SIZE = 0;
@@ -371,6 +375,37 @@ export class VirtioRegs {
   /** Stores the initial configuration (no generation change: nobody has read it yet). */
   loadConfig(data: Uint8Array): void {
     writeCellBytes(this.#config, 0, data);
+  }
+
+  /**
+   * The VMM changes device configuration bytes at `offset` (a disk's new capacity): the
+   * generation moves (§4.1.4.3.1), and the change is announced to the device's runner, which
+   * confirms it in {@link configSeen}. Call it holding the lock, then signal the control eventfd.
+   * @returns the update's number, for {@link configSeen}
+   */
+  updateConfig(offset: number, data: Uint8Array): number {
+    const whole = new Uint8Array(this.shape.configLength);
+    readCellBytes(this.#config, 0, whole);
+    whole.set(data, offset);
+    writeCellBytes(this.#config, 0, whole);
+    Atomics.add(this.#c, CONFIG_GENERATION, 1);
+    return Atomics.add(this.#c, CONFIG_EPOCH, 1) + 1;
+  }
+
+  /** The last update the VMM announced that the runner has not taken in, or 0. */
+  get configPending(): number {
+    const epoch = Atomics.load(this.#c, CONFIG_EPOCH);
+    return epoch === Atomics.load(this.#c, CONFIG_SEEN) ? 0 : epoch;
+  }
+
+  /** The runner has taken in every update up to `epoch`. */
+  confirmConfig(epoch: number): void {
+    Atomics.store(this.#c, CONFIG_SEEN, epoch);
+  }
+
+  /** The last update the runner has taken in. */
+  get configSeen(): number {
+    return Atomics.load(this.#c, CONFIG_SEEN);
   }
 
   // --- coordination with the device Worker ---

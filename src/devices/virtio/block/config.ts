@@ -109,6 +109,13 @@ export function capacitySectors(geometry: BlockGeometry): number {
   return Math.floor(geometry.sizeBytes / SECTOR_SIZE);
 }
 
+/** The configuration bytes that say a disk of `sizeBytes` has its new capacity (§5.2.4). */
+export function capacityUpdate(sizeBytes: number): { offset: number; bytes: Uint8Array } {
+  const bytes = new Uint8Array(BigUint64Array.BYTES_PER_ELEMENT);
+  new DataView(bytes.buffer).setBigUint64(0, BigInt(Math.floor(sizeBytes / SECTOR_SIZE)), true);
+  return { offset: BlkConfigOffset.CAPACITY, bytes };
+}
+
 /** The device feature bits a disk offers (§5.2.3). */
 export function blockFeatures(geometry: BlockGeometry): bigint {
   let features = featureBit(VIRTIO_BLK_F_SIZE_MAX) | featureBit(VIRTIO_BLK_F_SEG_MAX) |

@@ -26,6 +26,7 @@ import {
   BLK_SEGMENT_FLAGS,
   BLK_SEGMENT_NUM_SECTORS,
   BLK_SEGMENT_SIZE,
+  BlkConfigOffset,
   blockConfig,
   blockFeatures,
   capacitySectors,
@@ -88,7 +89,7 @@ export class BlockBackend implements VirtioBackend {
   readonly configBytes: Uint8Array;
   /** Class 0180h. */
   readonly pciClass: number = PCI_CLASS_STORAGE_OTHER;
-  readonly #capacityBytes: number;
+  #capacityBytes: number;
   readonly #id: Uint8Array;
   readonly #header = new Uint8Array(BLK_REQ_HEADER_SIZE);
   readonly #headerView = new DataView(this.#header.buffer);
@@ -106,6 +107,15 @@ export class BlockBackend implements VirtioBackend {
     }
     this.#id = new Uint8Array(VIRTIO_BLK_ID_BYTES);
     this.#id.set(id);
+  }
+
+  /** The VMM resized the disk: requests are checked against the new capacity from now on. */
+  configChanged(config: Uint8Array): void {
+    const sectors = new DataView(config.buffer, config.byteOffset).getBigUint64(
+      BlkConfigOffset.CAPACITY,
+      true,
+    );
+    this.#capacityBytes = Number(sectors) * SECTOR_SIZE;
   }
 
   /** §5.2.6: serves every available request, in order. */

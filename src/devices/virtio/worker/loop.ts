@@ -11,6 +11,7 @@
  * - finish a reset (§2.4): drop the queues, reset the registers (device_status then reads 0) and
  *   idle until the next DRIVER_OK;
  * - re-assert INTx when the guest EOI'd it with the ISR still set;
+ * - take in a device configuration the VMM changed (a disk's new capacity) and confirm it;
  * - keep quiet while the VMM asks (a full suspend): it confirms in the shared registers, then
  *   watches only its control eventfd, so no queue is served and no interrupt raised; when the
  *   VMM lets it go, it serves every queue once (doorbells rung meanwhile wait in their eventfds);
@@ -44,6 +45,7 @@ import {
 /** What the control eventfd asked for. */
 type ControlAction =
   | { kind: "stop" | "reset" | "quiet" | "wake" | "none" }
+  | { kind: "config"; epoch: number; config: Uint8Array }
   | { kind: "activate"; setups: QueueSetup[]; features: bigint };
 
 /** Runs one device's queues until the VMM stops it. */
@@ -116,6 +118,12 @@ export class DeviceLoop {
     const action = this.state.lock.with((): ControlAction => {
       const regs = this.state.regs;
       if (regs.stopRequested) return { kind: "stop" };
+      const epoch = regs.configPending;
+      if (epoch !== 0) {
+        const config = new Uint8Array(regs.shape.configLength);
+        regs.readConfig(0, config);
+        return { kind: "config", epoch, config };
+      }
       if (regs.quiesceRequested) {
         regs.confirmQuiesce();
         return { kind: "quiet" };
@@ -142,6 +150,11 @@ export class DeviceLoop {
       case "activate":
         this.#activate(action.setups, action.features);
         return true;
+      case "config":
+        this.backend.configChanged?.(action.config);
+        this.state.regs.confirmConfig(action.epoch);
+        // Whatever else the signal carried is looked at now.
+        return this.#control();
       case "quiet":
         this.#quiet = true;
         return true;

@@ -10,6 +10,7 @@ import {
   BLK_SEG_MAX,
   BLK_SIZE_MAX,
   BlkConfigOffset,
+  capacityUpdate,
   VIRTIO_BLK_F_DISCARD,
   VIRTIO_BLK_F_FLUSH,
   VIRTIO_BLK_F_RO,
@@ -429,5 +430,24 @@ Deno.test("virtio-blk: O_DIRECT reads and writes, aligned or through the bounce 
       VIRTIO_BLK_S_OK,
     );
     assert.deepEqual(await disk.image(20 * SECTOR, 1024), pattern(1024, 8));
+  });
+});
+
+Deno.test("virtio-blk: after a resize the device serves the new capacity, and no more", async () => {
+  await withDisk({}, async (disk) => {
+    const end = IMAGE_SECTORS;
+    assert.equal(disk.one(VIRTIO_BLK_T_IN, end, { in: [512] }).status, VIRTIO_BLK_S_IOERR);
+    await Deno.truncate(disk.path, (end + 8) * SECTOR);
+    const grown = capacityUpdate((end + 8) * SECTOR);
+    const config = new Uint8Array(BLK_CONFIG_SIZE);
+    config.set(grown.bytes, grown.offset);
+    disk.backend.configChanged(config);
+    assert.equal(disk.one(VIRTIO_BLK_T_IN, end, { in: [512] }).status, VIRTIO_BLK_S_OK);
+    assert.equal(disk.one(VIRTIO_BLK_T_IN, end + 8, { in: [512] }).status, VIRTIO_BLK_S_IOERR);
+    const shrunk = capacityUpdate(8 * SECTOR);
+    config.set(shrunk.bytes, shrunk.offset);
+    disk.backend.configChanged(config);
+    assert.equal(disk.one(VIRTIO_BLK_T_IN, 8, { in: [512] }).status, VIRTIO_BLK_S_IOERR);
+    assert.equal(disk.one(VIRTIO_BLK_T_IN, 7, { in: [512] }).status, VIRTIO_BLK_S_OK);
   });
 });

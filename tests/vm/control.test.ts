@@ -1,10 +1,11 @@
 /**
- * Suspend and resume through the library's API, on this host's KVM, seen by a guest that counts
- * in memory as long as its vCPU runs (tests/guests/count.S).
+ * The library's control API on this host's KVM: suspend and resume seen by a guest that counts
+ * in memory as long as its vCPU runs (tests/guests/count.S), and disk resizes seen in the image
+ * and the device, with the devices in Workers and in jailed processes.
  */
 
 import assert from "node:assert/strict";
-import { Vm, VmControlError, type VmEvent } from "../../mod.ts";
+import { defaultSandbox, Vm, type VmConfig, VmControlError, type VmEvent } from "../../mod.ts";
 import { buildGuest } from "../helpers/guests.ts";
 import { kvmTest } from "../helpers/kvm.ts";
 
@@ -18,6 +19,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /** Boots count.S and hands `fn` the running VM and a reader of its count; stops it after. */
 async function withCountingGuest(
   fn: (vm: Vm, count: () => bigint) => Promise<void>,
+  config: Partial<VmConfig> = {},
 ): Promise<VmEvent[]> {
   const vm = await Vm.create({
     kernel: await buildGuest("count"),
@@ -28,6 +30,7 @@ async function withCountingGuest(
     disks: [],
     rng: false,
     logLevel: "warn",
+    ...config,
   });
   const events: VmEvent[] = [];
   const recorded = vm.events().pipeTo(new WritableStream({ write: (e) => void events.push(e) }));
@@ -113,3 +116,63 @@ kvmTest("control of a VM that is not running is refused in one line", async () =
   assert.equal(vm.state, "stopped");
   await assert.rejects(vm.resume(), /cannot resume: the VM has stopped/);
 });
+
+/** Runs `fn` with two fresh images: a writable one of `sectors` sectors and a read-only one. */
+async function withImages(fn: (writable: string, readOnly: string) => Promise<unknown>) {
+  const dir = await Deno.makeTempDir({ prefix: "resize_" });
+  try {
+    const writable = `${dir}/rw.img`;
+    const readOnly = `${dir}/ro.img`;
+    for (const path of [writable, readOnly]) await Deno.writeFile(path, new Uint8Array(1 << 20));
+    await fn(writable, readOnly);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+const disk = (path: string, readOnly: boolean) => ({
+  path,
+  readOnly,
+  root: false,
+  sparse: true,
+  direct: false,
+  blockSize: 512,
+});
+
+for (const jailed of [false, true]) {
+  const where = jailed ? "a jailed device process" : "a device Worker";
+  kvmTest(
+    `resizeDisk grows and shrinks the image, ${where} confirming; bad disks are refused`,
+    async () => {
+      await withImages((writable, readOnly) =>
+        withCountingGuest(async (vm) => {
+          await vm.resizeDisk(0, 4 << 20);
+          assert.equal(Deno.statSync(writable).size, 4 << 20);
+          await vm.resizeDisk(0, 512 << 10);
+          assert.equal(Deno.statSync(writable).size, 512 << 10);
+          await assert.rejects(
+            vm.resizeDisk(1, 2 << 20),
+            (e: Error) =>
+              e instanceof VmControlError && e.errno === 30 &&
+              /disk 1 is read-only/.test(e.message),
+          );
+          assert.equal(Deno.statSync(readOnly).size, 1 << 20, "untouched");
+          await assert.rejects(
+            vm.resizeDisk(2, 1 << 20),
+            (e: Error) =>
+              e instanceof VmControlError && e.errno === 19 &&
+              /no disk 2: the VM has 2/.test(e.message),
+          );
+          // Quiet devices still take a new size in, and the VM goes on after.
+          await vm.suspend({ full: true });
+          await vm.resizeDisk(0, 1 << 20);
+          await vm.resume({ full: true });
+          assert.equal(Deno.statSync(writable).size, 1 << 20);
+        }, {
+          disks: [disk(writable, false), disk(readOnly, true)],
+          sandbox: jailed ? defaultSandbox() : { ...defaultSandbox(), enabled: false },
+        })
+      );
+    },
+  );
+}
