@@ -70,4 +70,6 @@ export interface Machine {
   readonly vcpus: readonly MachineVcpu[];
   /** Size of each `kvm_run` mapping. */
   readonly runSize: number;
+  /** Presses the power button: the guest's ACPI is told (x86_64: the DSDT's GED0). */
+  readonly pressPowerButton: () => void;
 }

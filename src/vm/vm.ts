@@ -306,7 +306,9 @@ export class Vm {
   powerButton(): Promise<void> {
     return this.#serially(() => {
       this.#mustBeLive("press the power button");
-      throw new VmControlError("this VM has no power button yet", "EOPNOTSUPP");
+      this.parts.machine.pressPowerButton();
+      log.debug("vm: power button pressed");
+      return Promise.resolve();
     });
   }
 

@@ -270,14 +270,35 @@ Deno.test("DSDT: power button, \\_S5, ECAM and PM ports reserved, ISA devices wi
   assert.doesNotMatch(rtc, /IRQ/);
 });
 
-Deno.test("DSDT: without ISA devices only the bridge, the board and the button remain", async () => {
+Deno.test("DSDT: without ISA devices only the bridge, the board, the button and its GED remain", async () => {
   const t = buildAcpiTables({ cpus: 1, memoryTop: MEMORY_TOP_1G });
   const dsl = await cleanDisassembly(table(t, "DSDT"));
   assert.deepEqual([...dsl.matchAll(/Device \((\w+)\)/g)].map((m) => m[1]), [
     "PCI0",
     "MBRD",
     "PWRB",
+    "GED0",
   ]);
+});
+
+Deno.test("DSDT: GED0 is a Generic Event Device on GSI 16, edge, whose _EVT presses PWRB", async () => {
+  const dsl = await cleanDisassembly(table(vmTables(1), "DSDT"));
+  const ged = deviceBody(dsl, "GED0");
+  assert.match(ged, /Name \(_HID, "ACPI0013"/);
+  assert.match(
+    ged,
+    /Interrupt \(ResourceConsumer, Edge, ActiveHigh, Exclusive, ,, \)\s*\{\s*0x00000010,\s*\}/,
+  );
+  assert.match(ged, /Method \(_EVT, 1, NotSerialized\)[^{]*\{\s*Notify \(\\_SB\.PWRB, 0x80\)/);
+});
+
+Deno.test("ACPICA runs GED0._EVT: the power button gets its notification", async () => {
+  const t = vmTables(1);
+  const tables = ["FACP", "DSDT", "APIC", "MCFG"].map((s) => table(t, s));
+  const { log } = await acpiexec(tables, "Evaluate \\_SB.GED0._EVT 16; Resources \\_SB.GED0");
+  assert.doesNotMatch(log, /ACPI (Error|Warning|Exception)|AE_AML/i, log);
+  assert.match(log, /Received a Device Notify on \[PWRB\] \S+ Value 0x80/, log);
+  assert.match(log, /Extended IRQ Resource[\s\S]*Triggering : Edge[\s\S]*Dword00 : 00000010/, log);
 });
 
 Deno.test("DSDT: iasl recompiles its disassembly into the very same AML", async () => {

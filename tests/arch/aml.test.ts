@@ -6,13 +6,16 @@ import {
   eisaId,
   eisaIdValue,
   endTag,
+  extendedInterrupt,
   integer,
   io,
   irq,
   MemoryCaching,
+  method,
   name,
   nameSeg,
   nameString,
+  notify,
   pkg,
   pkgLength,
   qwordMemory,
@@ -207,4 +210,22 @@ Deno.test("packages of packages, as a _PRT is, match iasl", async () => {
   ]);
   const { aml } = await compile(asl);
   assert.deepEqual(aml.subarray(SDT_HEADER_SIZE), ours);
+});
+
+Deno.test("Method, Notify and the Extended Interrupt Descriptor encode as ACPI 6.5 says", () => {
+  assert.deepEqual(
+    [...method("_EVT", 1, [notify("PWRB", 0x80)])],
+    // MethodOp, PkgLength 13 (itself included), "_EVT", flags (1 argument), then NotifyOp
+    // "PWRB" BytePrefix 0x80.
+    [0x14, 13, 0x5f, 0x45, 0x56, 0x54, 1, 0x86, 0x50, 0x57, 0x52, 0x42, 0x0a, 0x80],
+  );
+  assert.deepEqual(
+    [...extendedInterrupt([16], { edge: true })],
+    // Tag 0x89, length 6, consumer|edge, one interrupt, 16.
+    [0x89, 6, 0, 0x03, 1, 16, 0, 0, 0],
+  );
+  assert.equal(extendedInterrupt([5], { activeLow: true, shared: true })[3], 0x01 | 0x04 | 0x08);
+  assert.throws(() => method("BAD", 8, []), RangeError);
+  assert.throws(() => extendedInterrupt([], {}), RangeError);
+  assert.throws(() => extendedInterrupt([-1], {}), RangeError);
 });

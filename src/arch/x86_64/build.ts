@@ -26,6 +26,7 @@ import { loadBootImages, setBootVcpuState } from "./boot/load.ts";
 import { RESET_VECTOR_ADDRESS, resetVectorStub } from "./boot/reset_vector.ts";
 import { bootMsrs, cpuidForVcpu, setDefaultFpu, setLocalInterrupts } from "./cpu.ts";
 import {
+  ACPI_GED_GSI,
   COM_PORTS,
   IO_DELAY_PORTS,
   KVM_IDENTITY_MAP_ADDRESS,
@@ -90,7 +91,21 @@ export function buildMachine(
   ].join(" ");
   const entry = loadGuest(memory, description, cmdline, config.cpus);
   const vcpus = createVcpus(kvm, vm, config.cpus, entry, cleanup);
-  return { vm, memory, cmdline, devices, serials, vcpus, runSize: kvm.vcpuMmapSize() };
+  // The Generic Event Device's interrupt is edge-triggered: one rising edge is one press.
+  const pressPowerButton = () => {
+    vm.irqLine(ACPI_GED_GSI, true);
+    vm.irqLine(ACPI_GED_GSI, false);
+  };
+  return {
+    vm,
+    memory,
+    cmdline,
+    devices,
+    serials,
+    vcpus,
+    runSize: kvm.vcpuMmapSize(),
+    pressPowerButton,
+  };
 }
 
 /** The VM with the x86 pieces KVM needs before any vCPU: TSS, identity map, irqchip, PIT. */

@@ -33,6 +33,11 @@ export const PCI_MMIO_32_SIZE = PCIE_ECAM_BASE - PCI_MMIO_32_BASE;
  */
 export const PCI_INTX_GSIS: readonly number[] = [5, 9, 10, 11];
 /**
+ * The IOAPIC GSI of the ACPI Generic Event Device (the DSDT's `GED0`), which carries the power
+ * button: edge-triggered, past the ISA range and clear of {@link PCI_INTX_GSIS}.
+ */
+export const ACPI_GED_GSI = 16;
+/**
  * Size of the 64-bit PCI BAR window above RAM (see `pciMmio64Window` in acpi/dsdt.ts): 64 GiB,
  * room for large BARs while ending below 2^39 for any guest under 440 GiB of RAM.
  */

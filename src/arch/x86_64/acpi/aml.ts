@@ -42,6 +42,12 @@ const PACKAGE_OP = 0x12;
 const EXT_OP_PREFIX = 0x5b;
 /** §20.2.5.2: DefDevice := DeviceOp PkgLength NameString TermList, DeviceOp = ExtOpPrefix 0x82. */
 const DEVICE_OP = 0x82;
+/** ACPI 6.5 §20.2.5.2 MethodOp. */
+const METHOD_OP = 0x14;
+/** ACPI 6.5 §20.2.5.3 NotifyOp. */
+const NOTIFY_OP = 0x86;
+/** §20.2.5.2 MethodFlags bits 0–2: ArgCount, 0–7. */
+const METHOD_MAX_ARGS = 7;
 /** §20.2.2 Name Objects Encoding: RootChar `\`. */
 const ROOT_CHAR = 0x5c;
 /** §20.2.2: ParentPrefixChar `^`. */
@@ -226,6 +232,21 @@ export function device(path: string, terms: readonly Aml[]): Aml {
   return withPkgLength([EXT_OP_PREFIX, DEVICE_OP], [nameString(path), ...terms]);
 }
 
+/**
+ * `Method (path, argCount, NotSerialized) {…}`: ACPI 6.5 §20.2.5.2 DefMethod, sync level 0.
+ */
+export function method(path: string, argCount: number, terms: readonly Aml[]): Aml {
+  if (!Number.isInteger(argCount) || argCount < 0 || argCount > METHOD_MAX_ARGS) {
+    throw new RangeError(`AML method with ${argCount} arguments, at most ${METHOD_MAX_ARGS}`);
+  }
+  return withPkgLength([METHOD_OP], [nameString(path), Uint8Array.of(argCount), ...terms]);
+}
+
+/** `Notify (object, value)`: ACPI 6.5 §20.2.5.3 DefNotify, to a named object. */
+export function notify(object: string, value: number): Aml {
+  return aml(concat([Uint8Array.of(NOTIFY_OP), nameString(object), integer(value)]));
+}
+
 // Resource descriptors, ACPI 6.5 §6.4.
 /** §6.4.2.9 End Tag: small item 0xF, length 1: tag byte 0x79, then the checksum. */
 const END_TAG = 0x79;
@@ -254,6 +275,16 @@ const DWORD_ADDRESS_LENGTH = 23;
 /** §6.4.3.5.1 QWord Address Space Descriptor: large item 0x8A, 43 bytes follow the length. */
 const QWORD_ADDRESS_TAG = 0x8a;
 const QWORD_ADDRESS_LENGTH = 43;
+/** §6.4.3.6 Extended Interrupt Descriptor: large item 0x89. */
+const EXTENDED_INTERRUPT_TAG = 0x89;
+/** §6.4.3.6 Interrupt Vector Flags bit 0: the device consumes the interrupt. */
+const INTERRUPT_FLAG_CONSUMER = 1 << 0;
+/** §6.4.3.6 Interrupt Vector Flags bit 1: edge-triggered (0: level). */
+const INTERRUPT_FLAG_EDGE = 1 << 1;
+/** §6.4.3.6 Interrupt Vector Flags bit 2: active-low (0: active-high). */
+const INTERRUPT_FLAG_ACTIVE_LOW = 1 << 2;
+/** §6.4.3.6 Interrupt Vector Flags bit 3: shared (0: exclusive). */
+const INTERRUPT_FLAG_SHARED = 1 << 3;
 /** Large items: the tag byte, then a 16-bit length. */
 const LARGE_ITEM_HEADER = 3;
 
@@ -417,6 +448,44 @@ export function irq(irqs: readonly number[], shared = false): ResourceDescriptor
   return resource(
     Uint8Array.of(IRQ_WITH_FLAGS_TAG, mask & 0xff, mask >> 8, IRQ_FLAG_EDGE | IRQ_FLAG_SHARED),
   );
+}
+
+/** How an {@link extendedInterrupt} is signalled. */
+export interface InterruptMode {
+  /** Edge-triggered (default: level). */
+  readonly edge?: boolean;
+  /** Active-low (default: active-high). */
+  readonly activeLow?: boolean;
+  /** Shared with other devices (default: exclusive). */
+  readonly shared?: boolean;
+}
+
+/**
+ * `Interrupt (ResourceConsumer, …) {gsis}`: an Extended Interrupt Descriptor (ACPI 6.5 §6.4.3.6),
+ * for GSIs of any number, as the interrupts of a Generic Event Device (§5.6.9) are given.
+ */
+export function extendedInterrupt(
+  gsis: readonly number[],
+  mode: InterruptMode,
+): ResourceDescriptor {
+  if (gsis.length === 0 || gsis.length > UINT8_MAX) {
+    throw new RangeError(`${gsis.length} interrupts in one descriptor: 1 to ${UINT8_MAX}`);
+  }
+  const length = 2 + 4 * gsis.length;
+  const out = new Uint8Array(LARGE_ITEM_HEADER + length);
+  const view = new DataView(out.buffer);
+  out[0] = EXTENDED_INTERRUPT_TAG;
+  view.setUint16(1, length, true);
+  out[3] = INTERRUPT_FLAG_CONSUMER | (mode.edge ? INTERRUPT_FLAG_EDGE : 0) |
+    (mode.activeLow ? INTERRUPT_FLAG_ACTIVE_LOW : 0) | (mode.shared ? INTERRUPT_FLAG_SHARED : 0);
+  out[4] = gsis.length;
+  gsis.forEach((gsi, i) => {
+    if (!Number.isInteger(gsi) || gsi < 0 || gsi > UINT32_MAX) {
+      throw new RangeError(`interrupt ${gsi} is not a 32-bit number`);
+    }
+    view.setUint32(5 + 4 * i, gsi, true);
+  });
+  return resource(out);
 }
 
 /** The End Tag (ACPI 6.5 §6.4.2.9) with checksum 0 ("correct"). */

@@ -1,7 +1,13 @@
 /**
  * The DSDT (ACPI 6.5 §5.2.11.1): the `\_S5` sleep package, the PCI Express host bridge with its
- * resource windows, the power button, a motherboard-resources device that reserves the ECAM
- * window and the PM ports, and the legacy ISA devices.
+ * resource windows, the power button and the Generic Event Device that presses it, a
+ * motherboard-resources device that reserves the ECAM window and the PM ports, and the legacy
+ * ISA devices.
+ *
+ * A hardware-reduced platform has no fixed power button: the button is a control-method device
+ * (PNP0C0C) and the Generic Event Device (ACPI0013, §5.6.9) turns an interrupt into a `Notify`
+ * of it. Linux's `evged` driver runs `GED0._EVT` on {@link ACPI_GED_GSI}, whose only event is
+ * the button; its `button` driver then reports KEY_POWER.
  *
  * The ISA devices matter because the FADT declares a hardware-reduced platform: Linux then runs
  * without the 8259 PIC (arch/x86/kernel/acpi/boot.c, `acpi_generic_reduced_hw_init`), so ISA
@@ -16,6 +22,7 @@
 
 import { ACPI_PM_PORT, ACPI_PM_PORT_COUNT, S5_SLP_TYP } from "../../../devices/legacy/acpi_pm.ts";
 import {
+  ACPI_GED_GSI,
   FIRST_ADDR_PAST_32BITS,
   PCI_MMIO_32_BASE,
   PCI_MMIO_32_SIZE,
@@ -30,16 +37,20 @@ import {
   device,
   dwordMemory,
   eisaId,
+  extendedInterrupt,
   integer,
   io,
   irq,
   MemoryCaching,
+  method,
   name,
+  notify,
   pkg,
   qwordMemory,
   type ResourceDescriptor,
   resourceTemplate,
   scope,
+  string,
   wordBusNumber,
   wordIo,
 } from "./aml.ts";
@@ -86,6 +97,11 @@ const PNP = {
   PS2_KEYBOARD: "PNP0303",
   AT_RTC: "PNP0B00",
 } as const;
+
+/** ACPI 6.5 §5.6.9: the Generic Event Device's `_HID`, an ACPI ID rather than a PNP one. */
+const GENERIC_EVENT_DEVICE_HID = "ACPI0013";
+/** ACPI 6.5 §5.6.6, table "Device Object Notification Values": 0x80 tells a button it was pressed. */
+const NOTIFY_BUTTON_PRESSED = 0x80;
 
 /** The keyboard's ISA IRQ (IBM PC/AT). */
 const I8042_KEYBOARD_IRQ = 1;
@@ -215,6 +231,20 @@ function powerButton(): Aml {
   return device("PWRB", [name("_HID", eisaId(PNP.POWER_BUTTON)), name("_UID", integer(0))]);
 }
 
+/**
+ * `\_SB_.GED0`: a Generic Event Device (ACPI 6.5 §5.6.9) on {@link ACPI_GED_GSI}, edge-triggered;
+ * its `_EVT` tells the power button it was pressed (§5.6.6, Device Object Notification value 0x80
+ * for a button: "the button was pressed").
+ */
+function genericEventDevice(): Aml {
+  return device("GED0", [
+    name("_HID", string(GENERIC_EVENT_DEVICE_HID)),
+    name("_UID", integer(0)),
+    name("_CRS", resourceTemplate([extendedInterrupt([ACPI_GED_GSI], { edge: true })])),
+    method("_EVT", 1, [notify("\\_SB.PWRB", NOTIFY_BUTTON_PRESSED)]),
+  ]);
+}
+
 /** An ISA device with a PNP ID, a `_UID` and fixed resources. */
 function isaDevice(
   path: string,
@@ -266,6 +296,7 @@ export function buildDsdt(opts: DsdtOptions): Uint8Array {
       pciHostBridge(opts.memoryTop),
       motherboardResources(),
       powerButton(),
+      genericEventDevice(),
       ...isaDevices(opts.isa ?? {}),
     ]),
   ]);
