@@ -73,6 +73,7 @@ export function defaultConfig(kernel: string): VmConfig {
     serials: defaultSerials(),
     disks: [],
     rng: true,
+    balloon: { pageReporting: false },
     logLevel: "info",
     sandbox: defaultSandbox(),
   };

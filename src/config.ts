@@ -65,6 +65,12 @@ export interface SandboxConfig {
   logFailures: boolean;
 }
 
+/** The memory balloon's options. */
+export interface BalloonConfig {
+  /** Free page reporting: the guest hands its free pages back (`--balloon-page-reporting`). */
+  pageReporting: boolean;
+}
+
 /** Everything needed to build and run one VM. */
 export interface VmConfig {
   /** Path of the kernel (ELF vmlinux or bzImage). */
@@ -85,6 +91,11 @@ export interface VmConfig {
   disks: DiskConfig[];
   /** Give the guest a virtio-rng device, after the disks (crosvm: on unless `--no-rng`). */
   rng: boolean;
+  /**
+   * A virtio-balloon device, after virtio-rng (crosvm: on unless `--no-balloon`; the CLI and
+   * `defaultConfig` give one). Absent: no balloon.
+   */
+  balloon?: BalloonConfig;
   /** Log level for the VMM and its Workers. */
   logLevel: LogLevel;
   /** The device sandbox (default {@link defaultSandbox}: on, shipped policies, kill on violation). */

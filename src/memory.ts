@@ -6,7 +6,14 @@
  * @module
  */
 
-import { addressOf, close, MADV_HUGEPAGE, madvise } from "./ffi/libc.ts";
+import {
+  addressOf,
+  close,
+  MADV_DONTNEED,
+  MADV_HUGEPAGE,
+  MADV_REMOVE,
+  madvise,
+} from "./ffi/libc.ts";
 import { PAGE_SIZE, SharedArena } from "./shared_region.ts";
 
 /**
@@ -128,6 +135,18 @@ export class GuestMemory {
   static fromFd(arena: SharedArena, fd: number, regions: readonly RamRegion[]): GuestMemory {
     const head = arena.mapHead(fd);
     return new GuestMemory({ buffer: head.buffer, offset: head.offset, regions }, fd);
+  }
+
+  /**
+   * Gives the host back the pages of `[address, address + length)` (page-aligned): their
+   * contents are gone and they read as zero when next touched, which brings them back. RAM of
+   * this process's own is private (MADV_DONTNEED frees it); RAM in a memfd shared with jailed
+   * devices needs its backing store removed (MADV_REMOVE).
+   * @throws GuestMemoryError when the range is not all RAM
+   */
+  discard(address: number, length: number): void {
+    const offset = this.offsetOf(address, length);
+    madvise(this.hostAddress(offset), length, this.fd === undefined ? MADV_DONTNEED : MADV_REMOVE);
   }
 
   /** The RAM regions, in guest-physical order. */

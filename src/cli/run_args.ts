@@ -96,6 +96,8 @@ const RUN_OPTIONS: ParseArgsOptionsConfig = {
   "kvm-device": { type: "string" },
   ...DISK_OPTIONS,
   "no-rng": { type: "boolean" },
+  "no-balloon": { type: "boolean" },
+  "balloon-page-reporting": { type: "boolean" },
   ...SANDBOX_OPTIONS,
   socket: { type: "string", short: "s" },
   "extended-status": { type: "boolean" },
@@ -136,6 +138,11 @@ Options:
 ${DISK_USAGE}
   --no-rng          no virtio-rng device (default: one, fed by the host's
                     CSPRNG)
+  --no-balloon      no virtio-balloon device (default: one, which crosvm
+                    balloon sets the size of)
+  --balloon-page-reporting
+                    the guest reports its free pages to the balloon, which
+                    gives them back to the host (default: off)
 ${SANDBOX_USAGE}
   --kvm-device <PATH>
                     the KVM device to use (default: ${DEFAULT_KVM_DEVICE})
@@ -203,6 +210,7 @@ export function parseRunCommand(
     serials: parseSerials(options.get("serial") ?? []),
     disks: parseDisks(options),
     rng: !options.has("no-rng"),
+    ...balloonOption(options.has("no-balloon"), single("balloon-page-reporting")),
     sandbox: parseSandbox(options),
     logLevel: level === undefined ? logLevel : parseLogLevel(level),
   };
@@ -213,6 +221,15 @@ export function parseRunCommand(
   return socket === undefined
     ? { config, extendedStatus }
     : { config, socket: nonEmptyPath(socket), extendedStatus };
+}
+
+/** The balloon the options ask for: crosvm's default one, or none with `--no-balloon`. */
+function balloonOption(none: boolean, reporting: OptionValue | undefined): Partial<VmConfig> {
+  if (!none) return { balloon: { pageReporting: reporting !== undefined } };
+  if (reporting !== undefined) {
+    throw new UsageError(`${reporting.flag} needs a balloon, and --no-balloon removes it`);
+  }
+  return {};
 }
 
 /** The one KERNEL argument. */

@@ -228,7 +228,7 @@ export class DeviceManager {
    * @throws Error when the runner did not confirm within {@link QUIESCE_TIMEOUT_MS}
    */
   async updateConfig(device: VirtioPciDevice, offset: number, bytes: Uint8Array): Promise<void> {
-    const state = this.#states()[this.#virtio.indexOf(device)];
+    const state = this.stateOf(device);
     const epoch = state.lock.with(() => state.regs.updateConfig(offset, bytes));
     signalEventfd(state.spec.controlFd);
     await this.#until(() => state.regs.configSeen >= epoch, `${device.spec.name}: configuration`);
@@ -244,6 +244,13 @@ export class DeviceManager {
       }
       await new Promise((resolve) => setTimeout(resolve, QUIESCE_POLL_MS));
     }
+  }
+
+  /** This thread's view of `device`'s shared state (for a device type's own VMM-side control). */
+  stateOf(device: VirtioPciDevice): VirtioPciState {
+    const i = this.#virtio.indexOf(device);
+    if (i < 0) throw new RangeError(`${device.spec.name} is not a device of this manager`);
+    return this.#states()[i];
   }
 
   /** This thread's view of each virtio device's shared state, built on first use. */

@@ -52,6 +52,10 @@ export const MAP_PRIVATE = 0x02;
 export const MAP_FIXED = 0x10;
 /** `madvise(2)`: back the range with transparent huge pages. */
 export const MADV_HUGEPAGE = 14;
+/** `madvise(2)` advice from `<bits/mman-linux.h>`: drop private pages; they read as zero again. */
+export const MADV_DONTNEED = 4;
+/** `madvise(2)` advice from `<bits/mman-linux.h>`: free a shared mapping's backing store. */
+export const MADV_REMOVE = 9;
 /** `mmap(2)` returns `(void *)-1` on failure. */
 export const MAP_FAILED = 0xffff_ffff_ffff_ffffn;
 

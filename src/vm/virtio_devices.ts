@@ -1,7 +1,7 @@
 /**
  * Which virtio devices a configuration asks for, in the order the guest finds them: the disks
- * first (so they are /dev/vda, /dev/vdb, …), then virtio-rng. A new device type is one more
- * entry here, built from its configuration.
+ * first (so they are /dev/vda, /dev/vdb, …), then virtio-rng, then the balloon. A new device
+ * type is one more entry here, built from its configuration.
  *
  * @module
  */
@@ -19,5 +19,9 @@ export function virtioDeviceRequests(
   return [
     ...disks.map((backend, i) => ({ name: `virtio-blk-${diskName(i)}`, backend })),
     ...(config.rng ? [{ name: "virtio-rng", backend: { kind: "rng" as const } }] : []),
+    ...(config.balloon === undefined ? [] : [{
+      name: "virtio-balloon",
+      backend: { kind: "balloon" as const, pageReporting: config.balloon.pageReporting },
+    }]),
   ];
 }

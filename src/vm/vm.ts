@@ -19,6 +19,7 @@ import { openDisks, rootParams } from "../devices/virtio/block/disks.ts";
 import { SyscallError } from "../ffi/errno.ts";
 import { fallocate, ftruncate } from "../ffi/libc.ts";
 import { capacityUpdate } from "../devices/virtio/block/config.ts";
+import { BalloonControl } from "../devices/virtio/balloon/control.ts";
 import * as log from "../log.ts";
 import type { GuestMemory } from "../memory.ts";
 import { VmControl, type VmExitReason } from "../vcpu/control.ts";
@@ -44,6 +45,11 @@ export interface VmResult {
   /** Per-vCPU exit counters and times. */
   stats: VcpuStats[];
 }
+
+/** How long {@link Vm.setBalloon} with `wait` waits for the guest to reach the target. */
+export const BALLOON_WAIT_MS = 60_000;
+/** How often it looks. */
+const BALLOON_POLL_MS = 10;
 
 /** Options of {@link Vm.create} beyond the VM's configuration. */
 export interface VmOptions {
@@ -80,6 +86,7 @@ export class Vm {
   #state: VmState = "created";
   /** The suspend in force: whether the devices are quiet too, and the guest clock then. */
   #suspended: { readonly full: boolean; readonly clockNs?: bigint } | undefined;
+  #balloonControl: BalloonControl | undefined;
   /** Each resized disk's size now, by index. */
   readonly #diskSizes = new Map<number, number>();
   /** Control operations run one at a time, in the order they were asked for. */
@@ -313,13 +320,31 @@ export class Vm {
   }
 
   /**
-   * Sets the balloon's target to `bytes`: the guest gives that much memory back to the host.
-   * @throws VmControlError (EOPNOTSUPP as crosvm) when the VM has no balloon device
+   * Sets the balloon's target to `bytes` (whole 4 KiB pages): the guest gives that much memory
+   * back to the host. With `wait`, resolves once the guest holds the target in the balloon.
+   * @throws VmControlError: EOPNOTSUPP (as crosvm) without a balloon, EINVAL for a target over
+   *   the guest's memory, or when `wait` times out ({@link BALLOON_WAIT_MS})
    */
-  setBalloon(_bytes: number, _options: { readonly wait?: boolean } = {}): Promise<void> {
-    return this.#serially(() => {
+  setBalloon(bytes: number, options: { readonly wait?: boolean } = {}): Promise<void> {
+    return this.#serially(async () => {
       this.#mustBeLive("adjust the balloon");
-      throw new VmControlError("this VM has no balloon device", "EOPNOTSUPP");
+      const balloon = this.#balloon();
+      const ram = this.parts.machine.memory.size;
+      if (bytes > ram) {
+        throw new VmControlError(`a balloon of ${bytes} bytes: the guest has ${ram}`, "EINVAL");
+      }
+      await balloon.setTarget(bytes);
+      log.debug(`vm: balloon target ${balloon.targetBytes} bytes`);
+      if (!options.wait) return;
+      const deadline = performance.now() + BALLOON_WAIT_MS;
+      while (balloon.actualBytes !== balloon.targetBytes) {
+        if (performance.now() > deadline || this.parts.control.stopRequested) {
+          throw new VmControlError(
+            `the guest holds ${balloon.actualBytes} of ${balloon.targetBytes} bytes in the balloon`,
+          );
+        }
+        await new Promise((resolve) => setTimeout(resolve, BALLOON_POLL_MS));
+      }
     });
   }
 
@@ -328,10 +353,21 @@ export class Vm {
    * @throws VmControlError (EOPNOTSUPP as crosvm) when the VM has no balloon device
    */
   balloonStats(): Promise<BalloonStatsReply> {
-    return this.#serially(() => {
+    return this.#serially(async () => {
       this.#mustBeLive("read the balloon's statistics");
-      throw new VmControlError("this VM has no balloon device", "EOPNOTSUPP");
+      const balloon = this.#balloon();
+      return { stats: await balloon.stats(), balloonActual: balloon.actualBytes };
     });
+  }
+
+  /** The balloon's control, built on first use. @throws VmControlError without a balloon */
+  #balloon(): BalloonControl {
+    if (this.#balloonControl !== undefined) return this.#balloonControl;
+    const devices = this.parts.machine.devices;
+    const [device] = devices.devicesOf("balloon");
+    if (device === undefined) throw new VmControlError("this VM has no balloon", "EOPNOTSUPP");
+    this.#balloonControl = new BalloonControl(devices, device);
+    return this.#balloonControl;
   }
 
   /**

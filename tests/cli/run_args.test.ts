@@ -23,6 +23,7 @@ const CROSVM_DEFAULTS: VmConfig = {
   serials: [{ num: 1, type: "stdout", console: true, stdin: true }],
   disks: [],
   rng: true,
+  balloon: { pageReporting: false },
   logLevel: "info",
   sandbox: { enabled: true, logFailures: false },
 };
@@ -107,7 +108,7 @@ Deno.test("every option together", () => {
   const config = run(
     ...["-m", "1024", "-c", "2", "-p", "a", "-i", "/i", "--log-level", "off"],
     ...["--serial", "type=file,path=/tmp/s,num=2,console,stdin"],
-    ...["--rwroot", "/r.img", "--no-rng"],
+    ...["--rwroot", "/r.img", "--no-rng", "--balloon-page-reporting"],
     ...["--disable-sandbox", "--seccomp-policy-dir", "/p", "--seccomp-log-failures"],
   );
   assert.deepEqual(config, {
@@ -126,6 +127,7 @@ Deno.test("every option together", () => {
       blockSize: 512,
     }],
     rng: false,
+    balloon: { pageReporting: true },
     logLevel: "off",
     sandbox: { enabled: false, policyDir: "/p", logFailures: true },
   });
@@ -348,4 +350,14 @@ Deno.test("main: run -s/--socket and --extended-status are the command's, not th
     });
   }
   assertUsageError(() => parseMainArgs(["run", "-s", "", "vmlinux"]), "-s", "the path is empty");
+});
+
+Deno.test("run: a balloon by default, --balloon-page-reporting, --no-balloon", () => {
+  assert.deepEqual(run().balloon, { pageReporting: false });
+  assert.deepEqual(run("--balloon-page-reporting").balloon, { pageReporting: true });
+  assert.equal(run("--no-balloon").balloon, undefined);
+  assertUsageError(
+    () => run("--no-balloon", "--balloon-page-reporting"),
+    "--balloon-page-reporting needs a balloon",
+  );
 });

@@ -79,6 +79,10 @@ const L2_MODULES = [
   "virtio_console",
   "virtio-rng",
   "vmw_vsock_virtio_transport",
+  "virtio_balloon",
+  // The ACPI power button (PNP0C0C) and the input events it reports KEY_POWER through.
+  "button",
+  "evdev",
 ];
 /**
  * L1 mounts the host's /usr (virtfs tag `usr`) for QEMU, Deno and their libraries; the

@@ -110,19 +110,32 @@ export interface BootRecord {
  * its console input on descriptor 3. The script's status is then the command's.
  */
 export function onConsoleLine(command: string, marker: string, action: string): string {
+  return onConsoleLines(command, [[marker, action]]);
+}
+
+/**
+ * {@link onConsoleLine} with several markers: each `[marker, action]` runs its action once, at
+ * the first line containing its marker (a guest and its host taking turns).
+ */
+export function onConsoleLines(
+  command: string,
+  steps: readonly (readonly [marker: string, action: string])[],
+): string {
+  const cases = steps.map(([marker, action], i) => `  case "$seen_${i}:$line" in :*"${marker}"*)
+    seen_${i}=1
+    ${action}
+    ;;
+  esac`);
   return `dir=$(mktemp -d)
 mkfifo "$dir/in" "$dir/out"
 ${command} <"$dir/in" >"$dir/out" 2>&1 &
 vmm=$!
 exec 3>"$dir/in"
-seen=
+${steps.map((_, i) => `seen_${i}=`).join(" ")}
 while read -r line; do
   echo "$line"
-  case "$seen:$line" in :*"${marker}"*)
-    seen=1
-    ${action}
-    ;;
-  esac
+${cases.join("
+")}
 done <"$dir/out"
 wait $vmm`;
 }

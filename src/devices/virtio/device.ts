@@ -23,6 +23,18 @@ export interface VirtioBackend {
   readonly configBytes: Uint8Array;
   /** 24-bit PCI class code (base << 16 | sub-class << 8 | interface). */
   readonly pciClass: number;
+  /** The configuration bytes the driver may write (a balloon's `actual`); none by default. */
+  readonly driverWritableConfig?: { readonly offset: number; readonly length: number };
+  /** Cells of shared state this type keeps with the VMM (see {@link attachHost}); none by default. */
+  readonly hostCells?: number;
+  /** Hands the runner's backend its view of the cells it shares with the VMM. */
+  attachHost?(cells: Int32Array): void;
+  /**
+   * The VMM signalled the device (after writing to the shared cells): act on the live queues
+   * (`queues[i]` undefined for one the driver did not enable); the runner raises the interrupts
+   * that completions call for.
+   */
+  onControl?(queues: readonly (VirtQueue | undefined)[], memory: GuestMemory): void;
   /**
    * Serves queue `index` after its doorbell: pop chains until `queue.pop()` returns null, and
    * complete each with `queue.pushUsed`.

@@ -11,6 +11,7 @@ import type { VirtioBackend } from "./device.ts";
 import { BlockBackend, type BlockSpec } from "./block/device.ts";
 import type { VirtioDeviceInfo } from "./transport/pci/state.ts";
 import { RngBackend } from "./rng/device.ts";
+import { BalloonBackend, type BalloonSpec } from "./balloon/device.ts";
 
 /** virtio-rng. */
 export interface RngSpec {
@@ -20,10 +21,10 @@ export interface RngSpec {
   maxBytesPerRequest?: number;
 }
 
-export type { BlockSpec };
+export type { BalloonSpec, BlockSpec };
 
 /** Any backend the device Worker can build. */
-export type BackendSpec = RngSpec | BlockSpec;
+export type BackendSpec = RngSpec | BlockSpec | BalloonSpec;
 
 /**
  * Builds the backend `spec` names (in the device Worker, and on the main thread for its info).
@@ -35,6 +36,8 @@ export function createBackend(spec: BackendSpec): VirtioBackend {
       return new RngBackend(spec.maxBytesPerRequest);
     case "block":
       return new BlockBackend(spec);
+    case "balloon":
+      return new BalloonBackend(spec);
     default:
       // A spec from another build (it crossed a message boundary untyped).
       throw new Error(`unknown virtio backend ${JSON.stringify(spec)}`);
@@ -51,6 +54,8 @@ export function policyFileName(spec: BackendSpec): string {
       return "rng_device.policy";
     case "block":
       return "block_device.policy";
+    case "balloon":
+      return "balloon_device.policy";
   }
 }
 
@@ -67,5 +72,7 @@ export function deviceInfo(backend: VirtioBackend): VirtioDeviceInfo {
     queueSizes: [...backend.queueSizes],
     config: backend.configBytes.slice(),
     pciClass: backend.pciClass,
+    driverWritableConfig: backend.driverWritableConfig ?? null,
+    hostCells: backend.hostCells ?? 0,
   };
 }

@@ -372,6 +372,15 @@ export class VirtioRegs {
     else data.fill(0);
   }
 
+  /** A driver's write of configuration bytes it may write (a balloon's `actual`). */
+  writeConfig(offset: number, data: Uint8Array): void {
+    if (offset + data.length > this.shape.configLength) return;
+    const whole = new Uint8Array(this.shape.configLength);
+    readCellBytes(this.#config, 0, whole);
+    whole.set(data, offset);
+    writeCellBytes(this.#config, 0, whole);
+  }
+
   /** Stores the initial configuration (no generation change: nobody has read it yet). */
   loadConfig(data: Uint8Array): void {
     writeCellBytes(this.#config, 0, data);
@@ -384,10 +393,7 @@ export class VirtioRegs {
    * @returns the update's number, for {@link configSeen}
    */
   updateConfig(offset: number, data: Uint8Array): number {
-    const whole = new Uint8Array(this.shape.configLength);
-    readCellBytes(this.#config, 0, whole);
-    whole.set(data, offset);
-    writeCellBytes(this.#config, 0, whole);
+    this.writeConfig(offset, data);
     Atomics.add(this.#c, CONFIG_GENERATION, 1);
     return Atomics.add(this.#c, CONFIG_EPOCH, 1) + 1;
   }

@@ -79,6 +79,7 @@ export class DeviceLoop {
     this.#firstQueue = fds.length;
     this.#poll = new PollSet([...fds, ...queueFds]);
     this.#controlOnly = new PollSet([controlFd]);
+    backend.attachHost?.(state.host);
   }
 
   /** Whether the queues are running. */
@@ -165,6 +166,7 @@ export class DeviceLoop {
         // A reset or DRIVER_OK that came in just before the quiet is acted on now.
         return this.#control();
       case "none":
+        this.#onControl();
         return true;
     }
   }
@@ -206,7 +208,20 @@ export class DeviceLoop {
     const queue = this.#queues?.[q];
     if (queue === undefined) return;
     this.backend.processQueue(q, queue, this.memory);
-    if (queue.queue.needsInterrupt()) this.state.interrupt.queue(q);
+    this.#completed(queue);
+  }
+
+  /** The VMM signalled the backend (through the cells they share): let it act on its queues. */
+  #onControl(): void {
+    const queues = this.#queues;
+    if (queues === null || this.backend.onControl === undefined) return;
+    this.backend.onControl(queues, this.memory);
+    for (const queue of queues) if (queue !== undefined) this.#completed(queue);
+  }
+
+  /** After a backend worked on `queue`: the interrupt its completions call for, and faults. */
+  #completed(queue: VirtQueue): void {
+    if (queue.queue.needsInterrupt()) this.state.interrupt.queue(queue.index);
     const fault = queue.takeFault();
     if (fault !== null) this.#needsReset(fault.message);
   }

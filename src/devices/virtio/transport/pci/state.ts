@@ -4,7 +4,8 @@
  * stop) each build a {@link VirtioPciState} over the same SharedArrayBuffer and descriptors.
  *
  * State layout (Uint32 cells): the virtio registers (cell 0 is the device's lock word), then the
- * 256 bytes of configuration space, then the MSI-X table and PBA.
+ * 256 bytes of configuration space, then the MSI-X table and PBA, then the cells the device type
+ * shares with the VMM beyond virtio's registers (`hostCells`: a balloon's statistics).
  *
  * @module
  */
@@ -51,6 +52,10 @@ export interface VirtioDeviceInfo {
   readonly config: Uint8Array;
   /** 24-bit PCI class code. */
   readonly pciClass: number;
+  /** The bytes of {@link config} the driver may write (a balloon's `actual`), or null. */
+  readonly driverWritableConfig: { readonly offset: number; readonly length: number } | null;
+  /** Cells the device type shares with the VMM beyond the registers (0 for most). */
+  readonly hostCells: number;
 }
 
 /** A virtio-pci function, as every thread receives it. */
@@ -111,6 +116,7 @@ interface Cells {
   regs: Uint32Array;
   config: Uint32Array;
   msix: Uint32Array;
+  host: Uint32Array;
 }
 
 function carve(
@@ -121,8 +127,9 @@ function carve(
     regs: regsCells(device.queueSizes.length, device.config.length),
     config: CONFIG_DWORDS,
     msix: msixCells(vectorCount(device)),
+    host: device.hostCells,
   };
-  const total = counts.regs + counts.config + counts.msix;
+  const total = counts.regs + counts.config + counts.msix + counts.host;
   const carver = region === null
     ? new CellCarver(new SharedArrayBuffer(cellsNeeded(total)))
     : new CellCarver(region.buffer, region.offset);
@@ -130,6 +137,7 @@ function carve(
     regs: carver.take(counts.regs),
     config: carver.take(counts.config),
     msix: carver.take(counts.msix),
+    host: carver.take(counts.host),
     total,
   };
 }
@@ -150,6 +158,8 @@ export class VirtioPciState {
   readonly bar: BarLayout;
   /** The configuration image (write masks, capability offsets). */
   readonly image: VirtioConfigImage;
+  /** The cells the device type shares with the VMM ({@link VirtioDeviceInfo.hostCells}). */
+  readonly host: Int32Array;
 
   /**
    * Builds this thread's view of the state `spec` describes.
@@ -176,6 +186,7 @@ export class VirtioPciState {
       },
     );
     this.regs = new VirtioRegs(cells.regs, regsShape(spec.device));
+    this.host = new Int32Array(cells.host.buffer, cells.host.byteOffset, cells.host.length);
     this.interrupt = new VirtioInterrupt(this.lock, this.regs, this.msix, this.config, spec.intx);
   }
 

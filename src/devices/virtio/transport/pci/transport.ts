@@ -182,7 +182,13 @@ export class VirtioPciFunction implements PciDevice, PciBarClaim {
     } else if (within(offset, data.length, bar.msixTable, bar.msixPba - bar.msixTable)) {
       s.lock.with(() => s.msix.writeTable(offset - bar.msixTable, data));
     } else if (within(offset, data.length, bar.device, bar.deviceLength)) {
-      log.debug(`${this.name}: device configuration write at ${offset - bar.device} dropped`);
+      const at = offset - bar.device;
+      const writable = s.spec.device.driverWritableConfig;
+      if (writable !== null && within(at, data.length, writable.offset, writable.length)) {
+        s.lock.with(() => s.regs.writeConfig(at, data));
+      } else {
+        log.debug(`${this.name}: device configuration write at ${at} dropped`);
+      }
     }
     // The ISR and the PBA are read-only.
   }
