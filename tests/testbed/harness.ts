@@ -121,11 +121,13 @@ export function onConsoleLines(
   command: string,
   steps: readonly (readonly [marker: string, action: string])[],
 ): string {
-  const cases = steps.map(([marker, action], i) => `  case "$seen_${i}:$line" in :*"${marker}"*)
+  const cases = steps.map(([marker, action], i) =>
+    `  case "$seen_${i}:$line" in :*"${marker}"*)
     seen_${i}=1
     ${action}
     ;;
-  esac`);
+  esac`
+  );
   return `dir=$(mktemp -d)
 mkfifo "$dir/in" "$dir/out"
 ${command} <"$dir/in" >"$dir/out" 2>&1 &
@@ -134,8 +136,7 @@ exec 3>"$dir/in"
 ${steps.map((_, i) => `seen_${i}=`).join(" ")}
 while read -r line; do
   echo "$line"
-${cases.join("
-")}
+${cases.join("\n")}
 done <"$dir/out"
 wait $vmm`;
 }
