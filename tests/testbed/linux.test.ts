@@ -7,6 +7,7 @@ import { DEVICE_PROCESS_COMMAND } from "../../src/devices/virtio/process/command
 import { resolveSyscallNumber } from "../../src/ffi/seccomp.ts";
 import {
   onConsoleLine,
+  onConsoleLines,
   type Scenario,
   type ScenarioResult,
   Testbed,
@@ -395,6 +396,174 @@ exit $status`,
   },
 ];
 
+/** `crosvm ARGS` in L1: a control command (or any other) of this checkout. */
+const ctl = (args: string) => `"$DENO" run --allow-all "$PROJECT/main.ts" ${args}`;
+/** Prints `NAME=<VmRSS of the VMM in KiB>` (the scenario's VMM is `$vmm`). */
+const vmRss = (name: string) =>
+  `echo "${name}=$(sed -n 's/^VmRSS: *\\([0-9]*\\) kB/\\1/p' /proc/$vmm/status)"`;
+/** What the balloon scenario inflates: half the guest's 512 MiB. */
+const BALLOON_BYTES = 256 << 20;
+/** The resize scenario's data disk, before and after. */
+const RESIZE_FROM = 16 << 20;
+const RESIZE_TO = 48 << 20;
+
+/** The `key=` lines of a scenario's output, in order, with the host time each arrived. */
+function timedValues(r: ScenarioResult, key: string): { ms: number; value: string }[] {
+  return r.lines.filter((l) => l.text.startsWith(`${key}=`))
+    .map((l) => ({ ms: l.ms, value: l.text.slice(key.length + 1) }));
+}
+
+/**
+ * The control plane on Linux: `crosvm powerbtn`, `balloon` and `balloon_stats`, `disk resize`
+ * and `suspend --full`/`resume --full`, each from L1's shell against a VM's control socket,
+ * with the guest's agent taking its turns (agent/powerbtn.sh, balloon.sh, resize.sh, clock.sh).
+ */
+const CONTROL_TESTS: LinuxTest[] = [
+  {
+    name: "ctl-powerbtn",
+    title: "crosvm powerbtn: the guest sees KEY_POWER from its ACPI button and powers off; exit 0",
+    command: onConsoleLine(
+      boot("powerbtn", "-s /tmp/ctl-powerbtn.sock"),
+      "powerbtn_ready=",
+      `${ctl("powerbtn /tmp/ctl-powerbtn.sock")}; echo "powerbtn_status=$?"`,
+    ),
+    check: (r, agent) => {
+      assert.equal(lineValue(r, "powerbtn_status"), "0");
+      assert.equal(agent.get("powerbtn"), "pressed");
+      assert.match(r.output, /vm ended: shutdown/);
+    },
+  },
+  {
+    name: "ctl-balloon",
+    title: "crosvm balloon: half the guest's memory goes back to the host and returns on deflate",
+    command: onConsoleLines(
+      agentBoot("-m 512 -s /tmp/ctl-balloon.sock", "agent.action=balloon"),
+      [
+        [
+          "balloon_step=1",
+          `${vmRss("rss_before_kb")}
+    ${ctl(`balloon ${BALLOON_BYTES} /tmp/ctl-balloon.sock --wait`)}; echo "inflate_status=$?"
+    ${vmRss("rss_inflated_kb")}
+    echo "host_stats=$(${ctl("balloon_stats /tmp/ctl-balloon.sock")} | tr -d ' \\n')"
+    ${typeLines(["inflated"])}`,
+        ],
+        [
+          "balloon_step=2",
+          `${ctl("balloon 0 /tmp/ctl-balloon.sock --wait")}; echo "deflate_status=$?"
+    ${typeLines(["deflated"])}`,
+        ],
+        ["balloon_step=3", typeLines(["done"])],
+      ],
+    ),
+    check: (r) => {
+      assert.equal(lineValue(r, "inflate_status"), "0");
+      assert.equal(lineValue(r, "deflate_status"), "0");
+      const kib = BALLOON_BYTES / 1024;
+      const dropped = Number(lineValue(r, "rss_before_kb")) -
+        Number(lineValue(r, "rss_inflated_kb"));
+      console.log(`  balloon: the VMM's RSS fell by ${dropped} KiB for a ${kib} KiB balloon`);
+      assert.ok(dropped >= 0.8 * kib, `RSS fell by ${dropped} KiB, under 80% of ${kib} KiB`);
+      const avail = timedValues(r, "balloon_avail_kb").map((v) => Number(v.value.split(" ")[0]));
+      assert.equal(avail.length, 3, "three reports");
+      assert.ok(avail[0] - avail[1] >= 0.8 * kib, `MemAvailable ${avail[0]} -> ${avail[1]} kB`);
+      assert.ok(avail[2] >= avail[0] - 0.1 * kib, `deflated: MemAvailable back to ${avail[2]} kB`);
+      const reply = JSON.parse(lineValue(r, "host_stats")).BalloonStats;
+      assert.equal(reply.balloon_actual, BALLOON_BYTES);
+      const { total_memory: total, free_memory: free, available_memory: available } = reply.stats;
+      assert.ok(total > 400 << 20 && total <= 512 << 20, `total_memory ${total}`);
+      assert.ok(free > 0 && free < total, `free_memory ${free}`);
+      assert.ok(available > 0 && available < total, `available_memory ${available}`);
+    },
+  },
+  {
+    name: "ctl-resize",
+    title: "crosvm disk resize: a mounted ext4 disk grows, resize2fs grows it online, it fills",
+    command: `tools=/tmp/ctl-tools && rm -rf $tools && mkdir -p $tools
+# resize2fs for the guest: the host's, with its libraries and the loader that runs it.
+cp /usr/sbin/resize2fs $tools/
+/lib64/ld-linux-x86-64.so.2 --list /usr/sbin/resize2fs | sed -n 's/.*=> \\(\\/[^ ]*\\) .*/\\1/p' |
+  while read -r lib; do cp "$lib" $tools/; done
+cp /lib64/ld-linux-x86-64.so.2 $tools/ld.so
+rm -f /tmp/ctl-tools.img /tmp/ctl-data.img
+mkfs.ext4 -q -d $tools /tmp/ctl-tools.img 16M || exit 1
+mkfs.ext4 -q /tmp/ctl-data.img ${RESIZE_FROM / 1024}K || exit 1
+${
+      onConsoleLine(
+        agentBoot(
+          "-s /tmp/ctl-resize.sock -b /tmp/ctl-data.img -b /tmp/ctl-tools.img,ro",
+          "agent.action=resize agent.resize=vda agent.tools=vdb",
+        ),
+        "resize_ready",
+        `${ctl(`disk resize 0 ${RESIZE_TO} /tmp/ctl-resize.sock`)}; echo "resize_status=$?"`,
+      )
+    }
+status=$?
+echo "image_bytes=$(stat -c %s /tmp/ctl-data.img)"
+e2fsck -fn /tmp/ctl-data.img >/dev/null 2>&1
+echo "data_fsck=$?"
+exit $status`,
+    check: (r, agent) => {
+      assert.equal(lineValue(r, "resize_status"), "0");
+      assert.equal(agent.get("resize_before")?.split(" ")[0], String(RESIZE_FROM));
+      assert.equal(agent.get("resize_after"), String(RESIZE_TO), "blockdev --getsize64");
+      assert.match(
+        agent.get("resize_dmesg") ?? "",
+        /vda: detected capacity change from 32768 to 98304/,
+      );
+      assert.equal(agent.get("resize2fs"), "0");
+      const [, fsBefore] = (agent.get("resize_before") ?? "").split(" ").map(Number);
+      assert.ok(Number(agent.get("resize_fs_kb")) > 2.5 * fsBefore, "the file system grew");
+      assert.equal(
+        agent.get("resize_fill"),
+        `${RESIZE_FROM / (1 << 20) + 8} 0`,
+        "filled past 16 MiB",
+      );
+      assert.equal(lineValue(r, "image_bytes"), String(RESIZE_TO));
+      assert.equal(lineValue(r, "data_fsck"), "0", "clean after the guest unmounted it");
+    },
+  },
+  {
+    name: "ctl-suspend",
+    title:
+      "crosvm suspend --full for 6 s: the guest's clock does not jump and its disk I/O goes on",
+    command: `${scratch("/tmp/ctl-clock.img")}
+${
+      onConsoleLines(
+        agentBoot(
+          "-s /tmp/ctl-suspend.sock -b /tmp/ctl-clock.img",
+          `agent.action=clock agent.clock=vda agent.token=${TOKEN}`,
+        ),
+        [[
+          "tick=",
+          `(sleep 3
+      ${ctl("suspend --full /tmp/ctl-suspend.sock")}; echo "suspend_status=$?"
+      sleep 6
+      ${ctl("resume --full /tmp/ctl-suspend.sock")}; echo "resume_status=$?") &`,
+        ]],
+      )
+    }`,
+    check: (r) => {
+      assert.equal(lineValue(r, "suspend_status"), "0");
+      assert.equal(lineValue(r, "resume_status"), "0");
+      const ticks = timedValues(r, "tick").map((t) => {
+        const [centis, ok] = t.value.split(" ");
+        return { ms: t.ms, guestMs: Number(centis) * 10, ok };
+      });
+      assert.equal(ticks.length, 16);
+      assert.ok(ticks.every((t) => t.ok === "ok"), "every block read back as written");
+      // The longest gap between ticks as the host saw them is the suspend.
+      const gaps = ticks.slice(1).map((t, i) => ({
+        host: t.ms - ticks[i].ms,
+        guest: t.guestMs - ticks[i].guestMs,
+      }));
+      const gap = gaps.reduce((a, b) => (b.host > a.host ? b : a));
+      console.log(`  suspend: ${gap.host} ms on the host, ${gap.guest} ms in the guest`);
+      assert.ok(gap.host >= 5500, `the suspend shows on the host: ${gap.host} ms`);
+      assert.ok(gap.guest <= gap.host - 4000, `the guest saw ${gap.guest} ms of it`);
+    },
+  },
+];
+
 const TESTS: LinuxTest[] = [
   {
     name: "elf-reboot",
@@ -481,6 +650,7 @@ const TESTS: LinuxTest[] = [
   },
   ...BLOCK_TESTS,
   ...SANDBOX_TESTS,
+  ...CONTROL_TESTS,
 ];
 
 /** The value of the last `key=value` line of a scenario's output (L1's lines and the guest's). */
