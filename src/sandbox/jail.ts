@@ -20,6 +20,8 @@ export interface JailSpec {
   readonly command: readonly string[];
   /** Absolute host paths (files or directories) bound read-only at the same path inside. */
   readonly readOnlyPaths: readonly string[];
+  /** Host directories bound read-only elsewhere inside: on the jail's /tmp, for example. */
+  readonly readOnlyBinds?: readonly { readonly source: string; readonly target: string }[];
   /** The whole environment of the command (a Deno command needs {@link DENO_JAIL_ENV}). */
   readonly env: Readonly<Record<string, string>>;
 }
@@ -69,7 +71,8 @@ function isExecutableFile(path: string): boolean {
  * (cgroup where possible), no capabilities (bubblewrap also sets no-new-privileges), a new
  * session (no access to our terminal), SIGKILL when we die, a private /proc (Deno.execPath reads
  * /proc/self/exe), an empty /tmp, each of `spec.readOnlyPaths` bound read-only (a path under
- * another one is already inside it and is left out), then the root itself read-only, the
+ * another one is already inside it and is left out) and `spec.readOnlyBinds` at their targets,
+ * then the root itself read-only, the
  * environment replaced by `spec.env` and `/` as the working directory. There is no /dev: the
  * runtime starts without it.
  * @throws TypeError for a relative path
@@ -93,6 +96,11 @@ export function bubblewrapArgs(spec: JailSpec): string[] {
     "--proc",
     "/proc",
     ...outermost(spec.readOnlyPaths).flatMap((path) => ["--ro-bind", path, path]),
+    ...(spec.readOnlyBinds ?? []).flatMap(({ source, target }) => [
+      "--ro-bind",
+      normalized(source),
+      normalized(target),
+    ]),
     "--remount-ro",
     "/",
     "--clearenv",

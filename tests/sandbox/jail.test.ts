@@ -227,6 +227,21 @@ Deno.test("bubblewrapArgs: namespaces, no capabilities, /tmp then binds then a r
     "/srv/mod/main.ts",
   ]);
   assert.throws(() => bubblewrapArgs({ ...spec, readOnlyPaths: ["srv"] }), TypeError);
+  // A bind elsewhere (a warm emit cache onto the jail's DENO_DIR) comes after the same-path ones.
+  const cache = "/root/.cache/deno/gen/file/srv/mod";
+  const withCache = bubblewrapArgs({
+    ...spec,
+    readOnlyBinds: [{ source: `${cache}/`, target: "/tmp/deno/gen/file/srv/mod" }],
+  });
+  const at = withCache.indexOf("--remount-ro");
+  assert.deepEqual(withCache.slice(at - 6, at), [
+    "--ro-bind",
+    "/tmp/x.ts",
+    "/tmp/x.ts",
+    "--ro-bind",
+    cache,
+    "/tmp/deno/gen/file/srv/mod",
+  ]);
 });
 
 Deno.test("runtimeFiles: the Deno executable, its ELF interpreter by its own name, libc", () => {

@@ -400,7 +400,7 @@ exit $status`,
 const ctl = (args: string) => `"$DENO" run --allow-all "$PROJECT/main.ts" ${args}`;
 /** Prints `NAME=<VmRSS of the VMM in KiB>` (the scenario's VMM is `$vmm`). */
 const vmRss = (name: string) =>
-  `echo "${name}=$(sed -n 's/^VmRSS: *\\([0-9]*\\) kB/\\1/p' /proc/$vmm/status)"`;
+  `echo "${name}=$(awk '$1 == "VmRSS:" { print $2 }' /proc/$vmm/status)"`;
 /** What the balloon scenario inflates: half the guest's 512 MiB. */
 const BALLOON_BYTES = 256 << 20;
 /** The resize scenario's data disk, before and after. */
@@ -490,7 +490,7 @@ mkfs.ext4 -q /tmp/ctl-data.img ${RESIZE_FROM / 1024}K || exit 1
 ${
       onConsoleLine(
         agentBoot(
-          "-s /tmp/ctl-resize.sock -b /tmp/ctl-data.img -b /tmp/ctl-tools.img,ro",
+          "--log-level debug -s /tmp/ctl-resize.sock -b /tmp/ctl-data.img -b /tmp/ctl-tools.img,ro",
           "agent.action=resize agent.resize=vda agent.tools=vdb",
         ),
         "resize_ready",
