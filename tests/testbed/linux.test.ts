@@ -490,7 +490,7 @@ mkfs.ext4 -q /tmp/ctl-data.img ${RESIZE_FROM / 1024}K || exit 1
 ${
       onConsoleLine(
         agentBoot(
-          "--log-level debug -s /tmp/ctl-resize.sock -b /tmp/ctl-data.img -b /tmp/ctl-tools.img,ro",
+          "-s /tmp/ctl-resize.sock -b /tmp/ctl-data.img -b /tmp/ctl-tools.img,ro",
           "agent.action=resize agent.resize=vda agent.tools=vdb",
         ),
         "resize_ready",
