@@ -3,6 +3,9 @@
   control_client.py rtt ours SOCKET N     N round trips of "ResumeVcpus" (a no-op on a running VM)
                                           over crosvm's SOCK_SEQPACKET JSON socket
   control_client.py rtt qemu SOCKET N     N round trips of QMP's query-status
+  control_client.py balloon ours SOCKET RAM_BYTES BALLOON_BYTES
+                                          crosvm's Adjust with wait_for_success, which our VMM
+                                          answers once the guest holds the balloon
   control_client.py balloon qemu SOCKET RAM_BYTES BALLOON_BYTES
                                           QMP balloon to RAM - BALLOON, waits until query-balloon
                                           reports it (QEMU's value is the guest's size, not the
@@ -55,12 +58,19 @@ def rtt(vmm, path, n):
     print(f"rtt_us={times[len(times) // 2] * 1e6:.0f} {times[len(times) * 9 // 10] * 1e6:.0f}")
 
 
-def balloon(path, ram, size):
-    f = qmp(path)
+def balloon(vmm, path, ram, size):
     t = time.perf_counter()
-    call(f, "balloon", value=ram - size)
-    while call(f, "query-balloon")["return"]["actual"] != ram - size:
-        time.sleep(0.01)
+    if vmm == "ours":
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        s.connect(path)
+        adjust = {"Adjust": {"num_bytes": size, "wait_for_success": True}}
+        s.send(json.dumps({"BalloonCommand": adjust}).encode())
+        assert s.recv(4096) == b'"Ok"'
+    else:
+        f = qmp(path)
+        call(f, "balloon", value=ram - size)
+        while call(f, "query-balloon")["return"]["actual"] != ram - size:
+            time.sleep(0.01)
     print(f"balloon_s={time.perf_counter() - t:.2f}")
 
 
@@ -68,4 +78,4 @@ if __name__ == "__main__":
     if sys.argv[1] == "rtt":
         rtt(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     else:
-        balloon(sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
+        balloon(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
