@@ -1,6 +1,6 @@
 /**
  * The control plane from the command line, as real processes on this host's KVM: `crosvm run
- * -s` with a guest that counts in memory (tests/guests/count.S) or resets (hello.S), driven by
+ * -s` with a guest that counts in memory (tests/guests/spin.S) or resets (hello.S), driven by
  * `crosvm stop|suspend|resume|balloon_stats|disk resize SOCKET`, and every error such a command
  * can meet, each in one line.
  */
@@ -12,7 +12,7 @@ import { assertOneLineError, crosvm, spawnCrosvm } from "../helpers/cli_process.
 import { buildGuest } from "../helpers/guests.ts";
 import { kvmTest } from "../helpers/kvm.ts";
 
-/** Runs count.S under `crosvm run -s DIR/vm.sock ...extra`, hands `fn` the socket, then waits. */
+/** Runs spin.S under `crosvm run -s DIR/vm.sock ...extra`, hands `fn` the socket, then waits. */
 async function withRunningVm(
   extra: string[],
   fn: (socket: string) => Promise<void>,
@@ -20,7 +20,7 @@ async function withRunningVm(
   const dir = await Deno.makeTempDir({ prefix: "control_cli_" });
   const socket = `${dir}/vm.sock`;
   const child = spawnCrosvm(
-    ["run", "--no-rng", "-m", "64", "-s", socket, ...extra, await buildGuest("count")],
+    ["run", "--no-rng", "-m", "64", "-s", socket, ...extra, await buildGuest("spin")],
     "null",
   );
   const output = child.output();

@@ -28,10 +28,12 @@ export interface RunGuestOptions {
   before?: (vm: Vm) => void;
 }
 
-/** Builds `tests/guests/NAME.S`, boots it, and waits for the VM to end. */
-export async function runGuest(name: string, options: RunGuestOptions = {}): Promise<GuestRun> {
-  const kernel = await buildGuest(name, options.script);
-  const vm = await Vm.create({
+/**
+ * The configuration a test guest runs with: 64 MiB, one vCPU, COM1 as a stream, no disks, no
+ * virtio-rng, no balloon, then `overrides`.
+ */
+export function testGuestConfig(kernel: string, overrides: Partial<VmConfig> = {}): VmConfig {
+  return {
     kernel,
     memMiB: 64,
     cpus: 1,
@@ -40,8 +42,14 @@ export async function runGuest(name: string, options: RunGuestOptions = {}): Pro
     disks: [],
     rng: false,
     logLevel: "warn",
-    ...options.config,
-  });
+    ...overrides,
+  };
+}
+
+/** Builds `tests/guests/NAME.S`, boots it, and waits for the VM to end. */
+export async function runGuest(name: string, options: RunGuestOptions = {}): Promise<GuestRun> {
+  const kernel = await buildGuest(name, options.script);
+  const vm = await Vm.create(testGuestConfig(kernel, options.config));
   options.before?.(vm);
   const output = new Response(vm.serialOutput).text();
   const result = await vm.run();

@@ -1,6 +1,6 @@
 /**
  * The library's control API on this host's KVM: suspend and resume seen by a guest that counts
- * in memory as long as its vCPU runs (tests/guests/count.S), and disk resizes seen in the image
+ * in memory as long as its vCPU runs (tests/guests/spin.S), and disk resizes seen in the image
  * and the device, with the devices in Workers and in jailed processes.
  */
 
@@ -8,30 +8,21 @@ import assert from "node:assert/strict";
 import { defaultSandbox, Vm, type VmConfig, VmControlError, type VmEvent } from "../../mod.ts";
 import { buildGuest } from "../helpers/guests.ts";
 import { kvmTest } from "../helpers/kvm.ts";
+import { testGuestConfig } from "../helpers/run_guest.ts";
 
-/** Where count.S counts. */
+/** Where spin.S counts. */
 const COUNTER = 0x300000;
 /** How long a suspended guest is watched for a count that moves. */
 const STILL_MS = 300;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Boots count.S and hands `fn` the running VM and a reader of its count; stops it after. */
+/** Boots spin.S and hands `fn` the running VM and a reader of its count; stops it after. */
 async function withCountingGuest(
   fn: (vm: Vm, count: () => bigint) => Promise<void>,
   config: Partial<VmConfig> = {},
 ): Promise<VmEvent[]> {
-  const vm = await Vm.create({
-    kernel: await buildGuest("count"),
-    memMiB: 64,
-    cpus: 1,
-    params: [],
-    serials: [{ num: 1, type: "stream", console: false, stdin: false }],
-    disks: [],
-    rng: false,
-    logLevel: "warn",
-    ...config,
-  });
+  const vm = await Vm.create(testGuestConfig(await buildGuest("spin"), config));
   const events: VmEvent[] = [];
   const recorded = vm.events().pipeTo(new WritableStream({ write: (e) => void events.push(e) }));
   const output = new Response(vm.serialOutput).text();
@@ -100,16 +91,7 @@ kvmTest("suspend twice, resume twice, and a stop while suspended", async () => {
 });
 
 kvmTest("control of a VM that is not running is refused in one line", async () => {
-  const vm = await Vm.create({
-    kernel: await buildGuest("count"),
-    memMiB: 64,
-    cpus: 1,
-    params: [],
-    serials: [],
-    disks: [],
-    rng: false,
-    logLevel: "warn",
-  });
+  const vm = await Vm.create(testGuestConfig(await buildGuest("spin"), { serials: [] }));
   await assert.rejects(vm.suspend(), /cannot suspend: the VM is not running yet/);
   await vm.stop();
   await vm.run();
