@@ -383,7 +383,7 @@ function l1Args(opts: TestbedOptions, assets: Assets, workDir: string): string[]
  * its timeout, so one that has not ended by then means L1 itself is stuck (an L1 kernel that
  * stopped firing timers, seen under TCG with nested SVM, or a share that stopped answering).
  */
-export const WEDGED_GRACE_SECONDS = 90;
+export const WEDGED_GRACE_SECONDS = 75;
 
 /** The grace after a scenario's timeout in `opts`. */
 const grace = (opts: TestbedOptions) => opts.wedgedGraceSeconds ?? WEDGED_GRACE_SECONDS;
