@@ -151,10 +151,17 @@ export class BalloonBackend implements VirtioBackend {
     if (this.#host !== undefined) this.#host.holding = true;
   }
 
-  /** `inflateq`: each le32 is a page frame number; runs of them go back to the host at once. */
+  /**
+   * `inflateq`: each le32 is a page frame number. Sorted, runs of neighbours go back to the
+   * host in one call each (the guest's allocator hands pages out in no particular order).
+   */
   #discardPages(chain: DescriptorChain, memory: GuestMemory): void {
     const bytes = chain.read(chain.readableLength);
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const pfns = Uint32Array.from(
+      { length: Math.floor(bytes.length / PFN_SIZE) },
+      (_, i) => view.getUint32(i * PFN_SIZE, true),
+    ).sort();
     let runStart = -1;
     let runPages = 0;
     const flush = () => {
@@ -163,8 +170,7 @@ export class BalloonBackend implements VirtioBackend {
       }
       runPages = 0;
     };
-    for (let at = 0; at + PFN_SIZE <= bytes.length; at += PFN_SIZE) {
-      const pfn = view.getUint32(at, true);
+    for (const pfn of pfns) {
       if (runPages > 0 && pfn === runStart + runPages) {
         runPages++;
       } else {

@@ -80,8 +80,8 @@ Deno.test("virtio-balloon: inflated pages are given back and read as zero; other
   for (let n = 0; n < 6; n++) {
     driver.mem.write(page(n), new Uint8Array(BALLOON_PAGE_SIZE).fill(0xaa));
   }
-  // Pages 0-2 in a run, 4 alone, and one page frame past the end of RAM, which is skipped.
-  const pfns = [pfn(0), pfn(1), pfn(2), pfn(4), RAM_SIZE / BALLOON_PAGE_SIZE + 5];
+  // Pages 0-2 (given in no order), 4 alone, and a page frame past the end of RAM, skipped.
+  const pfns = [pfn(2), RAM_SIZE / BALLOON_PAGE_SIZE + 5, pfn(0), pfn(4), pfn(1)];
   const head = driver.add([{ addr: pfnBuffer(driver, pfns), len: pfns.length * 4 }]);
   assert.deepEqual(serve(INFLATE), [{ id: head, len: 0 }]);
   for (const n of [0, 1, 2, 4]) {
