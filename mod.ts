@@ -17,6 +17,7 @@
  */
 
 export {
+  type BalloonConfig,
   DEFAULT_BLOCK_SIZE,
   DEFAULT_CPUS,
   DEFAULT_MEM_MIB,
