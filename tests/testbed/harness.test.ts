@@ -9,7 +9,10 @@ import assert from "node:assert/strict";
 import { type Assets } from "./assets.ts";
 import { type ScenarioResult, Testbed } from "./harness.ts";
 
-/** Plays L1 from QEMU's arguments: finds the `work` share and runs its scenarios in order. */
+/**
+ * Plays L1 from QEMU's arguments: finds the `work` share and runs its scenarios in order, with
+ * one heartbeat before each (a real L1 beats every 10 s; this one goes silent inside a scenario).
+ */
 const STAND_IN_L1 = `#!/bin/sh
 for arg in "$@"; do
   case "$arg" in *mount_tag=work*) work=\${arg#*path=}; work=\${work%%,*} ;; esac
@@ -18,6 +21,7 @@ echo "@@L1 INIT"
 echo "@@RUNNER READY kvm=no cpus=1"
 for dir in "$work"/scenarios/*/; do
   name=$(cat "$dir/name")
+  touch "$work/heartbeat"
   echo "@@SCENARIO $name BEGIN"
   setpriv --pdeathsig KILL sh "$dir/command" </dev/null 2>&1
   echo "@@SCENARIO $name END status=$? timeout=0"
@@ -47,7 +51,12 @@ async function withStandIn(
       qemu,
       versions: {},
     };
-    const bed = new Testbed({ assets, projectRoot: `${scratch}/project`, wedgedGraceSeconds: 1 });
+    const bed = new Testbed({
+      assets,
+      projectRoot: `${scratch}/project`,
+      wedgedGraceSeconds: 1,
+      heartbeatSilenceSeconds: 2,
+    });
     await fn(bed, scratch);
   } finally {
     await Deno.remove(scratch, { recursive: true });
@@ -61,18 +70,19 @@ function begun(lines: readonly { text: string }[]): string[] {
 
 const ended = (r: ScenarioResult | undefined) => [r?.status, r?.output];
 
-Deno.test("a stuck L1 is rebooted once and runs what was left, the stuck scenario last", async () => {
+Deno.test("a stuck L1 is rebooted twice, each time running what was left, the stuck scenario last", async () => {
   await withStandIn(async (bed) => {
     const results = await bed.boot([
       { name: "before", command: "echo before", timeoutSeconds: 1 },
       { name: "stuck", command: "exec sleep 600", timeoutSeconds: 1 },
       { name: "after", command: "echo after", timeoutSeconds: 1 },
     ]);
-    assert.equal(bed.boots.length, 2, "one reboot, then no more");
-    assert.deepEqual(bed.boots.map((b) => b.wedgedIn), ["stuck", "stuck"]);
+    assert.equal(bed.boots.length, 3, "two reboots, then no more");
+    assert.deepEqual(bed.boots.map((b) => b.wedgedIn), ["stuck", "stuck", "stuck"]);
     assert.deepEqual(bed.boots.map((b) => begun(b.lines)), [
       ["before", "stuck"],
       ["after", "stuck"],
+      ["stuck"],
     ]);
     assert.deepEqual(ended(results.get("before")), [0, "before"]);
     assert.deepEqual(ended(results.get("after")), [0, "after"]);
@@ -90,5 +100,18 @@ Deno.test("a scenario that L1 got stuck in once passes on the fresh L1", async (
     }]);
     assert.deepEqual(bed.boots.map((b) => b.wedgedIn), ["stuck-once", undefined]);
     assert.deepEqual(ended(results.get("stuck-once")), [0, "recovered"]);
+  });
+});
+
+Deno.test("an L1 whose heartbeat stops counts as stuck before the scenario's timeout", async () => {
+  await withStandIn(async (bed) => {
+    const t0 = performance.now();
+    const results = await bed.boot([
+      { name: "silent", command: "exec sleep 600", timeoutSeconds: 120 },
+      { name: "next", command: "echo next", timeoutSeconds: 1 },
+    ]);
+    assert.equal(bed.boots[0].wedgedIn, "silent");
+    assert.ok(performance.now() - t0 < 60_000, "found by the silence, not the 120 s timeout");
+    assert.deepEqual(ended(results.get("next")), [0, "next"]);
   });
 });

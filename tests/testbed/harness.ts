@@ -94,8 +94,9 @@ export interface BootRecord {
   /** QEMU's exit status (killed when the overall time limit ran out). */
   readonly qemuStatus: number;
   /**
-   * The scenario L1 stopped answering in: it had not ended {@link WEDGED_GRACE_SECONDS} after
-   * its own timeout (so L1's timeout could not fire: its kernel or a share was stuck), and
+   * The scenario L1 stopped answering in: L1's heartbeat went silent for
+   * {@link HEARTBEAT_SILENCE_SECONDS}, or the scenario had not ended {@link WEDGED_GRACE_SECONDS}
+   * after its own timeout (so L1's timeout could not fire: its kernel or a share was stuck), and
    * QEMU was killed. Undefined when L1 ran to its end.
    */
   readonly wedgedIn: string | undefined;
@@ -176,18 +177,28 @@ export interface TestbedOptions {
    * environment has TESTBED_VERBOSE=1). */
   onLine?: (line: TimedLine) => void;
   /**
-   * How many times a fresh L1 reruns what is left when L1 stops answering (default 1: a wedge
-   * is L1's fault under TCG, not the scenario's, and one retry rescues the run).
+   * How many times a fresh L1 reruns what is left when L1 stops answering (default 2: a wedge
+   * is L1's fault under TCG, not the scenario's, and a retry rescues the run).
    */
   rebootsAfterWedge?: number;
   /** Seconds past a scenario's timeout before L1 counts as stuck (default
    * {@link WEDGED_GRACE_SECONDS}). */
   wedgedGraceSeconds?: number;
+  /** Seconds without L1's heartbeat before it counts as stuck (default
+   * {@link HEARTBEAT_SILENCE_SECONDS}; only once a first heartbeat came). */
+  heartbeatSilenceSeconds?: number;
   /** Keep the per-run directory under `.cache/testbed/runs/` (default false). */
   keepWorkDir?: boolean;
 }
 
 const NAME_RE = /^[\w.:-]+$/;
+/** L1's heartbeat: the work directory's file that l1_init.sh touches every 10 s. */
+const HEARTBEAT_FILE = "heartbeat";
+/**
+ * How long L1 may go without a heartbeat while a scenario runs before it counts as stuck (its
+ * timers stopped: the heartbeat's `sleep` never ends).
+ */
+export const HEARTBEAT_SILENCE_SECONDS = 60;
 const BEGIN_RE = /^@@SCENARIO (\S+) BEGIN$/;
 const END_RE = /@@SCENARIO (\S+) END status=(\d+) timeout=([01])$/;
 
@@ -234,9 +245,9 @@ export class Testbed {
         ...left.filter((s) => s.name !== record.wedgedIn),
         ...left.filter((s) => s.name === record.wedgedIn),
       ];
-      const retry = reboots < (this.#options.rebootsAfterWedge ?? 1) && remaining.length > 0;
+      const retry = reboots < (this.#options.rebootsAfterWedge ?? 2) && remaining.length > 0;
       console.error(
-        `testbed: L1 stopped answering in scenario ${record.wedgedIn} (no end ` +
+        `testbed: L1 stopped answering in scenario ${record.wedgedIn} (no heartbeat, or no end ` +
           `${grace(this.#options)} s after its timeout); QEMU was killed` +
           (retry
             ? `; a fresh L1 runs what is left (${remaining.length} of ${scenarios.length})`
@@ -414,7 +425,12 @@ async function runL1(
   let running: { name: string; deadlineMs: number } | undefined;
   let wedgedIn: string | undefined;
   const wedgeCheck = setInterval(() => {
-    if (running === undefined || performance.now() - t0 < running.deadlineMs) return;
+    if (running === undefined) return;
+    const now = performance.now() - t0;
+    const silence = 1000 * (opts.heartbeatSilenceSeconds ?? HEARTBEAT_SILENCE_SECONDS);
+    const beat = lastHeartbeat(workDir);
+    const silent = beat !== undefined && Date.now() - beat > silence;
+    if (now < running.deadlineMs && !silent) return;
     wedgedIn = running.name;
     running = undefined;
     child.kill("SIGKILL");
@@ -466,6 +482,15 @@ async function runL1(
     wedgedIn,
     stderr: await stderr,
   };
+}
+
+/** When L1 last touched its heartbeat (ms since the epoch, the host's clock), if it has. */
+function lastHeartbeat(workDir: string): number | undefined {
+  try {
+    return Deno.statSync(`${workDir}/${HEARTBEAT_FILE}`).mtime?.getTime();
+  } catch {
+    return undefined;
+  }
 }
 
 /** Cuts the console log into per-scenario results at the @@SCENARIO markers. */
