@@ -145,6 +145,7 @@ const scenarios = MODES.flatMap((mode) => [
         name: runName(mode, vmm, i),
         command: `${L1_SCRIPT} run ${vmm} ${mode} ${initrd} "${PARAMS}"`,
         timeoutSeconds: 600,
+        needs: [`setup-${mode}`],
       })),
   ).flat(),
 ]);

@@ -12,6 +12,7 @@ import { type ScenarioResult, Testbed } from "./harness.ts";
 /**
  * Plays L1 from QEMU's arguments: finds the `work` share and runs its scenarios in order, with
  * one heartbeat before each (a real L1 beats every 10 s; this one goes silent inside a scenario).
+ * Each boot's work directory stands for that L1's /tmp (`$L1_TMP`): a fresh L1 has none of it.
  */
 const STAND_IN_L1 = `#!/bin/sh
 for arg in "$@"; do
@@ -23,7 +24,7 @@ for dir in "$work"/scenarios/*/; do
   name=$(cat "$dir/name")
   touch "$work/heartbeat"
   echo "@@SCENARIO $name BEGIN"
-  setpriv --pdeathsig KILL sh "$dir/command" </dev/null 2>&1
+  L1_TMP="$work" setpriv --pdeathsig KILL sh "$dir/command" </dev/null 2>&1
   echo "@@SCENARIO $name END status=$? timeout=0"
 done
 echo "@@RUNNER DONE"
@@ -113,5 +114,30 @@ Deno.test("an L1 whose heartbeat stops counts as stuck before the scenario's tim
     assert.equal(bed.boots[0].wedgedIn, "silent");
     assert.ok(performance.now() - t0 < 60_000, "found by the silence, not the 120 s timeout");
     assert.deepEqual(ended(results.get("next")), [0, "next"]);
+  });
+});
+
+Deno.test("a fresh L1 first reruns what the scenarios left need: the files they made in L1", async () => {
+  await withStandIn(async (bed, scratch) => {
+    const once = `${scratch}/stuck_once`;
+    const results = await bed.boot([
+      { name: "make", command: 'touch "$L1_TMP/made"', timeoutSeconds: 1 },
+      {
+        name: "stuck-once",
+        command: `[ -e ${once} ] && exit 0\ntouch ${once}\nexec sleep 600`,
+        timeoutSeconds: 1,
+      },
+      {
+        name: "use",
+        command: '[ -e "$L1_TMP/made" ] && echo found',
+        timeoutSeconds: 1,
+        needs: ["make"],
+      },
+    ]);
+    assert.deepEqual(bed.boots.map((b) => begun(b.lines)), [
+      ["make", "stuck-once"],
+      ["make", "use", "stuck-once"],
+    ]);
+    assert.deepEqual(ended(results.get("use")), [0, "found"]);
   });
 });

@@ -46,6 +46,11 @@ export interface Scenario {
   /** Killed (its whole process group) after this long. */
   readonly timeoutSeconds: number;
   /**
+   * Scenarios whose effects in L1 this one relies on (files they left in L1's /tmp): on a fresh
+   * L1 they run again before it.
+   */
+  readonly needs?: readonly string[];
+  /**
    * Reads and writes L1's console (no timeout): with {@link Testbed.attach}, that console is
    * the user's terminal.
    */
@@ -241,10 +246,10 @@ export class Testbed {
       }
       if (record.wedgedIn === undefined) return results;
       const left = remaining.filter((s) => results.get(s.name)?.status === undefined);
-      remaining = [
+      remaining = withNeeds(scenarios, [
         ...left.filter((s) => s.name !== record.wedgedIn),
         ...left.filter((s) => s.name === record.wedgedIn),
-      ];
+      ]);
       const retry = reboots < (this.#options.rebootsAfterWedge ?? 2) && remaining.length > 0;
       console.error(
         `testbed: L1 stopped answering in scenario ${record.wedgedIn} (no heartbeat, or no end ` +
@@ -303,6 +308,27 @@ export class Testbed {
       if (!opts.keepWorkDir) await Deno.remove(workDir, { recursive: true });
     }
   }
+}
+
+/**
+ * `order` with, in front, every scenario of `all` that one of them needs (transitively) and
+ * that `order` lacks: a fresh L1 has none of their effects.
+ */
+function withNeeds(all: readonly Scenario[], order: readonly Scenario[]): Scenario[] {
+  const byName = new Map(all.map((s) => [s.name, s]));
+  const names = new Set(order.map((s) => s.name));
+  const needed: Scenario[] = [];
+  const add = (s: Scenario) => {
+    for (const name of s.needs ?? []) {
+      const need = byName.get(name);
+      if (need === undefined || names.has(name)) continue;
+      names.add(name);
+      add(need);
+      needed.push(need);
+    }
+  };
+  order.forEach(add);
+  return [...needed, ...order];
 }
 
 /**

@@ -49,6 +49,8 @@ interface LinuxTest {
   cutShort?: boolean;
   /** L1 kills the scenario after this long (default {@link SCENARIO_TIMEOUT_SECONDS}). */
   timeoutSeconds?: number;
+  /** Scenarios that leave in L1 what this one uses (see `Scenario.needs`). */
+  needs?: readonly string[];
   check: (result: ScenarioResult, agent: Map<string, string>) => void;
 }
 
@@ -214,6 +216,7 @@ exit $status`,
   {
     name: "blk-crash",
     title: "virtio-blk: --rwroot/--disk; a file written in one boot is there in the next",
+    needs: ["blk-devices"],
     command:
       `[ -f /tmp/blk-root.img ] || { echo "no images: blk-devices did not build them"; exit 1; }
 ${JAIL_COUNT}
@@ -718,6 +721,7 @@ function bedResults(): Promise<Map<string, ScenarioResult>> {
       name: t.name,
       command: audited(t.command),
       timeoutSeconds: t.timeoutSeconds ?? SCENARIO_TIMEOUT_SECONDS,
+      needs: t.needs,
     }]
   );
   results ??= bed.boot(scenarios);
