@@ -78,11 +78,6 @@ export class VmControl {
     return Atomics.load(this.#cells, PAUSE) !== 0;
   }
 
-  /** How many vCPUs are parked now. */
-  get parked(): number {
-    return Atomics.load(this.#cells, PARKED);
-  }
-
   /**
    * Called by a vCPU thread out of KVM_RUN: counts itself parked and blocks until the pause ends
    * or the VM must stop.

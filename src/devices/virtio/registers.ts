@@ -374,11 +374,7 @@ export class VirtioRegs {
 
   /** A driver's write of configuration bytes it may write (a balloon's `actual`). */
   writeConfig(offset: number, data: Uint8Array): void {
-    if (offset + data.length > this.shape.configLength) return;
-    const whole = new Uint8Array(this.shape.configLength);
-    readCellBytes(this.#config, 0, whole);
-    whole.set(data, offset);
-    writeCellBytes(this.#config, 0, whole);
+    if (offset + data.length <= this.shape.configLength) writeCellBytes(this.#config, offset, data);
   }
 
   /** Stores the initial configuration (no generation change: nobody has read it yet). */

@@ -105,14 +105,14 @@ export interface BlockGeometry {
 }
 
 /** The disk's capacity in 512-byte sectors. */
-export function capacitySectors(geometry: BlockGeometry): number {
+export function capacitySectors(geometry: Pick<BlockGeometry, "sizeBytes">): number {
   return Math.floor(geometry.sizeBytes / SECTOR_SIZE);
 }
 
 /** The configuration bytes that say a disk of `sizeBytes` has its new capacity (§5.2.4). */
 export function capacityUpdate(sizeBytes: number): { offset: number; bytes: Uint8Array } {
   const bytes = new Uint8Array(BigUint64Array.BYTES_PER_ELEMENT);
-  new DataView(bytes.buffer).setBigUint64(0, BigInt(Math.floor(sizeBytes / SECTOR_SIZE)), true);
+  new DataView(bytes.buffer).setBigUint64(0, BigInt(capacitySectors({ sizeBytes })), true);
   return { offset: BlkConfigOffset.CAPACITY, bytes };
 }
 
