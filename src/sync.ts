@@ -83,3 +83,21 @@ export class SharedMutex {
     }
   }
 }
+
+/**
+ * Looks at `condition` every `intervalMs`, without blocking the event loop, until it holds or
+ * `timeoutMs` has passed; resolves with whether it held. For state that another process sets in
+ * shared memory (a jailed device's answer), where no `Atomics.notify` reaches this one.
+ */
+export async function pollUntil(
+  condition: () => boolean,
+  timeoutMs: number,
+  intervalMs: number,
+): Promise<boolean> {
+  const deadline = performance.now() + timeoutMs;
+  while (!condition()) {
+    if (performance.now() >= deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+  return true;
+}

@@ -36,6 +36,7 @@ import {
 } from "./virtio/transport/pci/create.ts";
 import { type VirtioPciSpec, VirtioPciState } from "./virtio/transport/pci/state.ts";
 import { signalEventfd } from "../ffi/eventfd.ts";
+import { pollUntil } from "../sync.ts";
 import { VirtioDeviceThread } from "./virtio/worker/thread.ts";
 
 /** Bus 0 slot of the first virtio function (00:00.0 is the host bridge), as in crosvm. */
@@ -237,12 +238,8 @@ export class DeviceManager {
 
   /** Resolves once `done` holds; throws after {@link QUIESCE_TIMEOUT_MS} naming `what`. */
   async #until(done: () => boolean, what: string): Promise<void> {
-    const deadline = performance.now() + QUIESCE_TIMEOUT_MS;
-    while (!done()) {
-      if (performance.now() > deadline) {
-        throw new Error(`${what} not confirmed within ${QUIESCE_TIMEOUT_MS} ms`);
-      }
-      await new Promise((resolve) => setTimeout(resolve, QUIESCE_POLL_MS));
+    if (!await pollUntil(done, QUIESCE_TIMEOUT_MS, QUIESCE_POLL_MS)) {
+      throw new Error(`${what} not confirmed within ${QUIESCE_TIMEOUT_MS} ms`);
     }
   }
 

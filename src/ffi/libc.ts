@@ -212,7 +212,8 @@ export function syscallError(call: string, code: number): SyscallError {
   return new SyscallError(call, code, strerror(code));
 }
 
-function check(result: number, call: () => string): number {
+/** `result` of a call that sets errno, or its {@link SyscallError} when negative (`call` names it). */
+export function check(result: number, call: () => string): number {
   if (result < 0) throw lastError(call());
   return result;
 }

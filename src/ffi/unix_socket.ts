@@ -6,7 +6,16 @@
  */
 
 import { Errno } from "./errno.ts";
-import { AF_UNIX, cString, errno, lastError, libc, SOCK_CLOEXEC, SOCK_SEQPACKET } from "./libc.ts";
+import {
+  AF_UNIX,
+  check,
+  cString,
+  errno,
+  lastError,
+  libc,
+  SOCK_CLOEXEC,
+  SOCK_SEQPACKET,
+} from "./libc.ts";
 
 /** `socket(2)` type flag from `<bits/socket_type.h>`: non-blocking (the value of O_NONBLOCK). */
 const SOCK_NONBLOCK = 0o4000;
@@ -40,11 +49,6 @@ function socketAddress(path: string): Uint8Array {
   return address;
 }
 
-function check(result: number, call: string): number {
-  if (result < 0) throw lastError(call);
-  return result;
-}
-
 /**
  * A non-blocking SOCK_SEQPACKET socket bound to `path`, with mode `mode` and then listening (the
  * mode is set before `listen`, so nobody can connect while it is wider).
@@ -54,12 +58,12 @@ export function listenSeqpacket(path: string, mode: number): number {
   const address = socketAddress(path);
   const fd = check(
     libc().socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0),
-    "socket(AF_UNIX)",
+    () => "socket(AF_UNIX)",
   );
   try {
-    check(libc().bind(fd, address, address.length), `bind(${path})`);
+    check(libc().bind(fd, address, address.length), () => `bind(${path})`);
     Deno.chmodSync(path, mode);
-    check(libc().listen(fd, LISTEN_BACKLOG), `listen(${path})`);
+    check(libc().listen(fd, LISTEN_BACKLOG), () => `listen(${path})`);
     return fd;
   } catch (e) {
     libc().close(fd);
@@ -82,9 +86,12 @@ export function acceptConnection(fd: number): number | null {
  */
 export function connectSeqpacket(path: string): number {
   const address = socketAddress(path);
-  const fd = check(libc().socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0), "socket(AF_UNIX)");
+  const fd = check(
+    libc().socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0),
+    () => "socket(AF_UNIX)",
+  );
   try {
-    check(libc().connect(fd, address, address.length), `connect(${path})`);
+    check(libc().connect(fd, address, address.length), () => `connect(${path})`);
     return fd;
   } catch (e) {
     libc().close(fd);
@@ -126,7 +133,7 @@ export function sendDatagram(fd: number, bytes: Uint8Array): boolean {
 
 /** Sends `bytes` as one datagram, waiting for room. @throws SyscallError (EPIPE: peer gone) */
 export function sendDatagramBlocking(fd: number, bytes: Uint8Array): void {
-  check(Number(libc().send(fd, bytes, BigInt(bytes.length), MSG_NOSIGNAL)), `send(${fd})`);
+  check(Number(libc().send(fd, bytes, BigInt(bytes.length), MSG_NOSIGNAL)), () => `send(${fd})`);
 }
 
 /** `shutdown(fd, SHUT_RDWR)`: wakes whoever waits on it; errors (not connected) are ignored. */

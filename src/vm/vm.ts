@@ -22,6 +22,7 @@ import { capacityUpdate } from "../devices/virtio/block/config.ts";
 import { BalloonControl } from "../devices/virtio/balloon/control.ts";
 import * as log from "../log.ts";
 import type { GuestMemory } from "../memory.ts";
+import { pollUntil } from "../sync.ts";
 import { VmControl, type VmExitReason } from "../vcpu/control.ts";
 import type { VcpuStats } from "../vcpu/protocol.ts";
 import { VcpuThreads } from "../vcpu/threads.ts";
@@ -336,14 +337,16 @@ export class Vm {
       await balloon.setTarget(bytes);
       log.debug(`vm: balloon target ${balloon.targetBytes} bytes`);
       if (!options.wait) return;
-      const deadline = performance.now() + BALLOON_WAIT_MS;
-      while (balloon.actualBytes !== balloon.targetBytes) {
-        if (performance.now() > deadline || this.parts.control.stopRequested) {
-          throw new VmControlError(
-            `the guest holds ${balloon.actualBytes} of ${balloon.targetBytes} bytes in the balloon`,
-          );
-        }
-        await new Promise((resolve) => setTimeout(resolve, BALLOON_POLL_MS));
+      const reached = () => balloon.actualBytes === balloon.targetBytes;
+      await pollUntil(
+        () => reached() || this.parts.control.stopRequested,
+        BALLOON_WAIT_MS,
+        BALLOON_POLL_MS,
+      );
+      if (!reached()) {
+        throw new VmControlError(
+          `the guest holds ${balloon.actualBytes} of ${balloon.targetBytes} bytes in the balloon`,
+        );
       }
     });
   }

@@ -7,6 +7,7 @@
  */
 
 import { signalEventfd } from "../../../ffi/eventfd.ts";
+import { pollUntil } from "../../../sync.ts";
 import type { DeviceManager } from "../../manager.ts";
 import type { VirtioPciDevice } from "../transport/pci/create.ts";
 import type { VirtioPciState } from "../transport/pci/state.ts";
@@ -58,10 +59,8 @@ export class BalloonControl {
     if (!this.#host.holding) return this.#host.stats();
     const request = this.#host.requestStats();
     signalEventfd(this.#state.spec.controlFd);
-    const deadline = performance.now() + STATS_TIMEOUT_MS;
-    while (!this.#host.answered(request) && performance.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
-    }
+    // A guest that does not refill in time gets its last figures reported.
+    await pollUntil(() => this.#host.answered(request), STATS_TIMEOUT_MS, POLL_MS);
     return this.#host.stats();
   }
 
