@@ -278,7 +278,7 @@ export class Vm {
         this.#pump?.pause();
         this.#suspended = { full: true, clockNs: machine.vm.getClock() };
       }
-      if (this.#state !== "suspended") this.#setState("suspended");
+      this.#setState("suspended");
       log.debug(`vm: suspended${this.#suspended?.full ? " (full)" : ""}`);
     });
   }
@@ -291,7 +291,7 @@ export class Vm {
     return this.#serially(() => {
       this.#mustBeLive("resume");
       const suspended = this.#suspended;
-      if (suspended === undefined) return Promise.resolve();
+      if (suspended === undefined) return;
       if (suspended.full && !options.full) {
         throw new VmControlError("the VM was suspended in full: resume it in full", "EINVAL");
       }
@@ -303,7 +303,6 @@ export class Vm {
       }
       this.#release();
       log.debug("vm: resumed");
-      return Promise.resolve();
     });
   }
 
@@ -316,7 +315,6 @@ export class Vm {
       this.#mustBeLive("press the power button");
       this.parts.machine.pressPowerButton();
       log.debug("vm: power button pressed");
-      return Promise.resolve();
     });
   }
 
@@ -427,7 +425,7 @@ export class Vm {
   }
 
   /** Runs `operation` after every control operation asked for before it has finished. */
-  #serially<T>(operation: () => Promise<T>): Promise<T> {
+  #serially<T>(operation: () => T | Promise<T>): Promise<T> {
     const result = this.#queue.then(operation);
     this.#queue = result.catch(() => {});
     return result;
