@@ -109,6 +109,7 @@ const SYMBOLS = {
     nonblocking: true,
   },
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  lseek: { parameters: ["i32", "i64", "i32"], result: "i64" },
   pipe2: { parameters: ["buffer", "i32"], result: "i32" },
   poll: { parameters: ["buffer", "u64", "i32"], result: "i32" },
   preadv: { parameters: ["i32", "buffer", "i32", "i64"], result: "isize" },
@@ -313,6 +314,14 @@ export function writeAll(fd: number, buf: Uint8Array): void {
 
 /** `struct iovec` (`<bits/types/struct_iovec.h>`): `iov_base` and `iov_len`, 8 bytes each. */
 export const IOVEC_WORDS = 2;
+/** `lseek(2)` whence: from the end (`<unistd.h>`). */
+export const SEEK_END = 2;
+
+/** `lseek(2)`: moves `fd`'s file offset; returns the new offset. */
+export function lseek(fd: number, offset: number, whence: number): number {
+  return checkBig(libc().lseek(fd, BigInt(offset), whence), () => `lseek(${fd})`);
+}
+
 /** `IOV_MAX` (`<limits.h>`): the most buffers one `preadv`/`pwritev` takes. */
 export const IOV_MAX = 1024;
 

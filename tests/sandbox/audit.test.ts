@@ -12,6 +12,8 @@ Deno.test("a seccomp kill record names the syscall of one of our processes", () 
   assert.equal(seccompKillIn(record(43, 31), [7, 42]), undefined, "another process");
   assert.equal(seccompKillIn(record(42, 0), [42]), undefined, "a logged call (sig=0) is no kill");
   assert.equal(seccompKillIn("6,1,2,-;audit: type=1300 pid=42 sig=31 syscall=1", [42]), undefined);
+  assert.equal(seccompKillIn(record(43, 31)), 318, "without pids, a kill of any process");
+  assert.equal(seccompKillIn(record(43, 0)), undefined);
 });
 
 Deno.test("fields inside quotes cannot pose as the record's own", () => {

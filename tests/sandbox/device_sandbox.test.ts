@@ -239,6 +239,33 @@ kvmTest(
     ),
 );
 
+kvmTest(
+  "a policy that kills the device before it is ready: the VM does not start, the line names the syscall",
+  () =>
+    withPolicies(
+      "common_device.policy",
+      // The device says `ready` with write(2): the first call it makes under its filter.
+      (text) => text.replace(/^write: 1$/m, ""),
+      async (dir) => {
+        const run = await crosvm([
+          "run",
+          "--no-balloon",
+          "--seccomp-policy-dir",
+          dir,
+          await buildGuest("hello"),
+        ]);
+        assertOneLineError(
+          run,
+          new RegExp(
+            `^crosvm: error: virtio-rng: the jailed device process did not start \\(killed by ` +
+              `SIGSYS: seccomp denied syscall 1 \\(write\\), which ${dir}/rng_device.policy ` +
+              `does not allow\\); run with --disable-sandbox to run the devices unjailed$`,
+          ),
+        );
+      },
+    ),
+);
+
 kvmTest("the shipped policies serve the virtio-rng guest end to end", async () => {
   const run = await crosvm(["run", await buildGuest("virtio_rng")]);
   assert.equal(run.code, 0, run.stderr);

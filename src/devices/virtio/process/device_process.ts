@@ -30,7 +30,7 @@ import {
 import * as log from "../../../log.ts";
 import type { LogLevel } from "../../../log.ts";
 import type { GuestMemory } from "../../../memory.ts";
-import { describeSeccompKill, findSeccompKill } from "../../../sandbox/audit.ts";
+import { describeSeccompKill, findSeccompKill, SeccompKillLog } from "../../../sandbox/audit.ts";
 import { SIGNAL_CONSTANTS, signalName } from "../../../sandbox/constants.ts";
 import {
   bubblewrapArgs,
@@ -119,6 +119,20 @@ export class DeviceProcess implements DeviceRunner {
    */
   static async start(options: DeviceProcessOptions): Promise<DeviceProcess> {
     const began = performance.now();
+    // Its pid is known only once it is ready: a seccomp kill before then is found by time.
+    const kills = SeccompKillLog.fromNow();
+    try {
+      return await DeviceProcess.#start(options, began, kills);
+    } finally {
+      kills.close();
+    }
+  }
+
+  static async #start(
+    options: DeviceProcessOptions,
+    began: number,
+    kills: SeccompKillLog,
+  ): Promise<DeviceProcess> {
     const child = JailedChild.spawn(options);
     const name = options.device.spec.name;
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -151,6 +165,8 @@ export class DeviceProcess implements DeviceRunner {
       ? `it was not ready after ${READY_TIMEOUT_MS / 1000} s`
       : said.length > 0
       ? said.join("; ")
+      : exitSignal(exit) === SIGNAL_CONSTANTS.SIGSYS
+      ? `killed by SIGSYS: ${describeSeccompKill(await kills.find(), options.sandbox.policyFile)}`
       : exitText(exit);
     throw new UserError(
       `${name}: the jailed device process did not start (${why}); run with --disable-sandbox to ` +
@@ -185,8 +201,7 @@ export class DeviceProcess implements DeviceRunner {
     this.#state.lock.forceUnlock();
     await this.child.close();
     const who = `${this.options.device.spec.name}: device process ${this.child.pid}`;
-    const signal = exit.signal ??
-      (exit.code !== null && exit.code > SIGNAL_EXIT_BASE ? exit.code - SIGNAL_EXIT_BASE : null);
+    const signal = exitSignal(exit);
     // The kernel's story (a signal) comes before the process's own.
     if (signal !== null && !protocolBroken) return this.#killed(who, signal);
     if (protocolBroken) return `${who} broke the control protocol and was killed`;
@@ -358,8 +373,15 @@ function initMessage(
 }
 
 /** How a child ended, in words. */
+/** The signal that ended the process: its own, or the one bubblewrap reports as 128 + N. */
+function exitSignal(exit: ChildExit): number | null {
+  return exit.signal ??
+    (exit.code !== null && exit.code > SIGNAL_EXIT_BASE ? exit.code - SIGNAL_EXIT_BASE : null);
+}
+
 function exitText(exit: ChildExit): string {
-  return exit.signal !== null ? `killed by ${signalName(exit.signal)}` : `status ${exit.code}`;
+  const signal = exitSignal(exit);
+  return signal !== null ? `killed by ${signalName(signal)}` : `status ${exit.code}`;
 }
 
 /**
