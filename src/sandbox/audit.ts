@@ -21,7 +21,7 @@ const KMSG_RECORD_BYTES = 8192;
 /** AUDIT_SECCOMP from `<linux/audit.h>`. */
 const AUDIT_SECCOMP = 1326;
 /** How often, and how far apart, the log is read for a record that may come late. */
-const AUDIT_ATTEMPTS = 10;
+const AUDIT_ATTEMPTS = 25;
 const AUDIT_RETRY_MS = 20;
 
 /**

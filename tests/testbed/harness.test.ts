@@ -141,3 +141,30 @@ Deno.test("a fresh L1 first reruns what the scenarios left need: the files they 
     assert.deepEqual(ended(results.get("use")), [0, "found"]);
   });
 });
+
+Deno.test("a scenario out of time: timeout_report.sh shows where each of its threads waits", async () => {
+  // setsid(1) makes the sleep a session of its own, as L1 starts each scenario.
+  const scenario = new Deno.Command("setsid", { args: ["sleep", "600"], stdout: "null" }).spawn();
+  try {
+    // Once it is sleeping, not still being set up.
+    for (let i = 0; i < 100; i++) {
+      const stat = await Deno.readTextFile(`/proc/${scenario.pid}/stat`).catch(() => "");
+      if (/^\d+ \(sleep\) S /.test(stat)) break;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const report = await new Deno.Command("sh", {
+      args: [new URL("./timeout_report.sh", import.meta.url).pathname, String(scenario.pid)],
+    }).output();
+    assert.equal(report.code, 0);
+    const lines = new TextDecoder().decode(report.stdout).trim().split("\n");
+    assert.equal(lines.length, 1, "the scenario's one thread, and no process of another session");
+    // The wait channel is the kernel's name for where it sleeps (hrtimer_nanosleep, say).
+    assert.match(
+      lines[0],
+      new RegExp(`^@@L1 TIMEOUT ${scenario.pid}/${scenario.pid} sleep S \\w+$`),
+    );
+  } finally {
+    scenario.kill("SIGKILL");
+    await scenario.status;
+  }
+});

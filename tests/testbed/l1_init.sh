@@ -102,7 +102,10 @@ for dir in "$WORK"/scenarios/*/; do
     setsid sh "$dir/command" </dev/null >/dev/console 2>&1 &
     pid=$!
     rm -f /tmp/.timed_out
-    setsid sh -c "sleep $limit; touch /tmp/.timed_out; kill -KILL -$pid" >/dev/null 2>&1 &
+    # Out of time: first where its processes wait (in its output), then kill them all.
+    setsid sh -c "sleep $limit; touch /tmp/.timed_out
+      sh '$PROJECT/tests/testbed/timeout_report.sh' $pid >/dev/console 2>&1; kill -KILL -$pid" \
+      >/dev/null 2>&1 &
     watchdog=$!
     wait $pid
     status=$?

@@ -64,7 +64,7 @@ const RUNTIME_FD_ALLOWANCE = 32;
  * afresh in the jail, which takes a second or more under emulation (the test bed).
  */
 const READY_TIMEOUT_MS = 60_000;
-/** How long a stopped process has to end its loop before it is killed. */
+/** How long a stopped (or failing) process has to end by itself before it is killed. */
 const STOP_GRACE_MS = 2000;
 /** bubblewrap exits with 128 + N when the command it ran was killed by signal N. */
 const SIGNAL_EXIT_BASE = 128;
@@ -154,8 +154,14 @@ export class DeviceProcess implements DeviceRunner {
       );
       return new DeviceProcess(options, child, receiveMessageAsync(child.socket));
     }
-    child.process.kill(SIGKILL);
+    // One that is ending by itself (it said why, or its socket closed) may finish, so that its
+    // own death (a seccomp kill, say) is what bubblewrap reports; one that says nothing is killed.
+    const killer = setTimeout(
+      () => child.process.kill(SIGKILL),
+      hello === "timeout" ? 0 : STOP_GRACE_MS,
+    );
     const exit = await child.process.exited;
+    clearTimeout(killer);
     await first; // the read ends with the process: only then may its socket close
     const said = await child.close();
     if (message?.type === "exited" && message.error !== undefined) {
