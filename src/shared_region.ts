@@ -28,9 +28,22 @@ import {
   PROT_READ,
   PROT_WRITE,
 } from "./ffi/libc.ts";
+import { UserError } from "./errors.ts";
 
 /** The host's page size on x86_64. */
 export const PAGE_SIZE = 4096;
+/**
+ * Most bytes one grow of an arena's buffer adds. Under the kernel's default overcommit heuristic
+ * (`vm.overcommit_memory` 0) one private writable mapping larger than RAM plus swap is refused,
+ * so a plain buffer for a guest larger than the host fails outright. A growable buffer reserves
+ * its address space inaccessible and is made usable in steps that each pass; its pages are still
+ * touched lazily, so a guest may be larger than free host memory, as under QEMU and crosvm.
+ */
+const GROW_STEP = 1 << 30;
+const MIB = 1 << 20;
+
+/** The host will not reserve the address space a guest's memory needs. */
+export class MemoryReserveError extends UserError {}
 
 /** A window of a SharedArrayBuffer: what every thread and process views. */
 export interface SharedRegion {
@@ -79,7 +92,7 @@ export class SharedArena {
    */
   static reserve(headSize: number, tailSize: number, headAlignment = PAGE_SIZE): SharedArena {
     const length = headAlignment + roundUp(headSize, PAGE_SIZE) + roundUp(tailSize, PAGE_SIZE);
-    const buffer = new SharedArrayBuffer(length);
+    const buffer = reserveBuffer(length, headSize);
     const base = addressOf(buffer);
     const misalignment = Number(base % BigInt(headAlignment));
     const headOffset = misalignment === 0 ? 0 : headAlignment - misalignment;
@@ -133,6 +146,21 @@ export class SharedArena {
     const address = addressOf(this.#buffer) + BigInt(offset);
     mmap(roundUp(size, PAGE_SIZE), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0, address);
     return { buffer: this.#buffer, offset, size };
+  }
+}
+
+/** A buffer of `length` bytes, grown to it in {@link GROW_STEP}s; `headSize` is for the error. */
+function reserveBuffer(length: number, headSize: number): SharedArrayBuffer {
+  try {
+    const buffer = new SharedArrayBuffer(0, { maxByteLength: length });
+    while (buffer.byteLength < length) buffer.grow(Math.min(length, buffer.byteLength + GROW_STEP));
+    return buffer;
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
+    throw new MemoryReserveError(
+      `cannot reserve ${Math.ceil(headSize / MIB)} MiB of guest memory: the host refused ` +
+        `(${e.message}; see ulimit -v and vm.overcommit_memory)`,
+    );
   }
 }
 

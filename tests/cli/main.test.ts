@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { buildGuest } from "../helpers/guests.ts";
-import { assertOneLineError, crosvm, spawnCrosvm } from "../helpers/cli_process.ts";
+import { assertOneLineError, crosvm, MAIN, spawnCrosvm } from "../helpers/cli_process.ts";
+import { buildBzImage, pattern } from "../helpers/bzimage.ts";
 import { kvmTest } from "../helpers/vcpu.ts";
 
 Deno.test("crosvm version prints the version", async () => {
@@ -45,6 +46,56 @@ kvmTest("a truncated ELF kernel is refused", async () => {
   await Deno.writeFile(path, elf.subarray(0, 100));
   assertOneLineError(await crosvm(["run", path]), /truncated|past the end/);
   await Deno.remove(path);
+});
+
+kvmTest("a bzImage cut short of the kernel its setup header declares is refused", async () => {
+  const path = await Deno.makeTempFile();
+  await Deno.writeFile(path, buildBzImage({ payload: pattern(64 * 1024) }).subarray(0, 8192));
+  const run = await crosvm(["run", path]);
+  assertOneLineError(
+    run,
+    /truncated: the setup header declares 65536 bytes of protected-mode kernel after 1024 bytes of setup, the file has 7168/,
+  );
+  await Deno.remove(path);
+});
+
+/** The host's RAM in MiB (MemTotal, /proc/meminfo). */
+function hostMemoryMiB(): number {
+  const kib = Number(/^MemTotal:\s+(\d+) kB$/m.exec(Deno.readTextFileSync("/proc/meminfo"))?.[1]);
+  return Math.ceil(kib / 1024);
+}
+
+kvmTest("a guest larger than the host's RAM runs: guest memory is touched lazily", async () => {
+  const mib = 2 * hostMemoryMiB();
+  const run = await crosvm(["run", "-m", String(mib), await buildGuest("hello")]);
+  assert.equal(run.code, 0, run.stderr);
+  assert.equal(run.stdout, "Hello from the guest\n");
+});
+
+kvmTest("guest memory the host truly refuses (ulimit -v) is one line with the size", async () => {
+  // Room for Deno's own reservations (V8's heap cages), not for the 2 x 64 GiB guest.
+  const limitKiB = 96 << 20;
+  const guest = await buildGuest("hello");
+  const out = await new Deno.Command("sh", {
+    args: [
+      "-c",
+      `ulimit -v ${limitKiB} && exec "$0" run --allow-all "$1" run -m 131072 "$2"`,
+      Deno.execPath(),
+      MAIN,
+      guest,
+    ],
+    stdin: "null",
+  }).output();
+  const decoder = new TextDecoder();
+  const run = {
+    code: out.code,
+    stdout: decoder.decode(out.stdout),
+    stderr: decoder.decode(out.stderr),
+  };
+  assertOneLineError(
+    run,
+    /^crosvm: error: cannot reserve 131072 MiB of guest memory: the host refused/,
+  );
 });
 
 kvmTest("an initrd larger than guest memory is refused", async () => {

@@ -12,6 +12,8 @@ import { CACHE_DIR, ensureAssets } from "../testbed/assets.ts";
 export const SetupHeader = {
   /** The short jump at 0x200; its displacement byte at 0x201 gives the header's end. */
   JUMP: 0x200,
+  /** `syssize`: the protected-mode kernel's size in 16-byte paragraphs (protocol 2.04+). */
+  SYSSIZE: 0x1f4,
   /** `xloadflags` (protocol 2.12+). */
   XLOADFLAGS: 0x236,
   /** `init_size` (protocol 2.10+): linear memory the kernel needs from its load address. */
@@ -43,6 +45,8 @@ export interface BzImageSpec {
   initrdAddrMax?: number;
   /** The protected-mode kernel after the setup sectors. Default 4 KiB of a byte pattern. */
   payload?: Uint8Array;
+  /** `syssize`. Default: the payload's size in 16-byte paragraphs, rounded up. */
+  syssize?: number;
 }
 
 /** A byte pattern that shows where it came from: byte i is (i * 7 + seed) & 0xff. */
@@ -67,6 +71,7 @@ export function buildBzImage(spec: BzImageSpec = {}): Uint8Array {
   view.setUint32(BootParams.INITRD_ADDR_MAX, spec.initrdAddrMax ?? 0, true);
   view.setUint32(BootParams.CMDLINE_SIZE, spec.cmdlineSize ?? 0, true);
   image[SetupHeader.XLOADFLAGS] = spec.xloadflags ?? XLF_KERNEL_64;
+  view.setUint32(SetupHeader.SYSSIZE, spec.syssize ?? Math.ceil(payload.length / 16), true);
   view.setUint32(SetupHeader.INIT_SIZE, spec.initSize ?? 1 << 20, true);
   image.set(payload, kernelOffset);
   return image;

@@ -99,7 +99,16 @@ const BAD_HEADERS: { what: string; image: () => Uint8Array; says: RegExp }[] = [
   {
     what: "nothing after the setup sectors",
     image: () => buildBzImage({ setupSects: 1 }).slice(0, 2 * 512),
-    says: /no protected-mode kernel after the setup code/,
+    says:
+      /truncated: 1 setup sectors and the kernel after them need more than 1024 bytes, the file has 1024/,
+  },
+  {
+    what: "a protected-mode kernel cut short of the syssize its header declares",
+    image: () => buildBzImage({ setupSects: 1, payload: pattern(8192) }).slice(0, 1024 + 4096),
+    says: new RegExp(
+      "truncated: the setup header declares 8192 bytes of protected-mode kernel after 1024 " +
+        "bytes of setup, the file has 4096",
+    ),
   },
   {
     what: "init_size larger than the memory above 1 MiB",
@@ -157,5 +166,11 @@ Deno.test({
     assert.deepEqual(mem.read(HIGH_MEMORY_START, protectedMode.length), protectedMode);
     const headerEnd = 0x202 + image[SetupHeader.JUMP + 1];
     assert.deepEqual(kernel.setupHeader, image.slice(BootParams.SETUP_HEADER, headerEnd));
+    // Its first 200,000 bytes (the setup code and a sliver of the kernel) are refused.
+    assert.throws(
+      () =>
+        loadKernel(GuestMemory.allocate(ramRegions(256 * MIB)), image.slice(0, 200_000), DEBIAN!),
+      /truncated: the setup header declares \d+ bytes of protected-mode kernel after \d+ bytes of setup, the file has \d+/,
+    );
   },
 });

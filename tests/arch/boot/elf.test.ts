@@ -128,7 +128,7 @@ const BAD_ELVES: { what: string; image: () => Uint8Array; says: RegExp }[] = [
   {
     what: "program headers past the end of the file",
     image: () => patched((v) => v.setBigUint64(E_PHOFF, BigInt(HELLO.length - 8), true)),
-    says: /truncated program headers/,
+    says: /truncated: \d+ program headers end at byte \d+, the file has \d+/,
   },
   {
     what: "no PT_LOAD segment (all PT_NOTE)",
@@ -141,7 +141,9 @@ const BAD_ELVES: { what: string; image: () => Uint8Array; says: RegExp }[] = [
   {
     what: "a segment whose p_offset + p_filesz runs past the end of the file",
     image: () => patched(setPhdr(TEXT, P_OFFSET, HELLO.length - TEXT_FILESZ + 1)),
-    says: /segment 1 runs past the end of the file/,
+    says: new RegExp(
+      `truncated: segment 1 ends at byte ${HELLO.length + 1}, the file has ${HELLO.length}`,
+    ),
   },
   {
     what: "p_filesz > p_memsz",

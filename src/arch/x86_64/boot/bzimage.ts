@@ -26,6 +26,12 @@ const XLF_KERNEL_64 = 1 << 0;
 const LOADED_HIGH = 1 << 0;
 /** `init_size` offset: memory the kernel needs from its load address while it decompresses. */
 const INIT_SIZE = 0x260;
+/** `syssize` offset: the protected-mode kernel's size in 16-byte paragraphs (boot.rst, 2.04+). */
+const SYSSIZE = 0x1f4;
+const SYSSIZE_UNIT = 16;
+/** `payload_offset` and `payload_length`: the compressed kernel inside the protected-mode part. */
+const PAYLOAD_OFFSET = 0x248;
+const PAYLOAD_LENGTH = 0x24c;
 /** The setup header ends at 0x202 + the byte at 0x201 (the jump's displacement). */
 const SETUP_HEADER_JUMP_DISPLACEMENT = 0x201;
 
@@ -52,8 +58,24 @@ export function loadBzImage(mem: GuestMemory, image: Uint8Array, path: string): 
   if ((image[BootParams.LOADFLAGS] & LOADED_HIGH) === 0) throw fail("kernel does not load high");
   const setupSects = image[BootParams.SETUP_HEADER] || DEFAULT_SETUP_SECTS;
   const kernelOffset = (setupSects + 1) * SECTOR_SIZE;
-  if (kernelOffset >= image.length) throw fail("no protected-mode kernel after the setup code");
+  if (kernelOffset >= image.length) {
+    throw fail(
+      `truncated: ${setupSects} setup sectors and the kernel after them need more than ` +
+        `${kernelOffset} bytes, the file has ${image.length}`,
+    );
+  }
   const kernel = image.subarray(kernelOffset);
+  // A file cut short would otherwise boot into whatever follows it in guest memory.
+  // syssize counts whole paragraphs, the last one possibly short.
+  const paragraphs = Math.ceil(kernel.length / SYSSIZE_UNIT);
+  const payloadEnd = view.getUint32(PAYLOAD_OFFSET, true) + view.getUint32(PAYLOAD_LENGTH, true);
+  if (paragraphs < view.getUint32(SYSSIZE, true) || kernel.length < payloadEnd) {
+    const declared = Math.max(view.getUint32(SYSSIZE, true) * SYSSIZE_UNIT, payloadEnd);
+    throw fail(
+      `truncated: the setup header declares ${declared} bytes of protected-mode kernel after ` +
+        `${kernelOffset} bytes of setup, the file has ${kernel.length}`,
+    );
+  }
   const initSize = Math.max(view.getUint32(INIT_SIZE, true), kernel.length);
   if (!mem.contains(HIGH_MEMORY_START, initSize)) {
     throw fail(`kernel needs ${initSize} bytes from 1 MiB, more than guest memory has`);

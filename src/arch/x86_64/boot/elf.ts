@@ -59,7 +59,12 @@ export function loadElf(mem: GuestMemory, image: Uint8Array, path: string): Load
   if (view.getUint16(Ehdr.E_PHENTSIZE, true) !== PHDR_SIZE || phnum === 0) {
     throw fail("ELF has no usable program headers");
   }
-  if (phoff + phnum * PHDR_SIZE > image.length) throw fail("truncated program headers");
+  if (phoff + phnum * PHDR_SIZE > image.length) {
+    throw fail(
+      `truncated: ${phnum} program headers end at byte ${phoff + phnum * PHDR_SIZE}, the file ` +
+        `has ${image.length}`,
+    );
+  }
 
   let end = 0;
   let loaded = 0;
@@ -70,7 +75,11 @@ export function loadElf(mem: GuestMemory, image: Uint8Array, path: string): Load
     const paddr = u64(view, at + Phdr.P_PADDR);
     const filesz = u64(view, at + Phdr.P_FILESZ);
     const memsz = u64(view, at + Phdr.P_MEMSZ);
-    if (offset + filesz > image.length) throw fail(`segment ${i} runs past the end of the file`);
+    if (offset + filesz > image.length) {
+      throw fail(
+        `truncated: segment ${i} ends at byte ${offset + filesz}, the file has ${image.length}`,
+      );
+    }
     if (memsz < filesz) throw fail(`segment ${i} is larger in the file than in memory`);
     if (!mem.contains(paddr, memsz)) {
       throw fail(
