@@ -24,6 +24,7 @@ export {
   defaultSandbox,
   defaultSerials,
   type DiskConfig,
+  type NetConfig,
   type SandboxConfig,
   type SerialConfig,
   type SerialType,

@@ -71,6 +71,20 @@ export interface BalloonConfig {
   pageReporting: boolean;
 }
 
+/**
+ * A network interface (crosvm's `--net`): the TAP its frames cross, and the guest's MAC.
+ * - `{ name }`: the TAP of that name, created if missing (CAP_NET_ADMIN);
+ * - `{ fd }`: a TAP descriptor this process was given (IFF_TAP, IFF_NO_PI, IFF_VNET_HDR);
+ * - `{ hostIp, netmask }`: a new TAP `vmtap%d` the VMM gives this address and netmask and brings
+ *   up (the guest's MAC is required then, as crosvm requires it).
+ */
+export interface NetConfig {
+  /** Where the TAP comes from (see above). */
+  tap: { name: string } | { fd: number } | { hostIp: string; netmask: string };
+  /** The guest's MAC, `52:54:00:12:34:56`; without it the guest's driver makes one up. */
+  mac?: string;
+}
+
 /** Everything needed to build and run one VM. */
 export interface VmConfig {
   /** Path of the kernel (ELF vmlinux or bzImage). */
@@ -89,7 +103,9 @@ export interface VmConfig {
   kvmDevice?: string;
   /** Disks, in order: /dev/vda, /dev/vdb, … (virtio-pci functions from 00:01.0 on). */
   disks: DiskConfig[];
-  /** Give the guest a virtio-rng device, after the disks (crosvm: on unless `--no-rng`). */
+  /** Network interfaces, after the disks (none by default). */
+  nets?: NetConfig[];
+  /** Give the guest a virtio-rng device, after the NICs (crosvm: on unless `--no-rng`). */
   rng: boolean;
   /**
    * A virtio-balloon device, after virtio-rng (crosvm: on unless `--no-balloon`; the CLI and

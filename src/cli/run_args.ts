@@ -13,12 +13,14 @@ import {
   DEFAULT_KVM_DEVICE,
   DEFAULT_MEM_MIB,
   defaultSerials,
+  type NetConfig,
   type SerialConfig,
   type SerialType,
   type VmConfig,
 } from "../config.ts";
 import { isLogLevel, LOG_LEVELS, type LogLevel } from "../log.ts";
 import { DISK_OPTIONS, DISK_USAGE, parseDisks } from "./disk_args.ts";
+import { NET_OPTIONS, NET_USAGE, parseNets } from "./net_args.ts";
 import { invalidValue, UsageError } from "./errors.ts";
 import { parseSandbox, SANDBOX_OPTIONS, SANDBOX_USAGE } from "./sandbox_args.ts";
 import { type OptionValue, scanArgs } from "./scan_args.ts";
@@ -95,6 +97,7 @@ const RUN_OPTIONS: ParseArgsOptionsConfig = {
   "log-level": { type: "string" },
   "kvm-device": { type: "string" },
   ...DISK_OPTIONS,
+  ...NET_OPTIONS,
   "no-rng": { type: "boolean" },
   "no-balloon": { type: "boolean" },
   "balloon-page-reporting": { type: "boolean" },
@@ -136,6 +139,7 @@ Options:
                     ports not given are sinks
                     (default: type=stdout,num=1,console,stdin)
 ${DISK_USAGE}
+${NET_USAGE}
   --no-rng          no virtio-rng device (default: one, fed by the host's
                     CSPRNG)
   --no-balloon      no virtio-balloon device (default: one, which crosvm
@@ -209,6 +213,7 @@ export function parseRunCommand(
     params: (options.get("params") ?? []).map((param) => param.value),
     serials: parseSerials(options.get("serial") ?? []),
     disks: parseDisks(options),
+    ...netsOption(parseNets(options)),
     rng: !options.has("no-rng"),
     ...balloonOption(options.has("no-balloon"), single("balloon-page-reporting")),
     sandbox: parseSandbox(options),
@@ -221,6 +226,11 @@ export function parseRunCommand(
   return socket === undefined
     ? { config, extendedStatus }
     : { config, socket: nonEmptyPath(socket), extendedStatus };
+}
+
+/** The NICs, when there are any (a config without NICs leaves the field out). */
+function netsOption(nets: NetConfig[]): Partial<VmConfig> {
+  return nets.length === 0 ? {} : { nets };
 }
 
 /** The balloon the options ask for: crosvm's default one, or none with `--no-balloon`. */

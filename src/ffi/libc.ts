@@ -114,6 +114,7 @@ const SYMBOLS = {
   poll: { parameters: ["buffer", "u64", "i32"], result: "i32" },
   preadv: { parameters: ["i32", "buffer", "i32", "i64"], result: "isize" },
   pwritev: { parameters: ["i32", "buffer", "i32", "i64"], result: "isize" },
+  writev: { parameters: ["i32", "buffer", "i32"], result: "isize" },
   fdatasync: { parameters: ["i32"], result: "i32" },
   fallocate: { parameters: ["i32", "i32", "i64", "i64"], result: "i32" },
   flock: { parameters: ["i32", "i32"], result: "i32" },
@@ -336,6 +337,11 @@ export function preadv(fd: number, iovecs: BigUint64Array, count: number, offset
 /** `pwritev(2)`: the write counterpart of {@link preadv}; returns the byte count. */
 export function pwritev(fd: number, iovecs: BigUint64Array, count: number, offset: number): number {
   return checkBig(libc().pwritev(fd, iovecs, count, BigInt(offset)), () => `pwritev(${fd})`);
+}
+
+/** `writev(2)` of the `count` buffers described by `iovecs`; returns the byte count. */
+export function writev(fd: number, iovecs: BigUint64Array, count: number): number {
+  return checkBig(libc().writev(fd, iovecs, count), () => `writev(${fd})`);
 }
 
 /** `fdatasync(2)`: the file's data (and the metadata needed to read it) reaches the disk. */

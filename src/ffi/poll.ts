@@ -43,6 +43,12 @@ export class PollSet {
     return this.#fds;
   }
 
+  /** Watches descriptor `index` or leaves it out of the next waits (poll skips a negative fd). */
+  watch(index: number, on: boolean): void {
+    const fd = this.#fds[index];
+    this.#view.setInt32(index * POLLFD.size + POLLFD.fd, on ? fd : -1 - fd, true);
+  }
+
   /**
    * Blocks until at least one descriptor is readable (or `timeoutMs` passes; -1 waits forever),
    * retrying on EINTR. Returns the indices (into {@link fds}) that are readable or in error.

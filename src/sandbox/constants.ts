@@ -9,6 +9,7 @@
  */
 
 import { Errno } from "../ffi/errno.ts";
+import { TunIoctl } from "../ffi/tap.ts";
 import {
   AF_UNIX,
   EFD_NONBLOCK,
@@ -204,9 +205,10 @@ export const FS_CONSTANTS = {
 
 /** TUN/TAP `ioctl(2)` requests, `<linux/if_tun.h>` (`_IOW('T', n, ...)`). */
 export const TUN_CONSTANTS = {
-  TUNSETIFF: 0x4004_54ca,
-  TUNSETOFFLOAD: 0x4004_54d0,
-  TUNSETVNETHDRSZ: 0x4004_54d8,
+  TUNSETIFF: TunIoctl.TUNSETIFF,
+  TUNSETOFFLOAD: TunIoctl.TUNSETOFFLOAD,
+  TUNSETVNETHDRSZ: TunIoctl.TUNSETVNETHDRSZ,
+  TUNGETIFF: TunIoctl.TUNGETIFF,
 } as const;
 
 /** Socket families, types and message flags, `<sys/socket.h>` (glibc, the kernel's values). */

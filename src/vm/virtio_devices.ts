@@ -1,6 +1,6 @@
 /**
  * Which virtio devices a configuration asks for, in the order the guest finds them: the disks
- * first (so they are /dev/vda, /dev/vdb, …), then virtio-rng, then the balloon. A new device
+ * first (so they are /dev/vda, /dev/vdb, …), then the NICs, then virtio-rng, then the balloon. A new device
  * type is one more entry here, built from its configuration.
  *
  * @module
@@ -10,14 +10,20 @@ import type { VirtioDeviceRequest } from "../arch/machine.ts";
 import type { VmConfig } from "../config.ts";
 import { diskName } from "../devices/virtio/block/disks.ts";
 import type { BlockSpec } from "../devices/virtio/block/device.ts";
+import type { NetSpec } from "../devices/virtio/net/device.ts";
 
-/** The virtio devices of `config`; `disks` are its disks, opened (see `openDisks`). */
+/**
+ * The virtio devices of `config`; `disks` are its disks, opened (see `openDisks`), and `nets`
+ * its NICs, their TAPs open (see `openTaps`).
+ */
 export function virtioDeviceRequests(
   config: VmConfig,
   disks: readonly BlockSpec[],
+  nets: readonly NetSpec[] = [],
 ): VirtioDeviceRequest[] {
   return [
     ...disks.map((backend, i) => ({ name: `virtio-blk-${diskName(i)}`, backend })),
+    ...nets.map((backend, i) => ({ name: `virtio-net-${i}`, backend })),
     ...(config.rng ? [{ name: "virtio-rng", backend: { kind: "rng" as const } }] : []),
     ...(config.balloon === undefined ? [] : [{
       name: "virtio-balloon",

@@ -29,6 +29,7 @@ import { VcpuThreads } from "../vcpu/threads.ts";
 import { openKvm, readImage, VmSetupError } from "./host.ts";
 import { prepareSandbox } from "./sandbox.ts";
 import { virtioDeviceRequests } from "./virtio_devices.ts";
+import { openTaps } from "../devices/virtio/net/taps.ts";
 import {
   type BalloonStatsReply,
   VmControlError,
@@ -148,7 +149,8 @@ export class Vm {
       }
       // Images are opened and locked first: a bad one is reported before anything is built.
       const disks = openDisks(config.disks, cleanup);
-      const virtio = virtioDeviceRequests(config, disks);
+      const nets = openTaps(config.nets ?? [], cleanup);
+      const virtio = virtioDeviceRequests(config, disks, nets);
       const sandbox = prepareSandbox(config.sandbox, virtio);
       // The vCPU Workers load their modules while the kernel is read and the machine built.
       const control = new VmControl(VmControl.createBuffer());

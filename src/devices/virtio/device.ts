@@ -42,6 +42,17 @@ export interface VirtioBackend {
   processQueue(index: number, queue: VirtQueue, memory: GuestMemory): void;
   /** The driver reset the device: forget per-session state. */
   reset?(): void;
+  /** The queues start (DRIVER_OK) with the features the driver accepted. */
+  activate?(driverFeatures: bigint): void;
+  /**
+   * Descriptors of the backend's own (a TAP) that the loop watches for input while the queues
+   * run and {@link wantsEvents} says so; {@link onEvent} is called with the index of a ready one.
+   */
+  readonly eventFds?: readonly number[];
+  /** Whether to watch {@link eventFds} now (say no while nothing could be done with input). */
+  wantsEvents?(): boolean;
+  /** One of {@link eventFds} is readable. */
+  onEvent?(index: number, queues: readonly (VirtQueue | undefined)[], memory: GuestMemory): void;
   /**
    * The VMM changed the device configuration (`config` is all of it now), e.g. a disk's capacity
    * after a resize: take it in before the driver is told.

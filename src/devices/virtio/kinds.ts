@@ -12,6 +12,7 @@ import { BlockBackend, type BlockSpec } from "./block/device.ts";
 import type { VirtioDeviceInfo } from "./transport/pci/state.ts";
 import { RngBackend } from "./rng/device.ts";
 import { BalloonBackend, type BalloonSpec } from "./balloon/device.ts";
+import { NetBackend, type NetSpec } from "./net/device.ts";
 
 /** virtio-rng. */
 export interface RngSpec {
@@ -21,10 +22,10 @@ export interface RngSpec {
   maxBytesPerRequest?: number;
 }
 
-export type { BalloonSpec, BlockSpec };
+export type { BalloonSpec, BlockSpec, NetSpec };
 
 /** Any backend the device Worker can build. */
-export type BackendSpec = RngSpec | BlockSpec | BalloonSpec;
+export type BackendSpec = RngSpec | BlockSpec | BalloonSpec | NetSpec;
 
 /**
  * Builds the backend `spec` names (in the device Worker, and on the main thread for its info).
@@ -38,6 +39,8 @@ export function createBackend(spec: BackendSpec): VirtioBackend {
       return new BlockBackend(spec);
     case "balloon":
       return new BalloonBackend(spec);
+    case "net":
+      return new NetBackend(spec);
     default:
       // A spec from another build (it crossed a message boundary untyped).
       throw new Error(`unknown virtio backend ${JSON.stringify(spec)}`);
@@ -56,12 +59,14 @@ export function policyFileName(spec: BackendSpec): string {
       return "block_device.policy";
     case "balloon":
       return "balloon_device.policy";
+    case "net":
+      return "net_device.policy";
   }
 }
 
 /** `spec` with every descriptor it carries replaced by `remap(fd)` (its number in the runner). */
 export function remapBackendFds(spec: BackendSpec, remap: (fd: number) => number): BackendSpec {
-  return spec.kind === "block" ? { ...spec, fd: remap(spec.fd) } : spec;
+  return spec.kind === "block" || spec.kind === "net" ? { ...spec, fd: remap(spec.fd) } : spec;
 }
 
 /** What the transport needs to know of a backend. */

@@ -5,6 +5,7 @@
 // <linux/virtio_rng.h> defines nothing of its own; the entropy device's ID is in virtio_ids.h.
 
 import * as blk from "../../../src/devices/virtio/block/config.ts";
+import * as net from "../../../src/devices/virtio/net/spec.ts";
 import * as desc from "../../../src/devices/virtio/descriptor.ts";
 import * as queue from "../../../src/devices/virtio/queue.ts";
 import * as spec from "../../../src/devices/virtio/spec.ts";
@@ -192,6 +193,36 @@ const BLK_CLAIMS = [
   }),
   ...claimsOf(blk.BlkConfigOffset, blkConfigTable, "BlkConfigOffset."),
 ];
+
+const NET_CLAIMS = [
+  ...namedAfterMacros(net, /^VIRTIO_NET_/),
+  ...Object.entries(net.NetFeature).map(([name, value]) => ({
+    name: `NetFeature.${name}`,
+    value,
+    c: [`VIRTIO_NET_F_${name}`],
+  })),
+  ...claimsOf(net.NetConfig, {
+    MAC: offsetof("virtio_net_config", "mac"),
+    STATUS: offsetof("virtio_net_config", "status"),
+    MAX_VIRTQUEUE_PAIRS: offsetof("virtio_net_config", "max_virtqueue_pairs"),
+    MTU: offsetof("virtio_net_config", "mtu"),
+    SIZE: endof("virtio_net_config", "mtu"),
+  }, "NetConfig."),
+  ...claimsOf(net.NetHeader, {
+    FLAGS: offsetof("virtio_net_hdr_v1", "flags"),
+    GSO_TYPE: offsetof("virtio_net_hdr_v1", "gso_type"),
+    HDR_LEN: offsetof("virtio_net_hdr_v1", "hdr_len"),
+    GSO_SIZE: offsetof("virtio_net_hdr_v1", "gso_size"),
+    CSUM_START: offsetof("virtio_net_hdr_v1", "csum_start"),
+    CSUM_OFFSET: offsetof("virtio_net_hdr_v1", "csum_offset"),
+    NUM_BUFFERS: offsetof("virtio_net_hdr_v1", "num_buffers"),
+    SIZE: sizeof("virtio_net_hdr_v1"),
+  }, "NetHeader."),
+];
+
+Deno.test("virtio-net features, config and header match <linux/virtio_net.h>", async () => {
+  await assertMatchesC(["linux/virtio_net.h"], NET_CLAIMS);
+});
 
 Deno.test("device status bits and VIRTIO_F_VERSION_1 match <linux/virtio_config.h>", async () => {
   await assertMatchesC(["linux/virtio_config.h"], STATUS_CLAIMS);

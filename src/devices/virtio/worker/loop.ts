@@ -8,6 +8,8 @@
  *   memory;
  * - serve a queue whose doorbell rang: the backend pops and completes chains, and the loop raises
  *   the queue's interrupt when the driver wants one (§2.7.7.2);
+ * - hand the backend its own descriptors' input (a TAP's frames), watched only while the queues
+ *   run and the backend wants them;
  * - finish a reset (§2.4): drop the queues, reset the registers (device_status then reads 0) and
  *   idle until the next DRIVER_OK;
  * - re-assert INTx when the guest EOI'd it with the ISR still set;
@@ -59,6 +61,8 @@ export class DeviceLoop {
   readonly #firstQueue: number;
   /** Index of the resample eventfd, or -1. */
   readonly #resample: number;
+  /** Index in the poll set of the backend's first own descriptor (after the doorbells). */
+  readonly #firstBackendFd: number;
   /** Live queues by index while the driver has the device running; null while idle. */
   #queues: (VirtQueue | undefined)[] | null = null;
 
@@ -77,7 +81,8 @@ export class DeviceLoop {
     const fds = [controlFd];
     this.#resample = intx === null ? -1 : fds.push(intx.resampleFd) - 1;
     this.#firstQueue = fds.length;
-    this.#poll = new PollSet([...fds, ...queueFds]);
+    this.#firstBackendFd = fds.length + queueFds.length;
+    this.#poll = new PollSet([...fds, ...queueFds, ...backend.eventFds ?? []]);
     this.#controlOnly = new PollSet([controlFd]);
     backend.attachHost?.(state.host);
   }
@@ -104,12 +109,15 @@ export class DeviceLoop {
       return this.#control();
     }
     const fds = this.#poll.fds;
+    const watchBackend = this.#queues !== null && (this.backend.wantsEvents?.() ?? true);
+    for (let i = this.#firstBackendFd; i < fds.length; i++) this.#poll.watch(i, watchBackend);
     const ready = this.#poll.wait(timeoutMs);
-    for (const i of ready) drainEventfd(fds[i]);
+    for (const i of ready) if (i < this.#firstBackendFd) drainEventfd(fds[i]);
     if (ready.includes(0) && !this.#control()) return false;
     if (ready.includes(this.#resample)) this.state.interrupt.resample();
     for (const i of ready) {
-      if (i >= this.#firstQueue) this.#serve(i - this.#firstQueue);
+      if (i >= this.#firstBackendFd) this.#onEvent(i - this.#firstBackendFd);
+      else if (i >= this.#firstQueue) this.#serve(i - this.#firstQueue);
     }
     return true;
   }
@@ -191,6 +199,7 @@ export class DeviceLoop {
       }
     }
     this.#queues = queues;
+    this.backend.activate?.(features);
     // Doorbells rung before DRIVER_OK were drained while idle: look at every queue once.
     this.#serveAll();
   }
@@ -211,11 +220,21 @@ export class DeviceLoop {
     this.#completed(queue);
   }
 
+  /** One of the backend's own descriptors is ready: let it act on its queues. */
+  #onEvent(index: number): void {
+    this.#backendWork((queues) => this.backend.onEvent?.(index, queues, this.memory));
+  }
+
   /** The VMM signalled the backend (through the cells they share): let it act on its queues. */
   #onControl(): void {
+    this.#backendWork((queues) => this.backend.onControl?.(queues, this.memory));
+  }
+
+  /** Runs backend work on the live queues, then raises the interrupts its completions call for. */
+  #backendWork(work: (queues: readonly (VirtQueue | undefined)[]) => void): void {
     const queues = this.#queues;
-    if (queues === null || this.backend.onControl === undefined) return;
-    this.backend.onControl(queues, this.memory);
+    if (queues === null) return;
+    work(queues);
     for (const queue of queues) if (queue !== undefined) this.#completed(queue);
   }
 

@@ -1,0 +1,96 @@
+/**
+ * `crosvm run --net`: a NIC on a TAP, with crosvm's keys (its `NetParameters`): `tap-name=NAME`,
+ * `tap-fd=N`, or `host-ip=IP,netmask=MASK,mac=MAC` (a TAP the VMM creates), each with an
+ * optional `mac=` for the guest. Repeatable: NICs are numbered in the order given.
+ *
+ * @module
+ */
+
+import type { ParseArgsOptionsConfig } from "node:util";
+import type { NetConfig } from "../config.ts";
+import { isNetmask, parseIpv4, parseMac } from "../devices/virtio/net/address.ts";
+import { type KeySchema, type KeyValues, parseKeyValues } from "./key_values.ts";
+import type { OptionValue } from "./scan_args.ts";
+
+/** crosvm's `--net` keys; `vhost-net`, `vq-pairs` and `mrg-rxbuf` are recognised to be refused or taken. */
+const NET_KEYS: KeySchema = [
+  "tap-name",
+  "tap-fd",
+  "host-ip",
+  "netmask",
+  "mac",
+  "vhost-net",
+  "vq-pairs",
+  "mrg-rxbuf",
+];
+/** virtio-net's limit on queue pairs (§5.1.4, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MAX). */
+const MAX_VQ_PAIRS = 0x8000;
+/** Largest descriptor number a `tap-fd` may name. */
+const MAX_FD = 2 ** 31 - 1;
+
+/** The NIC option, for `parseArgs`. */
+export const NET_OPTIONS: ParseArgsOptionsConfig = {
+  net: { type: "string", multiple: true },
+};
+
+/** Help text for `--net`. */
+export const NET_USAGE = `  --net <tap-name=NAME|tap-fd=N|host-ip=IP,netmask=MASK>[,mac=MAC]
+                    add a virtio-net NIC on a TAP (may be given more than once):
+                      tap-name=NAME - the TAP of that name, created if missing
+                        (needs CAP_NET_ADMIN)
+                      tap-fd=N - a TAP descriptor this process was given
+                        (IFF_TAP, IFF_NO_PI, IFF_VNET_HDR)
+                      host-ip=IP,netmask=MASK - a new TAP vmtapN with this
+                        host address, brought up (mac is then required)
+                      mac=MAC - the guest's MAC, e.g. 52:54:00:12:34:56`;
+
+/**
+ * The NICs of every `--net`, in the order given.
+ * @throws UsageError for a bad or conflicting key
+ */
+export function parseNets(options: ReadonlyMap<string, readonly OptionValue[]>): NetConfig[] {
+  return (options.get("net") ?? []).map(parseNet);
+}
+
+function parseNet({ flag, value }: OptionValue): NetConfig {
+  const values = parseKeyValues(flag, value, NET_KEYS);
+  if (values.has("vhost-net")) throw values.error("vhost-net is not supported yet");
+  if ((values.integer("vq-pairs", { min: 1, max: MAX_VQ_PAIRS }) ?? 1) !== 1) {
+    throw values.error("only one queue pair is supported yet");
+  }
+  values.flag("mrg-rxbuf"); // always offered; the key is taken for crosvm's sake
+  const mac = values.string("mac");
+  if (mac !== undefined && parseMac(mac) === undefined) {
+    throw values.error(`mac ${mac} is not six hex bytes with colons`);
+  }
+  const net: NetConfig = { tap: tapOf(values, mac) };
+  if (mac !== undefined) net.mac = mac;
+  return net;
+}
+
+/** The one way of getting a TAP the value names. */
+function tapOf(values: KeyValues, mac: string | undefined): NetConfig["tap"] {
+  const name = values.string("tap-name");
+  const fd = values.integer("tap-fd", { min: 0, max: MAX_FD });
+  const hostIp = values.string("host-ip");
+  const netmask = values.string("netmask");
+  const ways = [
+    name !== undefined,
+    fd !== undefined,
+    hostIp !== undefined || netmask !== undefined,
+  ];
+  if (ways.filter(Boolean).length !== 1) {
+    throw values.error("give exactly one of tap-name, tap-fd, or host-ip with netmask");
+  }
+  if (name !== undefined) return { name };
+  if (fd !== undefined) return { fd };
+  if (hostIp === undefined) throw values.error("netmask needs host-ip");
+  if (parseIpv4(hostIp) === undefined) throw values.error(`host-ip ${hostIp} is not IPv4`);
+  if (netmask === undefined) throw values.error("host-ip needs netmask");
+  const mask = parseIpv4(netmask);
+  if (mask === undefined || !isNetmask(mask)) {
+    throw values.error(`netmask ${netmask} is not an IPv4 netmask`);
+  }
+  if (mac === undefined) throw values.error("host-ip needs mac, the guest's MAC");
+  return { hostIp, netmask };
+}

@@ -1,0 +1,78 @@
+/**
+ * virtio-net's numbers (OASIS virtio 1.2 §5.1), checked against `<linux/virtio_net.h>` by a
+ * test: feature bits, the device configuration layout, the per-packet header (passed between
+ * the guest and the TAP as it is: its offload flags and GSO types are the kernel's), and which TAP
+ * offloads each guest receive feature allows.
+ *
+ * @module
+ */
+
+import { TunOffload } from "../../../ffi/tap.ts";
+import { featureBit } from "../spec.ts";
+
+/** §5.1.3 feature bits. */
+export const NetFeature = {
+  /** The device takes packets with a partial checksum. */
+  CSUM: 0,
+  /** The driver takes packets with a partial checksum. */
+  GUEST_CSUM: 1,
+  /** The device has a MAC address, in the configuration. */
+  MAC: 5,
+  /** The driver takes TSOv4, TSOv6 and TSO with ECN (UFO is not offered: Linux TAPs dropped it). */
+  GUEST_TSO4: 7,
+  GUEST_TSO6: 8,
+  GUEST_ECN: 9,
+  /** The device takes TSOv4, TSOv6 and TSO with ECN. */
+  HOST_TSO4: 11,
+  HOST_TSO6: 12,
+  HOST_ECN: 13,
+  /** The driver merges receive buffers (`num_buffers`). */
+  MRG_RXBUF: 15,
+  /** The configuration's `status` is valid. */
+  STATUS: 16,
+} as const;
+
+/** §5.1.4 device configuration: offsets and its size up to `mtu`. */
+export const NetConfig = {
+  MAC: 0,
+  STATUS: 6,
+  MAX_VIRTQUEUE_PAIRS: 8,
+  MTU: 10,
+  SIZE: 12,
+} as const;
+
+/** §5.1.4: `status` bit 0, the link is up. */
+export const VIRTIO_NET_S_LINK_UP = 1;
+
+/** §5.1.6 `struct virtio_net_hdr` (with `num_buffers`, as every 1.x device has it). */
+export const NetHeader = {
+  FLAGS: 0,
+  GSO_TYPE: 1,
+  HDR_LEN: 2,
+  GSO_SIZE: 4,
+  CSUM_START: 6,
+  CSUM_OFFSET: 8,
+  NUM_BUFFERS: 10,
+  SIZE: 12,
+} as const;
+
+/** §5.1.2: queue 0 receives, queue 1 transmits (one pair; no control queue). */
+export const RX_QUEUE = 0;
+export const TX_QUEUE = 1;
+
+/** The largest frame a TAP hands over with every offload on: 64 KiB of GSO plus an Ethernet header. */
+export const MAX_PACKET = 65_550;
+
+/**
+ * The TAP offloads the driver's accepted features allow (what the TAP may then hand us, and we
+ * the guest): partial checksums, then each segmentation offload the guest can take.
+ */
+export function tapOffloadsFor(driverFeatures: bigint): number {
+  const has = (bit: number) => (driverFeatures & featureBit(bit)) !== 0n;
+  if (!has(NetFeature.GUEST_CSUM)) return 0;
+  let offloads = TunOffload.TUN_F_CSUM;
+  if (has(NetFeature.GUEST_TSO4)) offloads |= TunOffload.TUN_F_TSO4;
+  if (has(NetFeature.GUEST_TSO6)) offloads |= TunOffload.TUN_F_TSO6;
+  if (has(NetFeature.GUEST_ECN)) offloads |= TunOffload.TUN_F_TSO_ECN;
+  return offloads;
+}

@@ -1,0 +1,51 @@
+// `crosvm run --net`: crosvm's keys for a NIC on a TAP, and every way of getting them wrong.
+
+import assert from "node:assert/strict";
+import { parseRunArgs } from "../../src/cli/run_args.ts";
+import type { NetConfig } from "../../src/config.ts";
+import { assertUsageError } from "../helpers/usage_error.ts";
+
+const nets = (...args: string[]): NetConfig[] | undefined =>
+  parseRunArgs([...args, "vmlinux"]).nets;
+
+Deno.test("--net: a TAP by name, by descriptor, or made from a host address; in the order given", () => {
+  assert.equal(nets(), undefined, "no NIC unless asked");
+  assert.deepEqual(
+    nets(
+      "--net",
+      "tap-name=vmtap7",
+      "--net",
+      "tap-fd=3,mac=52:54:00:AB:cd:01",
+      "--net",
+      "host-ip=192.168.10.1,netmask=255.255.255.0,mac=52:54:00:00:00:02,mrg-rxbuf,vq-pairs=1",
+    ),
+    [
+      { tap: { name: "vmtap7" } },
+      { tap: { fd: 3 }, mac: "52:54:00:AB:cd:01" },
+      { tap: { hostIp: "192.168.10.1", netmask: "255.255.255.0" }, mac: "52:54:00:00:00:02" },
+    ],
+  );
+});
+
+const BAD: [string, string][] = [
+  ["tap-name=a,tap-fd=3", "exactly one of tap-name, tap-fd, or host-ip"],
+  ["tap-name=a,host-ip=10.0.0.1,netmask=255.0.0.0", "exactly one"],
+  ["mac=52:54:00:00:00:01", "exactly one"],
+  ["tap-fd=-1", "tap-fd must be from 0"],
+  ["tap-fd=x", "tap-fd must be an integer"],
+  ["tap-name=a,mac=52:54:00:00:00", "mac 52:54:00:00:00 is not six hex bytes"],
+  ["tap-name=a,mac=52-54-00-00-00-01", "is not six hex bytes"],
+  ["host-ip=10.0.0.1,mac=52:54:00:00:00:01", "host-ip needs netmask"],
+  ["netmask=255.0.0.0,mac=52:54:00:00:00:01", "netmask needs host-ip"],
+  ["host-ip=10.0.0.256,netmask=255.0.0.0,mac=52:54:00:00:00:01", "host-ip 10.0.0.256 is not IPv4"],
+  ["host-ip=10.0.0.1,netmask=255.0.255.0,mac=52:54:00:00:00:01", "is not an IPv4 netmask"],
+  ["host-ip=10.0.0.1,netmask=255.255.255.0", "host-ip needs mac"],
+  ["tap-name=a,vhost-net", "vhost-net is not supported yet"],
+  ["tap-name=a,vq-pairs=2", "only one queue pair"],
+  ["tap-name=a,bogus=1", "bogus"],
+];
+for (const [value, says] of BAD) {
+  Deno.test(`--net ${value} is one line: ${says}`, () => {
+    assertUsageError(() => nets("--net", value), "--net", says);
+  });
+}
