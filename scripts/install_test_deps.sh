@@ -8,7 +8,8 @@
 # bubblewrap (bwrap) to jail device processes and libseccomp2 for their seccomp filters (loaded
 # through FFI as libseccomp.so.2), and libseccomp-dev for the <seccomp.h> the seccomp ABI test
 # compiles against, and python3 for the crosvm-format control-socket client the control tests
-# speak through (and resize2fs, from e2fsprogs, which the disk-resize test runs inside L2).
+# speak through (and resize2fs, from e2fsprogs, which the disk-resize test runs inside L2), and
+# iproute2 (ip) for the network namespaces the virtio-net tests put their TAPs in.
 # The test bed's L1 runs the host's bwrap and libseccomp through its /usr.
 # Does nothing when everything is present.
 set -euo pipefail
@@ -26,6 +27,7 @@ command -v bwrap >/dev/null || missing+=(bubblewrap)
 grep -q 'libseccomp\.so\.2 ' <(/sbin/ldconfig -p) || missing+=(libseccomp2)
 [ -f /usr/include/seccomp.h ] || missing+=(libseccomp-dev)
 command -v python3 >/dev/null || missing+=(python3)
+[ -x /usr/sbin/ip ] || [ -x /usr/bin/ip ] || missing+=(iproute2)
 [ -x /usr/sbin/resize2fs ] || missing+=(e2fsprogs)
 
 if [ ${#missing[@]} -gt 0 ]; then

@@ -4,6 +4,9 @@ import assert from "node:assert/strict";
 import { parseRunArgs } from "../../src/cli/run_args.ts";
 import type { NetConfig } from "../../src/config.ts";
 import { assertUsageError } from "../helpers/usage_error.ts";
+import { assertOneLineError, crosvm } from "../helpers/cli_process.ts";
+import { buildGuest } from "../helpers/guests.ts";
+import { kvmTest } from "../helpers/vcpu.ts";
 
 const nets = (...args: string[]): NetConfig[] | undefined =>
   parseRunArgs([...args, "vmlinux"]).nets;
@@ -49,3 +52,18 @@ for (const [value, says] of BAD) {
     assertUsageError(() => nets("--net", value), "--net", says);
   });
 }
+
+kvmTest(
+  "a tap-fd that is not a TAP, or a TAP name too long, is one line before the VM starts",
+  async () => {
+    const guest = await buildGuest("hello");
+    // Descriptor 0 of the child is the pipe its stdin is.
+    const notTap = await crosvm(["run", "--net", "tap-fd=0", guest]);
+    assertOneLineError(
+      notTap,
+      /^crosvm: error: NIC 0: tap-fd 0 is not a TAP descriptor \(E[A-Z]+\)$/,
+    );
+    const long = await crosvm(["run", "--net", "tap-name=a-name-of-16-chars", guest]);
+    assertOneLineError(long, /NIC 0: TAP name 'a-name-of-16-chars' is not 1 to 15 bytes$/);
+  },
+);

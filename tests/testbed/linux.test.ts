@@ -576,33 +576,41 @@ ${
   },
 ];
 
-/** The guest's MAC in the network tests, and the payload L1 serves it over HTTP. */
+/** The guest's MAC in the network tests, and the payload L1 sends it over TCP. */
 const NET_MAC = "52:54:00:12:34:56";
 const NET_PAYLOAD_BYTES = 4 << 20;
+/** L1's side of the TCP test: sends /tmp/net-payload to the first client on port 8000, closes. */
+const NET_SERVER = `import socket
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 8000))
+s.listen(1)
+c, _ = s.accept()
+c.sendall(open("/tmp/net-payload", "rb").read())
+c.close()`;
 
 /**
  * virtio-net on a TAP in L1: the VMM creates `vmtapN` as 10.77.0.1/24 (`host-ip`), the jailed
- * device moves the frames, the guest pings L1 and fetches 4 MiB over TCP from a Python HTTP
- * server on L1's side (receive offloads on: the TAP hands over TSO frames).
+ * device moves the frames, the guest pings L1 and reads 4 MiB over TCP from a Python server on
+ * L1's side (receive offloads on: the TAP hands over TSO frames).
  */
 const NET_TESTS: LinuxTest[] = [
   {
     name: "net-tap",
-    title: "virtio-net: host-ip makes a TAP; the guest pings L1 and fetches 4 MiB over TCP intact",
-    command:
-      `mkdir -p /tmp/net-www && head -c ${NET_PAYLOAD_BYTES} /dev/urandom >/tmp/net-www/payload
-echo "l1_payload=$(sha256sum </tmp/net-www/payload | cut -d' ' -f1)"
-(cd /tmp/net-www && exec python3 -m http.server -b 0.0.0.0 8000 >/dev/null 2>&1) &
-www=$!
+    title: "virtio-net: host-ip makes a TAP; the guest pings L1 and reads 4 MiB over TCP intact",
+    command: `head -c ${NET_PAYLOAD_BYTES} /dev/urandom >/tmp/net-payload
+echo "l1_payload=$(sha256sum </tmp/net-payload | cut -d' ' -f1)"
+python3 -c '${NET_SERVER}' &
+server=$!
 ${
-        boot(
-          "net",
-          `--net host-ip=10.77.0.1,netmask=255.255.255.0,mac=${NET_MAC} -p ` +
-            `"agent.net=10.77.0.2/24 agent.peer=10.77.0.1"`,
-        )
-      }
+      boot(
+        "net",
+        `--net host-ip=10.77.0.1,netmask=255.255.255.0,mac=${NET_MAC} -p ` +
+          `"agent.net=10.77.0.2/24 agent.peer=10.77.0.1"`,
+      )
+    }
 status=$?
-kill $www
+kill $server 2>/dev/null
 exit $status`,
     check: (r, agent) => {
       assert.equal(agent.get("net_mac"), NET_MAC);
