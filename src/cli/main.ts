@@ -43,6 +43,7 @@ export function extendedStatus(reason: VmExitReason): ExitStatus {
 async function run(args: RunCommand): Promise<number> {
   const { config } = args;
   log.setLogLevel(config.logLevel);
+  for (const warning of args.warnings) log.warn(warning);
   log.debug("crosvm: starting");
   // The socket path is checked before anything is built; requests are served once it runs.
   const server = args.socket === undefined ? undefined : ControlServer.listen(args.socket);

@@ -7,23 +7,22 @@
  * @module
  */
 
-import type { VmConfig } from "../config.ts";
 import { LOG_LEVELS, type LogLevel } from "../log.ts";
 import { HelpRequested, UsageError } from "./errors.ts";
 import { CONTROL_COMMANDS, type ControlCommand } from "./control_args.ts";
-import { DEFAULT_LOG_LEVEL, parseLogLevel, parseRunCommand, RUN_USAGE } from "./run_args.ts";
+import {
+  DEFAULT_LOG_LEVEL,
+  parseLogLevel,
+  parseRunCommand,
+  RUN_USAGE,
+  type RunArgs,
+} from "./run_args.ts";
 import { scanArgs } from "./scan_args.ts";
 
 /** `crosvm run`: build and run the VM described by `config`. */
-export interface RunCommand {
+export interface RunCommand extends RunArgs {
   /** The command name. */
   readonly command: "run";
-  /** The VM to run, log level included. */
-  readonly config: VmConfig;
-  /** `-s/--socket`: where to listen for control requests. */
-  readonly socket?: string;
-  /** `--extended-status`: exit with the VM's outcome (reset 32, crash 33, guest panic 34). */
-  readonly extendedStatus: boolean;
 }
 
 /** `crosvm version`: print the version. */

@@ -1,7 +1,10 @@
 /**
  * `crosvm run --net`: a NIC on a TAP, with crosvm's keys (its `NetParameters`): `tap-name=NAME`,
  * `tap-fd=N`, or `host-ip=IP,netmask=MASK,mac=MAC` (a TAP the VMM creates), each with an
- * optional `mac=` for the guest. Repeatable: NICs are numbered in the order given.
+ * optional `mac=` for the guest. Repeatable: NICs are numbered in the order given. Also crosvm's
+ * older spellings, each taken with a warning naming its `--net` form: `--tap-name NAME` and
+ * `--tap-fd N` (a NIC each), and `--host-ip`/`--host_ip`, `--netmask` and `--mac` (one NIC,
+ * all three together); `--vhost-net` and `--net-vq-pairs` are refused as their keys are.
  *
  * @module
  */
@@ -9,6 +12,7 @@
 import type { ParseArgsOptionsConfig } from "node:util";
 import type { NetConfig } from "../config.ts";
 import { isNetmask, parseIpv4, parseMac } from "../devices/virtio/net/address.ts";
+import { invalidValue, UsageError } from "./errors.ts";
 import { type KeySchema, type KeyValues, parseKeyValues } from "./key_values.ts";
 import type { OptionValue } from "./scan_args.ts";
 
@@ -28,10 +32,24 @@ const MAX_VQ_PAIRS = 0x8000;
 /** Largest descriptor number a `tap-fd` may name. */
 const MAX_FD = 2 ** 31 - 1;
 
-/** The NIC option, for `parseArgs`. */
+/** The NIC options, for `parseArgs`. */
 export const NET_OPTIONS: ParseArgsOptionsConfig = {
   net: { type: "string", multiple: true },
+  "tap-name": { type: "string", multiple: true },
+  "tap-fd": { type: "string", multiple: true },
+  "host-ip": { type: "string" },
+  host_ip: { type: "string" },
+  netmask: { type: "string" },
+  mac: { type: "string" },
+  "vhost-net": { type: "boolean" },
+  "net-vq-pairs": { type: "string" },
 };
+
+/** The NICs the options ask for, and a warning for each older spelling used. */
+export interface NetOptions {
+  readonly nets: NetConfig[];
+  readonly warnings: string[];
+}
 
 /** Help text for `--net`. */
 export const NET_USAGE = `  --net <tap-name=NAME|tap-fd=N|host-ip=IP,netmask=MASK>[,mac=MAC]
@@ -45,11 +63,46 @@ export const NET_USAGE = `  --net <tap-name=NAME|tap-fd=N|host-ip=IP,netmask=MAS
                       mac=MAC - the guest's MAC, e.g. 52:54:00:12:34:56`;
 
 /**
- * The NICs of every `--net`, in the order given.
+ * The NICs of every `--net` and older spelling, in the order given.
  * @throws UsageError for a bad or conflicting key
  */
-export function parseNets(options: ReadonlyMap<string, readonly OptionValue[]>): NetConfig[] {
-  return (options.get("net") ?? []).map(parseNet);
+export function parseNets(options: ReadonlyMap<string, readonly OptionValue[]>): NetOptions {
+  const given = (name: string) => options.get(name) ?? [];
+  const warned: { index: number; text: string }[] = [];
+  // Each older spelling is its --net value: parsed, and checked, as that.
+  const legacy = (option: OptionValue, net: string): OptionValue => {
+    warned.push({ index: option.index, text: `${option.flag} is deprecated; use --net ${net}` });
+    return { flag: option.flag, value: net, index: option.index };
+  };
+  const values = [
+    ...given("net"),
+    ...given("tap-name").map((o) => legacy(o, `tap-name=${o.value}`)),
+    ...given("tap-fd").map((o) => legacy(o, `tap-fd=${o.value}`)),
+    ...legacyHostIp(options, legacy),
+  ];
+  if (options.has("vhost-net")) throw new UsageError("--vhost-net: vhost-net is not supported yet");
+  const [pairs] = given("net-vq-pairs");
+  if (pairs !== undefined && pairs.value !== "1") {
+    throw invalidValue(pairs.flag, pairs.value, "only one queue pair is supported yet");
+  }
+  const nets = values.sort((a, b) => a.index - b.index).map(parseNet);
+  return { nets, warnings: warned.sort((a, b) => a.index - b.index).map((w) => w.text) };
+}
+
+/** `--host-ip IP --netmask MASK --mac MAC` as one `--net` value; all three or none. */
+function legacyHostIp(
+  options: ReadonlyMap<string, readonly OptionValue[]>,
+  legacy: (option: OptionValue, net: string) => OptionValue,
+): OptionValue[] {
+  const [ip] = [...options.get("host-ip") ?? [], ...options.get("host_ip") ?? []];
+  const [netmask] = options.get("netmask") ?? [];
+  const [mac] = options.get("mac") ?? [];
+  const parts = [ip, netmask, mac];
+  if (parts.every((p) => p === undefined)) return [];
+  if (ip === undefined || netmask === undefined || mac === undefined) {
+    throw new UsageError("--host-ip, --netmask and --mac go together (or use --net)");
+  }
+  return [legacy(ip, `host-ip=${ip.value},netmask=${netmask.value},mac=${mac.value}`)];
 }
 
 function parseNet({ flag, value }: OptionValue): NetConfig {

@@ -178,6 +178,8 @@ export interface RunArgs {
   readonly socket?: string;
   /** `--extended-status`: exit with the VM's outcome. */
   readonly extendedStatus: boolean;
+  /** What to warn of before running (older spellings used). */
+  readonly warnings: readonly string[];
 }
 
 /**
@@ -203,6 +205,7 @@ export function parseRunCommand(
     maxPositionals: 1,
   });
   const single = (name: string): OptionValue | undefined => options.get(name)?.[0];
+  const { nets, warnings } = parseNets(options);
   const initrd = single("initrd");
   const level = single("log-level");
   const kvmDevice = single("kvm-device");
@@ -213,7 +216,7 @@ export function parseRunCommand(
     params: (options.get("params") ?? []).map((param) => param.value),
     serials: parseSerials(options.get("serial") ?? []),
     disks: parseDisks(options),
-    ...netsOption(parseNets(options)),
+    ...netsOption(nets),
     rng: !options.has("no-rng"),
     ...balloonOption(options.has("no-balloon"), single("balloon-page-reporting")),
     sandbox: parseSandbox(options),
@@ -224,8 +227,8 @@ export function parseRunCommand(
   const socket = single("socket");
   const extendedStatus = options.has("extended-status");
   return socket === undefined
-    ? { config, extendedStatus }
-    : { config, socket: nonEmptyPath(socket), extendedStatus };
+    ? { config, extendedStatus, warnings }
+    : { config, socket: nonEmptyPath(socket), extendedStatus, warnings };
 }
 
 /** The NICs, when there are any (a config without NICs leaves the field out). */

@@ -1,7 +1,7 @@
 // `crosvm run --net`: crosvm's keys for a NIC on a TAP, and every way of getting them wrong.
 
 import assert from "node:assert/strict";
-import { parseRunArgs } from "../../src/cli/run_args.ts";
+import { parseRunArgs, parseRunCommand } from "../../src/cli/run_args.ts";
 import type { NetConfig } from "../../src/config.ts";
 import { assertUsageError } from "../helpers/usage_error.ts";
 import { assertOneLineError, crosvm } from "../helpers/cli_process.ts";
@@ -28,6 +28,38 @@ Deno.test("--net: a TAP by name, by descriptor, or made from a host address; in 
       { tap: { hostIp: "192.168.10.1", netmask: "255.255.255.0" }, mac: "52:54:00:00:00:02" },
     ],
   );
+});
+
+Deno.test("the older spellings make the same NICs, in order, each with a warning naming its --net", () => {
+  const { config, warnings } = parseRunCommand([
+    "--tap-name",
+    "vmtap1",
+    "--host_ip",
+    "10.0.0.1",
+    "--netmask",
+    "255.255.255.0",
+    "--mac",
+    "52:54:00:00:00:01",
+    "--tap-fd",
+    "7",
+    "vmlinux",
+  ]);
+  assert.deepEqual(config.nets, [
+    { tap: { name: "vmtap1" } },
+    { tap: { hostIp: "10.0.0.1", netmask: "255.255.255.0" }, mac: "52:54:00:00:00:01" },
+    { tap: { fd: 7 } },
+  ]);
+  assert.deepEqual(warnings, [
+    "--tap-name is deprecated; use --net tap-name=vmtap1",
+    "--host_ip is deprecated; use --net host-ip=10.0.0.1,netmask=255.255.255.0,mac=52:54:00:00:00:01",
+    "--tap-fd is deprecated; use --net tap-fd=7",
+  ]);
+  assertUsageError(
+    () => nets("--host-ip", "10.0.0.1", "--mac", "52:54:00:00:00:01"),
+    "--host-ip, --netmask and --mac go together",
+  );
+  assertUsageError(() => nets("--tap-name", "a", "--vhost-net"), "vhost-net is not supported yet");
+  assertUsageError(() => nets("--tap-name", "a", "--net-vq-pairs", "2"), "only one queue pair");
 });
 
 const BAD: [string, string][] = [

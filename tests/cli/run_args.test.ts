@@ -285,6 +285,7 @@ Deno.test("main: run returns its config", () => {
     command: "run",
     config: CROSVM_DEFAULTS,
     extendedStatus: false,
+    warnings: [],
   });
 });
 
@@ -294,6 +295,7 @@ Deno.test("main: the global --log-level reaches run, and run's own overrides it"
     command: "run",
     config: { ...CROSVM_DEFAULTS, cpus: 2, logLevel: "debug" },
     extendedStatus: false,
+    warnings: [],
   });
   const both = parseMainArgs(["--log-level=debug", "run", "--log-level", "error", "vmlinux"]);
   assert.equal(both.command === "run" && both.config.logLevel, "error");
@@ -347,6 +349,7 @@ Deno.test("main: run -s/--socket and --extended-status are the command's, not th
       config: CROSVM_DEFAULTS,
       socket: "/run/vm.sock",
       extendedStatus: true,
+      warnings: [],
     });
   }
   assertUsageError(() => parseMainArgs(["run", "-s", "", "vmlinux"]), "-s", "the path is empty");
