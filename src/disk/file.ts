@@ -11,7 +11,6 @@
  */
 
 import type { BufferRange } from "../memory.ts";
-import { U32_RANGE } from "../ffi/struct.ts";
 import { SyscallError } from "../ffi/errno.ts";
 import {
   addressOf,
@@ -24,6 +23,7 @@ import {
   IOVEC_WORDS,
   preadv,
   pwritev,
+  setIovec,
 } from "../ffi/libc.ts";
 
 /**
@@ -221,13 +221,4 @@ export class DiskFile {
     const start = misalignment === 0 ? 0 : DIRECT_IO_ALIGNMENT - misalignment;
     return new Uint8Array(backing, start, BOUNCE_SIZE);
   }
-}
-
-/** Writes iovec `index` (`iov_base`, `iov_len`) into `halves`, a little-endian u64 array's halves. */
-function setIovec(halves: Uint32Array, index: number, base: number, length: number): void {
-  const at = index * IOVEC_WORDS * 2;
-  halves[at] = base % U32_RANGE;
-  halves[at + 1] = Math.floor(base / U32_RANGE);
-  halves[at + 2] = length;
-  halves[at + 3] = 0;
 }

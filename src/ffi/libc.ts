@@ -8,6 +8,7 @@
  */
 
 import { SyscallError } from "./errno.ts";
+import { U32_RANGE } from "./struct.ts";
 
 /** `open(2)` flags from `<asm-generic/fcntl.h>`. */
 export const O_RDONLY = 0o0;
@@ -315,6 +316,20 @@ export function writeAll(fd: number, buf: Uint8Array): void {
 
 /** `struct iovec` (`<bits/types/struct_iovec.h>`): `iov_base` and `iov_len`, 8 bytes each. */
 export const IOVEC_WORDS = 2;
+
+/**
+ * Writes iovec `index` (`iov_base`, `iov_len`) into `halves`, the 32-bit halves of a
+ * little-endian iovec array: filled from Numbers (a user address is below 2^47), no BigInt per
+ * buffer on the I/O path.
+ */
+export function setIovec(halves: Uint32Array, index: number, base: number, length: number): void {
+  const at = index * IOVEC_WORDS * 2;
+  halves[at] = base % U32_RANGE;
+  halves[at + 1] = Math.floor(base / U32_RANGE);
+  halves[at + 2] = length;
+  halves[at + 3] = 0;
+}
+
 /** `lseek(2)` whence: from the end (`<unistd.h>`). */
 export const SEEK_END = 2;
 

@@ -29,8 +29,6 @@ export const TUN_DEVICE = "/dev/net/tun";
 export const TunIoctl = {
   /** `_IOW('T', 202, int)`: attach to (or create) the interface `ifr_name` with `ifr_flags`. */
   TUNSETIFF: 0x4004_54ca,
-  /** `_IOR('T', 207, unsigned int)`: the IFF_* flags this kernel's TUN supports. */
-  TUNGETFEATURES: 0x8004_54cf,
   /** `_IOW('T', 208, unsigned int)`: the TUN_F_* offloads the reader can take. */
   TUNSETOFFLOAD: 0x4004_54d0,
   /** `_IOR('T', 210, struct ifreq)`: the attached interface's name and flags. */

@@ -20,7 +20,7 @@
  */
 
 import { SyscallError } from "../../../ffi/errno.ts";
-import { IOVEC_WORDS, read, writev } from "../../../ffi/libc.ts";
+import { IOVEC_WORDS, read, setIovec, writev } from "../../../ffi/libc.ts";
 import { setTapOffload } from "../../../ffi/tap.ts";
 import type { GuestMemory } from "../../../memory.ts";
 import type { DescriptorChain } from "../descriptor.ts";
@@ -102,6 +102,8 @@ export class NetBackend implements VirtioBackend {
   readonly #tap: number;
   readonly #frame = new Uint8Array(MAX_PACKET + NetHeader.SIZE);
   readonly #iovecs = new BigUint64Array(MAX_TX_BUFFERS * IOVEC_WORDS);
+  /** The iovecs as 32-bit halves, for {@link setIovec}. */
+  readonly #iovecHalves = new Uint32Array(this.#iovecs.buffer);
   #mergeable = false;
   /** The receive ring ran dry: wait for the driver's doorbell before reading the TAP again. */
   #starved = false;
@@ -164,15 +166,13 @@ export class NetBackend implements VirtioBackend {
   }
 
   #transmit(queue: VirtQueue, memory: GuestMemory): void {
+    const ramBase = Number(memory.hostAddress(0));
     for (let chain = queue.pop(); chain !== null; chain = queue.pop()) {
       const ranges = chain.readableRanges();
       if (chain.readableLength < NetHeader.SIZE || ranges.length > MAX_TX_BUFFERS) {
         this.drops.tx++;
       } else {
-        ranges.forEach((r, i) => {
-          this.#iovecs[i * IOVEC_WORDS] = memory.hostAddress(r.offset);
-          this.#iovecs[i * IOVEC_WORDS + 1] = BigInt(r.length);
-        });
+        ranges.forEach((r, i) => setIovec(this.#iovecHalves, i, ramBase + r.offset, r.length));
         try {
           writev(this.#tap, this.#iovecs, ranges.length);
         } catch (e) {

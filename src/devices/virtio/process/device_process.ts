@@ -378,13 +378,13 @@ function initMessage(
   return { init: { ...init, maxFds: FIRST_CHILD_FD + fds.length + RUNTIME_FD_ALLOWANCE }, fds };
 }
 
-/** How a child ended, in words. */
 /** The signal that ended the process: its own, or the one bubblewrap reports as 128 + N. */
 function exitSignal(exit: ChildExit): number | null {
   return exit.signal ??
     (exit.code !== null && exit.code > SIGNAL_EXIT_BASE ? exit.code - SIGNAL_EXIT_BASE : null);
 }
 
+/** How a child ended, in words. */
 function exitText(exit: ChildExit): string {
   const signal = exitSignal(exit);
   return signal !== null ? `killed by ${signalName(signal)}` : `status ${exit.code}`;
