@@ -85,6 +85,9 @@ export const SIGUSR2 = 12;
  * the lowest free descriptor at or above the argument, close-on-exec.
  */
 export const F_DUPFD_CLOEXEC = 1030;
+/** `fcntl(2)` commands from `<asm-generic/fcntl.h>`: get and set the file status flags. */
+export const F_GETFL = 3;
+export const F_SETFL = 4;
 
 /** `socket(2)` address family from `<bits/socket.h>`: local (Unix domain) sockets. */
 export const AF_UNIX = 1;
@@ -400,6 +403,12 @@ export function socketpair(type: number): [number, number] {
  */
 export function dupAtLeast(fd: number, lowest: number): number {
   return check(libc().fcntl(fd, F_DUPFD_CLOEXEC, lowest), () => `fcntl(${fd}, F_DUPFD_CLOEXEC)`);
+}
+
+/** Adds O_NONBLOCK to `fd`'s file status flags (shared with every descriptor of its open file). */
+export function setNonBlocking(fd: number): void {
+  const flags = check(libc().fcntl(fd, F_GETFL, 0), () => `fcntl(${fd}, F_GETFL)`);
+  check(libc().fcntl(fd, F_SETFL, flags | O_NONBLOCK), () => `fcntl(${fd}, F_SETFL)`);
 }
 
 /** `ftruncate(2)`: `fd`'s file is now `size` bytes long. */

@@ -18,6 +18,7 @@ import {
   O_NONBLOCK,
   O_RDWR,
   open,
+  setNonBlocking,
   SOCK_CLOEXEC,
 } from "./libc.ts";
 import { UserError } from "../errors.ts";
@@ -144,7 +145,8 @@ export function openTap(name: string): Tap {
 
 /**
  * Checks a descriptor handed to us (`tap-fd=N`): it must be a TAP with IFF_NO_PI and
- * IFF_VNET_HDR and no multiqueue; sets its header size. Returns its interface's name.
+ * IFF_VNET_HDR and no multiqueue; sets its header size and makes it non-blocking (the device
+ * reads frames until EAGAIN). Returns its interface's name.
  * @throws TapError naming what does not fit
  */
 export function adoptTapFd(fd: number): Tap {
@@ -170,6 +172,7 @@ export function adoptTapFd(fd: number): Tap {
     throw new TapError(`tap-fd ${fd} (${nameOf(req)}) is multiqueue; one queue pair needs one`);
   }
   setVnetHeaderSize(fd);
+  setNonBlocking(fd);
   return { fd, name: nameOf(req) };
 }
 

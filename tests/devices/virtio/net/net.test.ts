@@ -17,9 +17,9 @@ import {
   TX_QUEUE,
 } from "../../../../src/devices/virtio/net/spec.ts";
 import { featureBit } from "../../../../src/devices/virtio/spec.ts";
-import { close } from "../../../../src/ffi/libc.ts";
+import { close, F_GETFL, F_SETFL, libc, O_NONBLOCK } from "../../../../src/ffi/libc.ts";
 import { PollSet } from "../../../../src/ffi/poll.ts";
-import { openTap, type Tap, TUN_DEVICE } from "../../../../src/ffi/tap.ts";
+import { adoptTapFd, openTap, type Tap, TUN_DEVICE } from "../../../../src/ffi/tap.ts";
 import { Driver } from "../../../helpers/split_ring_driver.ts";
 
 const GUEST_MAC = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
@@ -233,6 +233,22 @@ tapTest(
     n.backend.processQueue(TX_QUEUE, new VirtQueue(TX_QUEUE, n.tx.queue), n.tx.mem);
     assert.deepEqual(n.tx.used().map((u) => u.len), [0]);
     assert.equal(n.backend.drops.tx, 1);
+  },
+);
+
+tapTest(
+  "a tap-fd handed over blocking is adopted non-blocking: the device reads until EAGAIN",
+  (tap) => {
+    const fd = Number(libc().fcntl(tap.fd, F_GETFL, 0));
+    libc().fcntl(tap.fd, F_SETFL, fd & ~O_NONBLOCK);
+    assert.equal(adoptTapFd(tap.fd).name, tap.name);
+    assert.ok(libc().fcntl(tap.fd, F_GETFL, 0) & O_NONBLOCK, "O_NONBLOCK set");
+    // With nothing to read, receiving returns at once instead of blocking the device's loop.
+    const n = nic(tap, MERGED);
+    n.rx.add([{ addr: n.rx.buffer(RX_BUFFER), len: RX_BUFFER, write: true }]);
+    n.rx.publish();
+    n.backend.onEvent(0, [new VirtQueue(RX_QUEUE, n.rx.queue)]);
+    assert.deepEqual(n.rx.used(), []);
   },
 );
 
