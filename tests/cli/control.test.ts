@@ -11,6 +11,7 @@ import { close } from "../../src/ffi/libc.ts";
 import { assertOneLineError, crosvm, spawnCrosvm } from "../helpers/cli_process.ts";
 import { buildGuest } from "../helpers/guests.ts";
 import { kvmTest } from "../helpers/kvm.ts";
+import { exists } from "../helpers/paths.ts";
 
 /** Runs spin.S under `crosvm run -s DIR/vm.sock ...extra`, hands `fn` the socket, then waits. */
 async function withRunningVm(
@@ -37,10 +38,6 @@ async function withRunningVm(
   const { code, stdout, stderr } = await output;
   const text = new TextDecoder();
   return { code, stdout: text.decode(stdout), stderr: text.decode(stderr) };
-}
-
-async function exists(path: string): Promise<boolean> {
-  return await Deno.lstat(path).then(() => true, () => false);
 }
 
 kvmTest(

@@ -13,6 +13,7 @@
  */
 
 import { buildCpio, type CpioEntry } from "./cpio.ts";
+import { exists } from "../helpers/paths.ts";
 
 /** The project root (two levels above this file). */
 export const PROJECT_ROOT: string = decodeURIComponent(
@@ -126,16 +127,6 @@ async function run(cmd: string, args: string[], cwd?: string): Promise<string> {
     throw new Error(`${cmd} ${args.join(" ")} failed (${out.code}): ${decoder.decode(out.stderr)}`);
   }
   return decoder.decode(out.stdout);
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
 }
 
 /** The first directory on PATH holding `cmd`, or undefined. */

@@ -21,6 +21,7 @@ import { close, F_GETFL, F_SETFL, libc, O_NONBLOCK } from "../../../../src/ffi/l
 import { PollSet } from "../../../../src/ffi/poll.ts";
 import { adoptTapFd, openTap, type Tap, TUN_DEVICE } from "../../../../src/ffi/tap.ts";
 import { Driver } from "../../../helpers/split_ring_driver.ts";
+import { exists } from "../../../helpers/paths.ts";
 
 const GUEST_MAC = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
 const GUEST_IP = [10, 77, 0, 2];
@@ -36,10 +37,6 @@ const MERGED = featureBit(NetFeature.MRG_RXBUF) | featureBit(NetFeature.GUEST_CS
 
 const CAN_RUN = Deno.uid() === 0 && (await exists(TUN_DEVICE)) && (await run("ip", ["-V"])).ok;
 const SKIP = "needs root, /dev/net/tun and iproute2 (ip) to make a TAP in a namespace of its own";
-
-async function exists(path: string): Promise<boolean> {
-  return await Deno.stat(path).then(() => true, () => false);
-}
 
 async function run(cmd: string, args: string[]): Promise<{ ok: boolean; err: string }> {
   try {
