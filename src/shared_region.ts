@@ -4,13 +4,10 @@
  * regions (device register blocks). Any region may be backed by a memfd mapped over its pages,
  * so a jailed device process that maps the same memfd over an arena of its own shares the bytes.
  *
- * Only whole pages inside the buffer are ever mapped over, so while the buffer lives they hold
- * nothing but its bytes, whether malloc served it by mmap of its own (the usual case for a buffer
- * this large; the mapping then goes away with it) or from its heap (malloc keeps its bookkeeping
- * in the chunk headers just outside the buffer's bytes; once the buffer is freed the pages stay
- * memfd-backed, which is just memory once every device process has ended). Keep the arena
- * referenced for as long as its regions are in use: the device state lives in its tail, not in
- * buffers of its own, for the same reason.
+ * The buffer is growable: V8 reserves its whole address space as a mapping of its own and makes
+ * it usable as it grows (see {@link GROW_STEP}), so only whole pages inside that mapping are ever
+ * mapped over, and they go away with it. Keep the arena referenced for as long as its regions are
+ * in use: the device state lives in its tail, not in buffers of its own, for the same reason.
  *
  * Atomics work on these bytes from every thread of every process that maps them, but
  * `Atomics.wait`/`notify` wake only threads of the same process: see `SharedMutex`.
