@@ -68,10 +68,19 @@ const L2_KERNEL_META = "linux-image-cloud-amd64";
 const BUSYBOX_PACKAGE = "busybox-static";
 
 /**
- * L1 modules (with their dependencies): KVM on emulated SVM, virtfs, TUN for network tests.
+ * L1 modules (with their dependencies): KVM on emulated SVM, virtfs, TUN for network tests, and
+ * the kernel's vhost back ends (/dev/vhost-net, /dev/vhost-vsock), which our own hosts lack.
  * kvm_amd is loaded last, so a failure to load it leaves the rest in place.
  */
-const L1_MODULES = ["virtio_pci", "9pnet_virtio", "9p", "tun", "kvm_amd"];
+const L1_MODULES = [
+  "virtio_pci",
+  "9pnet_virtio",
+  "9p",
+  "tun",
+  "vhost_net",
+  "vhost_vsock",
+  "kvm_amd",
+];
 /** L2 modules for the virtio device tests; the agent loads each one present. */
 const L2_MODULES = [
   "virtio_pci",
