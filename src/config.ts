@@ -83,6 +83,11 @@ export interface NetConfig {
   tap: { name: string } | { fd: number } | { hostIp: string; netmask: string };
   /** The guest's MAC, `52:54:00:12:34:56`; without it the guest's driver makes one up. */
   mac?: string;
+  /**
+   * Queue pairs (crosvm's `vq-pairs`, default 1): several make the TAP a multiqueue one, a
+   * descriptor per pair (so not with `{ fd }`).
+   */
+  queuePairs?: number;
 }
 
 /** Everything needed to build and run one VM. */

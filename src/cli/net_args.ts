@@ -4,7 +4,9 @@
  * optional `mac=` for the guest. Repeatable: NICs are numbered in the order given. Also crosvm's
  * older spellings, each taken with a warning naming its `--net` form: `--tap-name NAME` and
  * `--tap-fd N` (a NIC each), and `--host-ip`/`--host_ip`, `--netmask` and `--mac` (one NIC,
- * all three together); `--vhost-net` and `--net-vq-pairs` are refused as their keys are.
+ * all three together), with `--net-vq-pairs N` applying to each of them; `--vhost-net` is
+ * refused as its key is. `vq-pairs` above the vCPU count falls back to one pair with a warning,
+ * as crosvm does ({@link fitQueuePairs}).
  *
  * @module
  */
@@ -12,11 +14,12 @@
 import type { ParseArgsOptionsConfig } from "node:util";
 import type { NetConfig } from "../config.ts";
 import { isNetmask, parseIpv4, parseMac } from "../devices/virtio/net/address.ts";
-import { invalidValue, UsageError } from "./errors.ts";
+import { VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MAX } from "../devices/virtio/net/spec.ts";
+import { UsageError } from "./errors.ts";
 import { type KeySchema, type KeyValues, parseKeyValues } from "./key_values.ts";
 import type { OptionValue } from "./scan_args.ts";
 
-/** crosvm's `--net` keys; `vhost-net`, `vq-pairs` and `mrg-rxbuf` are recognised to be refused or taken. */
+/** crosvm's `--net` keys; `vhost-net` is recognised to be refused, `mrg-rxbuf` to be taken. */
 const NET_KEYS: KeySchema = [
   "tap-name",
   "tap-fd",
@@ -27,8 +30,6 @@ const NET_KEYS: KeySchema = [
   "vq-pairs",
   "mrg-rxbuf",
 ];
-/** virtio-net's limit on queue pairs (§5.1.4, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MAX). */
-const MAX_VQ_PAIRS = 0x8000;
 /** Largest descriptor number a `tap-fd` may name. */
 const MAX_FD = 2 ** 31 - 1;
 
@@ -60,7 +61,9 @@ export const NET_USAGE = `  --net <tap-name=NAME|tap-fd=N|host-ip=IP,netmask=MAS
                         (IFF_TAP, IFF_NO_PI, IFF_VNET_HDR)
                       host-ip=IP,netmask=MASK - a new TAP vmtapN with this
                         host address, brought up (mac is then required)
-                      mac=MAC - the guest's MAC, e.g. 52:54:00:12:34:56`;
+                      mac=MAC - the guest's MAC, e.g. 52:54:00:12:34:56
+                      vq-pairs=N - N queue pairs on a multiqueue TAP
+                        (default 1; at most the vCPU count)`;
 
 /**
  * The NICs of every `--net` and older spelling, in the order given.
@@ -69,10 +72,13 @@ export const NET_USAGE = `  --net <tap-name=NAME|tap-fd=N|host-ip=IP,netmask=MAS
 export function parseNets(options: ReadonlyMap<string, readonly OptionValue[]>): NetOptions {
   const given = (name: string) => options.get(name) ?? [];
   const warned: { index: number; text: string }[] = [];
+  const [pairs] = given("net-vq-pairs");
+  const pairsKey = pairs === undefined ? "" : `,vq-pairs=${pairs.value}`;
   // Each older spelling is its --net value: parsed, and checked, as that.
   const legacy = (option: OptionValue, net: string): OptionValue => {
-    warned.push({ index: option.index, text: `${option.flag} is deprecated; use --net ${net}` });
-    return { flag: option.flag, value: net, index: option.index };
+    const value = `${net}${pairsKey}`;
+    warned.push({ index: option.index, text: `${option.flag} is deprecated; use --net ${value}` });
+    return { flag: option.flag, value, index: option.index };
   };
   const values = [
     ...given("net"),
@@ -81,10 +87,6 @@ export function parseNets(options: ReadonlyMap<string, readonly OptionValue[]>):
     ...legacyHostIp(options, legacy),
   ];
   if (options.has("vhost-net")) throw new UsageError("--vhost-net: vhost-net is not supported yet");
-  const [pairs] = given("net-vq-pairs");
-  if (pairs !== undefined && pairs.value !== "1") {
-    throw invalidValue(pairs.flag, pairs.value, "only one queue pair is supported yet");
-  }
   const nets = values.sort((a, b) => a.index - b.index).map(parseNet);
   return { nets, warnings: warned.sort((a, b) => a.index - b.index).map((w) => w.text) };
 }
@@ -108,9 +110,7 @@ function legacyHostIp(
 function parseNet({ flag, value }: OptionValue): NetConfig {
   const values = parseKeyValues(flag, value, NET_KEYS);
   if (values.has("vhost-net")) throw values.error("vhost-net is not supported yet");
-  if ((values.integer("vq-pairs", { min: 1, max: MAX_VQ_PAIRS }) ?? 1) !== 1) {
-    throw values.error("only one queue pair is supported yet");
-  }
+  const pairs = values.integer("vq-pairs", { min: 1, max: VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MAX }) ?? 1;
   values.flag("mrg-rxbuf"); // always offered; the key is taken for crosvm's sake
   const mac = values.string("mac");
   if (mac !== undefined && parseMac(mac) === undefined) {
@@ -118,7 +118,30 @@ function parseNet({ flag, value }: OptionValue): NetConfig {
   }
   const net: NetConfig = { tap: tapOf(values, mac) };
   if (mac !== undefined) net.mac = mac;
+  if (pairs > 1) {
+    if ("fd" in net.tap) {
+      throw values.error("tap-fd is one queue; vq-pairs needs tap-name or host-ip");
+    }
+    net.queuePairs = pairs;
+  }
   return net;
+}
+
+/**
+ * crosvm's rule: a NIC never has more queue pairs than the VM has vCPUs; one that asks for more
+ * gets one pair, and a warning.
+ * @returns the warnings, one per NIC changed
+ */
+export function fitQueuePairs(nets: NetConfig[], cpus: number): string[] {
+  const warnings: string[] = [];
+  nets.forEach((net, i) => {
+    if ((net.queuePairs ?? 1) <= cpus) return;
+    warnings.push(
+      `NIC ${i}: vq-pairs=${net.queuePairs} is more than the ${cpus} vCPU(s); using one queue pair`,
+    );
+    delete net.queuePairs;
+  });
+  return warnings;
 }
 
 /** The one way of getting a TAP the value names. */

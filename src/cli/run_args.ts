@@ -20,7 +20,7 @@ import {
 } from "../config.ts";
 import { isLogLevel, LOG_LEVELS, type LogLevel } from "../log.ts";
 import { DISK_OPTIONS, DISK_USAGE, parseDisks } from "./disk_args.ts";
-import { NET_OPTIONS, NET_USAGE, parseNets } from "./net_args.ts";
+import { fitQueuePairs, NET_OPTIONS, NET_USAGE, parseNets } from "./net_args.ts";
 import { invalidValue, UsageError } from "./errors.ts";
 import { parseSandbox, SANDBOX_OPTIONS, SANDBOX_USAGE } from "./sandbox_args.ts";
 import { type OptionValue, scanArgs } from "./scan_args.ts";
@@ -226,6 +226,7 @@ export function parseRunCommand(
   if (kvmDevice !== undefined) config.kvmDevice = nonEmptyPath(kvmDevice);
   const socket = single("socket");
   const extendedStatus = options.has("extended-status");
+  warnings.push(...fitQueuePairs(nets, config.cpus));
   return socket === undefined
     ? { config, extendedStatus, warnings }
     : { config, socket: nonEmptyPath(socket), extendedStatus, warnings };

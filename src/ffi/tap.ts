@@ -36,12 +36,17 @@ export const TunIoctl = {
   TUNGETIFF: 0x8004_54d2,
   /** `_IOW('T', 216, int)`: the size of the virtio-net header in front of each frame. */
   TUNSETVNETHDRSZ: 0x4004_54d8,
+  /** `_IOW('T', 217, int)`: attach or detach this queue of a multiqueue TAP (`ifr_flags`). */
+  TUNSETQUEUE: 0x4004_54d9,
 } as const;
 
 /** `ifr_flags` for TUNSETIFF, `<linux/if_tun.h>`. */
 export const TunFlags = {
   IFF_TAP: 0x0002,
   IFF_MULTI_QUEUE: 0x0100,
+  /** For TUNSETQUEUE: the queue takes part in the interface again, or no longer. */
+  IFF_ATTACH_QUEUE: 0x0200,
+  IFF_DETACH_QUEUE: 0x0400,
   IFF_NO_PI: 0x1000,
   IFF_VNET_HDR: 0x4000,
 } as const;
@@ -60,6 +65,7 @@ export const SockIoctl = {
   SIOCSIFFLAGS: 0x8914,
   SIOCSIFADDR: 0x8916,
   SIOCSIFNETMASK: 0x891c,
+  SIOCGIFMTU: 0x8921,
 } as const;
 
 /** `IFF_UP`, `<linux/if.h>`. */
@@ -108,10 +114,11 @@ export interface Tap {
 
 /**
  * Opens the TAP `name` (`%d` in it picks the first free number), creating it if it does not
- * exist (CAP_NET_ADMIN), with a {@link VNET_HDR_SIZE}-byte virtio-net header.
+ * exist (CAP_NET_ADMIN), with a {@link VNET_HDR_SIZE}-byte virtio-net header. With `multiQueue`
+ * the TAP is a multiqueue one (IFF_MULTI_QUEUE) and each open of it adds a queue.
  * @throws TapError saying why it cannot be had
  */
-export function openTap(name: string): Tap {
+export function openTap(name: string, multiQueue = false): Tap {
   const req = ifreq(name);
   let fd: number;
   try {
@@ -123,7 +130,8 @@ export function openTap(name: string): Tap {
     throw e;
   }
   try {
-    new DataView(req.buffer).setUint16(IFREQ.union, TAP_FLAGS, true);
+    const flags = TAP_FLAGS | (multiQueue ? TunFlags.IFF_MULTI_QUEUE : 0);
+    new DataView(req.buffer).setUint16(IFREQ.union, flags, true);
     try {
       ioctlBuf(fd, TunIoctl.TUNSETIFF, req, "TUNSETIFF");
     } catch (e) {
@@ -131,7 +139,7 @@ export function openTap(name: string): Tap {
       const why = e.errno === Errno.EPERM
         ? "not permitted (creating a TAP needs CAP_NET_ADMIN, or one made for this user)"
         : e.errno === Errno.EBUSY
-        ? "it is in use, or is a TUN or multiqueue device"
+        ? `it is in use, or is a TUN or ${multiQueue ? "single-queue" : "multiqueue"} device`
         : errnoName(e.errno);
       throw new TapError(`cannot open TAP ${name}: ${why}`);
     }
@@ -186,6 +194,17 @@ export function setTapOffload(fd: number, offloads: number): void {
   ioctl(fd, TunIoctl.TUNSETOFFLOAD, BigInt(offloads), "TUNSETOFFLOAD");
 }
 
+/**
+ * Lets this queue of a multiqueue TAP take part in the interface (frames are steered to it), or
+ * stops it (a detached queue neither receives nor sends).
+ */
+export function setTapQueueAttached(fd: number, attached: boolean): void {
+  const req = new Uint8Array(IFREQ.size);
+  const flags = attached ? TunFlags.IFF_ATTACH_QUEUE : TunFlags.IFF_DETACH_QUEUE;
+  new DataView(req.buffer).setUint16(IFREQ.union, flags, true);
+  ioctlBuf(fd, TunIoctl.TUNSETQUEUE, req, "TUNSETQUEUE");
+}
+
 /** The host side of a TAP: its IPv4 address and netmask. */
 export interface HostInterface {
   /** Four bytes. */
@@ -194,31 +213,51 @@ export interface HostInterface {
   readonly netmask: Uint8Array;
 }
 
+/** One interface ioctl on `name`: its description for errors, its number, and how to fill the request. */
+type InterfaceStep = (
+  what: string,
+  request: number,
+  fill?: (req: Uint8Array) => void,
+) => Uint8Array;
+
 /**
- * Gives the interface `name` an address and a netmask, and brings it up.
+ * Runs `steps` with an `AF_INET` socket to make interface ioctls on `name` (as `ip` does); each
+ * step returns its filled-in ifreq.
  * @throws TapError naming the step that failed
  */
-export function configureInterface(name: string, host: HostInterface): void {
+function onInterface<T>(name: string, steps: (step: InterfaceStep) => T): T {
   const sock = libc().socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (sock < 0) throw new TapError(`cannot configure ${name}: no AF_INET socket`);
-  const step = (what: string, request: number, fill?: (req: Uint8Array) => void) => {
+  const step: InterfaceStep = (what, request, fill) => {
     const req = ifreq(name);
     fill?.(req);
     try {
       ioctlBuf(sock, request, req, what);
     } catch (e) {
       if (e instanceof SyscallError) {
-        throw new TapError(`cannot set the ${what} of ${name}: ${errnoName(e.errno)}`);
+        throw new TapError(`cannot get or set the ${what} of ${name}: ${errnoName(e.errno)}`);
       }
       throw e;
     }
     return req;
   };
+  try {
+    return steps(step);
+  } finally {
+    close(sock);
+  }
+}
+
+/**
+ * Gives the interface `name` an address and a netmask, and brings it up.
+ * @throws TapError naming the step that failed
+ */
+export function configureInterface(name: string, host: HostInterface): void {
   const inet = (bytes: Uint8Array) => (req: Uint8Array) => {
     new DataView(req.buffer).setUint16(IFREQ.union, AF_INET, true);
     req.set(bytes, IFREQ.union + SOCKADDR_IN_ADDR);
   };
-  try {
+  onInterface(name, (step) => {
     step("address", SockIoctl.SIOCSIFADDR, inet(host.address));
     step("netmask", SockIoctl.SIOCSIFNETMASK, inet(host.netmask));
     const flags = new DataView(step("flags", SockIoctl.SIOCGIFFLAGS).buffer);
@@ -229,7 +268,16 @@ export function configureInterface(name: string, host: HostInterface): void {
         true,
       );
     });
-  } finally {
-    close(sock);
-  }
+  });
+}
+
+/**
+ * The MTU of the interface `name`.
+ * @throws TapError when it cannot be read
+ */
+export function interfaceMtu(name: string): number {
+  return onInterface(name, (step) => {
+    const req = step("MTU", SockIoctl.SIOCGIFMTU);
+    return new DataView(req.buffer).getInt32(IFREQ.union, true);
+  });
 }

@@ -59,7 +59,22 @@ Deno.test("the older spellings make the same NICs, in order, each with a warning
     "--host-ip, --netmask and --mac go together",
   );
   assertUsageError(() => nets("--tap-name", "a", "--vhost-net"), "vhost-net is not supported yet");
-  assertUsageError(() => nets("--tap-name", "a", "--net-vq-pairs", "2"), "only one queue pair");
+});
+
+Deno.test("vq-pairs: a multiqueue TAP by name or host address, not by descriptor; never more pairs than vCPUs", () => {
+  assert.deepEqual(nets("--cpus", "4", "--net", "tap-name=mq0,vq-pairs=4"), [
+    { tap: { name: "mq0" }, queuePairs: 4 },
+  ]);
+  const legacy = parseRunCommand(["--cpus", "2", "--tap-name", "a", "--net-vq-pairs", "2", "k"]);
+  assert.deepEqual(legacy.config.nets, [{ tap: { name: "a" }, queuePairs: 2 }]);
+  assert.deepEqual(legacy.warnings, [
+    "--tap-name is deprecated; use --net tap-name=a,vq-pairs=2",
+  ]);
+  const fitted = parseRunCommand(["--cpus", "2", "--net", "tap-name=a,vq-pairs=3", "k"]);
+  assert.deepEqual(fitted.config.nets, [{ tap: { name: "a" } }]);
+  assert.deepEqual(fitted.warnings, [
+    "NIC 0: vq-pairs=3 is more than the 2 vCPU(s); using one queue pair",
+  ]);
 });
 
 const BAD: [string, string][] = [
@@ -76,7 +91,9 @@ const BAD: [string, string][] = [
   ["host-ip=10.0.0.1,netmask=255.0.255.0,mac=52:54:00:00:00:01", "is not an IPv4 netmask"],
   ["host-ip=10.0.0.1,netmask=255.255.255.0", "host-ip needs mac"],
   ["tap-name=a,vhost-net", "vhost-net is not supported yet"],
-  ["tap-name=a,vq-pairs=2", "only one queue pair"],
+  ["tap-fd=3,vq-pairs=2", "tap-fd is one queue; vq-pairs needs tap-name or host-ip"],
+  ["tap-name=a,vq-pairs=0", "vq-pairs must be from 1"],
+  ["tap-name=a,vq-pairs=32769", "vq-pairs must be"],
   ["tap-name=a,bogus=1", "bogus"],
 ];
 for (const [value, says] of BAD) {

@@ -579,34 +579,46 @@ ${
 /** The guest's MAC in the network tests, and the payload L1 sends it over TCP. */
 const NET_MAC = "52:54:00:12:34:56";
 const NET_PAYLOAD_BYTES = 4 << 20;
-/** L1's side of the TCP test: sends /tmp/net-payload to the first client on port 8000, closes. */
-const NET_SERVER = `import socket
+/** L1's side of the TCP test: sends /tmp/net-payload-PORT to the first client on PORT, closes. */
+const netServer = (port: number) =>
+  `import socket
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", 8000))
+s.bind(("0.0.0.0", ${port}))
 s.listen(1)
 c, _ = s.accept()
-c.sendall(open("/tmp/net-payload", "rb").read())
+c.sendall(open("/tmp/net-payload-${port}", "rb").read())
 c.close()`;
 
 /**
- * virtio-net on a TAP in L1: the VMM creates `vmtapN` as 10.77.0.1/24 (`host-ip`), the jailed
- * device moves the frames, the guest pings L1 and reads 4 MiB over TCP from a Python server on
- * L1's side (receive offloads on: the TAP hands over TSO frames).
+ * A virtio-net scenario on a TAP in L1: the VMM creates `vmtapN` as 10.77.`subnet`.1/24
+ * (`host-ip`, with `netKeys` added), the jailed device moves the frames, the guest pings L1 and
+ * reads 4 MiB over TCP from a Python server on L1's side, port 8000 + `subnet` (receive offloads
+ * on: the TAP hands over TSO frames). Each scenario has its own subnet and port, so they can run
+ * side by side in L1.
  */
-const NET_TESTS: LinuxTest[] = [
-  {
-    name: "net-tap",
-    title: "virtio-net: host-ip makes a TAP; the guest pings L1 and reads 4 MiB over TCP intact",
-    command: `head -c ${NET_PAYLOAD_BYTES} /dev/urandom >/tmp/net-payload
-echo "l1_payload=$(sha256sum </tmp/net-payload | cut -d' ' -f1)"
-python3 -c '${NET_SERVER}' &
+function netTest(
+  test: Omit<LinuxTest, "command" | "check">,
+  { subnet, netKeys = "", vmArgs = "", queues = 1 }: {
+    subnet: number;
+    netKeys?: string;
+    vmArgs?: string;
+    queues?: number;
+  },
+): LinuxTest {
+  const port = 8000 + subnet;
+  const queueNames = (kind: string) => Array.from({ length: queues }, (_, i) => `${kind}-${i}`);
+  return {
+    ...test,
+    command: `head -c ${NET_PAYLOAD_BYTES} /dev/urandom >/tmp/net-payload-${port}
+echo "l1_payload=$(sha256sum </tmp/net-payload-${port} | cut -d' ' -f1)"
+python3 -c '${netServer(port)}' &
 server=$!
 ${
       boot(
         "net",
-        `--net host-ip=10.77.0.1,netmask=255.255.255.0,mac=${NET_MAC} -p ` +
-          `"agent.net=10.77.0.2/24 agent.peer=10.77.0.1"`,
+        `${vmArgs} --net host-ip=10.77.${subnet}.1,netmask=255.255.255.0,mac=${NET_MAC}${netKeys} ` +
+          `-p "agent.net=10.77.${subnet}.2/24 agent.peer=10.77.${subnet}.1 agent.port=${port}"`,
       )
     }
 status=$?
@@ -614,10 +626,27 @@ kill $server 2>/dev/null
 exit $status`,
     check: (r, agent) => {
       assert.equal(agent.get("net_mac"), NET_MAC);
+      assert.equal(agent.get("net_mtu"), "1500", "the TAP's MTU, offered with VIRTIO_NET_F_MTU");
+      assert.equal(
+        agent.get("net_queues")?.trim(),
+        [...queueNames("rx"), ...queueNames("tx")].join(" "),
+      );
       assert.equal(agent.get("net_ping"), "3");
       assert.equal(agent.get("net_fetched"), `${NET_PAYLOAD_BYTES} ${lineValue(r, "l1_payload")}`);
     },
-  },
+  };
+}
+
+const NET_TESTS: LinuxTest[] = [
+  netTest({
+    name: "net-tap",
+    title: "virtio-net: host-ip makes a TAP; the guest pings L1 and reads 4 MiB over TCP intact",
+  }, { subnet: 0 }),
+  netTest({
+    name: "net-mq",
+    title:
+      "virtio-net, vq-pairs=2 on 2 vCPUs: the driver turns both pairs on over the control queue; ping and 4 MiB over TCP intact",
+  }, { subnet: 1, netKeys: ",vq-pairs=2", vmArgs: "-c 2", queues: 2 }),
 ];
 
 const TESTS: LinuxTest[] = [

@@ -49,8 +49,10 @@ export interface VirtioBackend {
    * run and {@link wantsEvents} says so; {@link onEvent} is called with the index of a ready one.
    */
   readonly eventFds?: readonly number[];
-  /** Whether to watch {@link eventFds} now (say no while nothing could be done with input). */
-  wantsEvents?(): boolean;
+  /**
+   * Whether to watch `eventFds[index]` now (say no while nothing could be done with its input).
+   */
+  wantsEvents?(index: number): boolean;
   /** One of {@link eventFds} is readable. */
   onEvent?(index: number, queues: readonly (VirtQueue | undefined)[], memory: GuestMemory): void;
   /**

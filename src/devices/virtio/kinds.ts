@@ -66,7 +66,14 @@ export function policyFileName(spec: BackendSpec): string {
 
 /** `spec` with every descriptor it carries replaced by `remap(fd)` (its number in the runner). */
 export function remapBackendFds(spec: BackendSpec, remap: (fd: number) => number): BackendSpec {
-  return spec.kind === "block" || spec.kind === "net" ? { ...spec, fd: remap(spec.fd) } : spec;
+  switch (spec.kind) {
+    case "block":
+      return { ...spec, fd: remap(spec.fd) };
+    case "net":
+      return { ...spec, taps: spec.taps.map(remap) };
+    default:
+      return spec;
+  }
 }
 
 /** What the transport needs to know of a backend. */

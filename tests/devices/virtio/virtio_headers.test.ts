@@ -218,6 +218,11 @@ const NET_CLAIMS = [
     NUM_BUFFERS: offsetof("virtio_net_hdr_v1", "num_buffers"),
     SIZE: sizeof("virtio_net_hdr_v1"),
   }, "NetHeader."),
+  ...claimsOf(net.NetCtrlHeader, {
+    CLASS: offsetof("virtio_net_ctrl_hdr", "class"),
+    COMMAND: offsetof("virtio_net_ctrl_hdr", "cmd"),
+    SIZE: sizeof("virtio_net_ctrl_hdr"),
+  }, "NetCtrlHeader."),
 ];
 
 Deno.test("virtio-net features, config and header match <linux/virtio_net.h>", async () => {

@@ -1,65 +1,70 @@
 /**
- * virtio-net over a TAP (OASIS virtio 1.2 §5.1): one receive and one transmit queue, the
- * virtio-net header passed straight between the guest and the TAP (both use the 12-byte
- * `virtio_net_hdr` with `num_buffers`, so checksum and segmentation offloads cross untouched),
- * the MAC and link status in the configuration.
+ * virtio-net over a TAP (OASIS virtio 1.2 §5.1): one or more queue pairs, each on its own queue
+ * of the TAP ({@link TapQueue}: a multiqueue TAP has a descriptor per queue), and a control
+ * queue ({@link NetControl}). The virtio-net header is passed straight between the guest and
+ * the TAP (both use the 12-byte `virtio_net_hdr` with `num_buffers`, so checksum and
+ * segmentation offloads cross untouched); the MAC, link status, pair count and MTU are in the
+ * configuration.
  *
- * - Transmit: each chain's readable part (header, then frame) goes to the TAP in one `writev`
- *   from guest memory. A chain shorter than a header, or a frame the TAP refuses, is dropped
- *   and counted; the chain is returned either way.
- * - Receive: while the receive queue has buffers, the device loop watches the TAP; each frame
- *   is read whole into a bounce buffer and copied into one chain, or with MRG_RXBUF into as many
- *   as it takes (`num_buffers` in the first). When the ring runs dry mid-frame the chains taken
- *   are held, not returned, until the driver adds more; meanwhile the TAP is not read, so frames
- *   wait in the kernel's queue (which counts what it drops). Without MRG_RXBUF a frame larger
- *   than a chain is dropped and counted.
+ * - Queue pairs: only the first is used until the driver asks for more (VQ_PAIRS_SET, with MQ).
+ *   The TAP queues of the pairs not in use are detached from the interface (TUNSETQUEUE), so the
+ *   kernel steers no flow to a receive queue nobody fills.
+ * - Receive: while a pair's receive queue has buffers, the device loop watches its TAP queue.
  * - The TAP is told which offloads it may hand us (TUNSETOFFLOAD) from the features the driver
- *   accepted, when the queues start.
+ *   accepted when the queues start, and again when the driver changes them on the control queue.
  *
  * @module
  */
 
-import { SyscallError } from "../../../ffi/errno.ts";
-import { IOVEC_WORDS, read, setIovec, writev } from "../../../ffi/libc.ts";
-import { setTapOffload } from "../../../ffi/tap.ts";
+import { setTapOffload, setTapQueueAttached } from "../../../ffi/tap.ts";
 import type { GuestMemory } from "../../../memory.ts";
-import type { DescriptorChain } from "../descriptor.ts";
 import type { VirtioBackend, VirtQueue } from "../device.ts";
 import { featureBit, VirtioDeviceType } from "../spec.ts";
+import { NetControl } from "./control.ts";
 import {
-  MAX_PACKET,
+  controlQueue,
   NetConfig,
   NetFeature,
-  NetHeader,
-  RX_QUEUE,
+  pairOf,
+  rxQueue,
   tapOffloadsFor,
-  TX_QUEUE,
   VIRTIO_NET_S_LINK_UP,
 } from "./spec.ts";
+import { type NetDrops, TapQueue } from "./tap_queue.ts";
+
+export type { NetDrops };
 
 /** Entries in each queue (crosvm's and QEMU's default). */
 const NET_QUEUE_SIZE = 256;
+/** Entries in the control queue (Linux waits for each command before the next). */
+const CONTROL_QUEUE_SIZE = 64;
 /** PCI class 02h (network controller), sub-class 00h (Ethernet). */
 const PCI_CLASS_ETHERNET = 0x02_0000;
-/** Most buffers one transmitted frame may have (the kernel's UIO_MAXIOV). */
-const MAX_TX_BUFFERS = 1024;
 /** Bytes in a MAC address. */
 export const MAC_LENGTH = 6;
+/** The largest MTU the configuration's 16-bit field holds. */
+const MAX_MTU = 0xffff;
 
-/** What crosses to the device runner: the TAP's descriptor and what the guest is told. */
+/** What crosses to the device runner: the TAP's descriptors and what the guest is told. */
 export interface NetSpec {
   /** Selects virtio-net. */
   kind: "net";
-  /** The TAP, opened by the VMM with IFF_VNET_HDR and a 12-byte header, non-blocking. */
-  fd: number;
+  /**
+   * The TAP, opened by the VMM with IFF_VNET_HDR and a 12-byte header, non-blocking: one
+   * descriptor per queue pair (several only on a multiqueue TAP).
+   */
+  taps: number[];
   /** The guest's MAC (six bytes); without it the driver picks one. */
   mac?: readonly number[];
+  /** The TAP interface's MTU, offered to the guest (VIRTIO_NET_F_MTU); absent: not offered. */
+  mtu?: number;
 }
 
-/** The features every NIC of ours offers; MAC is added when there is one. */
+/** The features every NIC of ours offers; MAC, MTU and MQ are added when they apply. */
 const NET_FEATURES = [
   NetFeature.CSUM,
   NetFeature.GUEST_CSUM,
+  NetFeature.CTRL_GUEST_OFFLOADS,
   NetFeature.GUEST_TSO4,
   NetFeature.GUEST_TSO6,
   NetFeature.GUEST_ECN,
@@ -68,59 +73,51 @@ const NET_FEATURES = [
   NetFeature.HOST_ECN,
   NetFeature.MRG_RXBUF,
   NetFeature.STATUS,
+  NetFeature.CTRL_VQ,
 ].reduce((all, bit) => all | featureBit(bit), 0n);
-
-/** Counts a NIC keeps of what it could not deliver. */
-export interface NetDrops {
-  /** Frames the guest sent that were malformed or that the TAP refused. */
-  tx: number;
-  /** Frames from the TAP too large for the driver's buffers (without MRG_RXBUF). */
-  rx: number;
-}
-
-/** A frame read from the TAP and the chains it is being copied into. */
-interface PendingFrame {
-  readonly length: number;
-  /** Bytes of it copied so far. */
-  copied: number;
-  /** Chains taken for it, with the bytes written into each. */
-  readonly chains: { chain: DescriptorChain; written: number }[];
-}
 
 /** The network device. */
 export class NetBackend implements VirtioBackend {
   /** §5.1.1. */
   readonly deviceType: number = VirtioDeviceType.NET;
   readonly features: bigint;
-  /** §5.1.2: receiveq1, transmitq1. */
-  readonly queueSizes: readonly number[] = [NET_QUEUE_SIZE, NET_QUEUE_SIZE];
+  /** §5.1.2: receiveq1, transmitq1, …, receiveqN, transmitqN, controlq. */
+  readonly queueSizes: readonly number[];
   readonly configBytes: Uint8Array;
   readonly pciClass: number = PCI_CLASS_ETHERNET;
-  /** The TAP: the loop watches it while {@link wantsEvents} says so. */
+  /** The TAP queues, one per pair: the loop watches each while {@link wantsEvents} says so. */
   readonly eventFds: readonly number[];
   readonly drops: NetDrops = { tx: 0, rx: 0 };
-  readonly #tap: number;
-  readonly #frame = new Uint8Array(MAX_PACKET + NetHeader.SIZE);
-  readonly #iovecs = new BigUint64Array(MAX_TX_BUFFERS * IOVEC_WORDS);
-  /** The iovecs as 32-bit halves, for {@link setIovec}. */
-  readonly #iovecHalves = new Uint32Array(this.#iovecs.buffer);
-  #mergeable = false;
-  /** The receive ring ran dry: wait for the driver's doorbell before reading the TAP again. */
-  #starved = false;
-  #pending: PendingFrame | null = null;
+  readonly #pairs: TapQueue[];
+  readonly #control: NetControl;
+  /** The control queue's index for the features the driver accepted. */
+  #controlIndex = -1;
+  /** Pairs in use (the first ones). */
+  #activePairs = 1;
+  /** Which TAP queues take part in the interface now (all do when opened). */
+  readonly #attached: boolean[];
 
   /**
-   * A NIC on the TAP `spec.fd`.
-   * @throws RangeError for a MAC that is not six bytes
+   * A NIC on the TAP queues `spec.taps`.
+   * @throws RangeError for a MAC that is not six bytes, no TAP, or an MTU out of range
    */
   constructor(spec: NetSpec) {
-    this.#tap = spec.fd;
-    this.eventFds = [spec.fd];
+    const pairs = spec.taps.length;
+    if (pairs < 1) throw new RangeError("virtio-net: a NIC needs at least one TAP queue");
+    this.#pairs = spec.taps.map((tap) => new TapQueue(tap, this.drops));
+    this.#attached = spec.taps.map(() => true);
+    this.#control = new NetControl({
+      setQueuePairs: (n) => this.#usePairs(n),
+      setGuestOffloads: (offloads) => this.#setOffloads(offloads),
+    }, pairs);
+    this.eventFds = [...spec.taps];
+    this.queueSizes = [...Array(2 * pairs).fill(NET_QUEUE_SIZE), CONTROL_QUEUE_SIZE];
     this.configBytes = new Uint8Array(NetConfig.SIZE);
     const view = new DataView(this.configBytes.buffer);
     view.setUint16(NetConfig.STATUS, VIRTIO_NET_S_LINK_UP, true);
-    view.setUint16(NetConfig.MAX_VIRTQUEUE_PAIRS, 1, true);
+    view.setUint16(NetConfig.MAX_VIRTQUEUE_PAIRS, pairs, true);
     let features = NET_FEATURES;
+    if (pairs > 1) features |= featureBit(NetFeature.MQ);
     if (spec.mac !== undefined) {
       if (spec.mac.length !== MAC_LENGTH || spec.mac.some((b) => !(b >= 0 && b <= 0xff))) {
         throw new RangeError(`virtio-net: MAC ${spec.mac.join(":")} is not six bytes`);
@@ -128,118 +125,79 @@ export class NetBackend implements VirtioBackend {
       this.configBytes.set(spec.mac, NetConfig.MAC);
       features |= featureBit(NetFeature.MAC);
     }
+    if (spec.mtu !== undefined) {
+      if (!Number.isInteger(spec.mtu) || spec.mtu < 1 || spec.mtu > MAX_MTU) {
+        throw new RangeError(`virtio-net: MTU ${spec.mtu} is out of range`);
+      }
+      view.setUint16(NetConfig.MTU, spec.mtu, true);
+      features |= featureBit(NetFeature.MTU);
+    }
     this.features = features;
   }
 
-  /** The queues start with the driver's features: the TAP may hand over what the guest takes. */
+  /** Commands the control queue refused (answered VIRTIO_NET_ERR, or with no room to answer). */
+  get controlRejected(): number {
+    return this.#control.rejected;
+  }
+
+  /** The queues start with the driver's features: the first pair, the offloads it takes. */
   activate(driverFeatures: bigint): void {
-    this.#mergeable = (driverFeatures & featureBit(NetFeature.MRG_RXBUF)) !== 0n;
-    setTapOffload(this.#tap, tapOffloadsFor(driverFeatures));
-    this.#starved = false;
-  }
-
-  /** Whether the loop should watch the TAP: only while there may be buffers to receive into. */
-  wantsEvents(): boolean {
-    return !this.#starved;
-  }
-
-  /** The TAP has frames: receive them while the ring has buffers. */
-  onEvent(_index: number, queues: readonly (VirtQueue | undefined)[]): void {
-    const rx = queues[RX_QUEUE];
-    if (rx !== undefined) this.#receive(rx);
-  }
-
-  /** A doorbell: the driver added receive buffers, or frames to send. */
-  processQueue(index: number, queue: VirtQueue, memory: GuestMemory): void {
-    if (index === RX_QUEUE) {
-      this.#starved = false;
-      this.#receive(queue);
-    } else if (index === TX_QUEUE) {
-      this.#transmit(queue, memory);
+    const mergeable = (driverFeatures & featureBit(NetFeature.MRG_RXBUF)) !== 0n;
+    for (const pair of this.#pairs) {
+      pair.reset();
+      pair.mergeable = mergeable;
     }
+    this.#controlIndex = (driverFeatures & featureBit(NetFeature.CTRL_VQ)) !== 0n
+      ? controlQueue(driverFeatures, this.#pairs.length)
+      : -1;
+    this.#control.activate(driverFeatures);
+    this.#setOffloads(driverFeatures);
+    this.#usePairs(1);
+  }
+
+  /** Whether the loop should watch pair `index`'s TAP queue: in use, and with buffers to fill. */
+  wantsEvents(index: number): boolean {
+    return index < this.#activePairs && !this.#pairs[index].starved;
+  }
+
+  /** Pair `index`'s TAP queue has frames: receive them while its ring has buffers. */
+  onEvent(index: number, queues: readonly (VirtQueue | undefined)[]): void {
+    const rx = queues[rxQueue(index)];
+    if (rx !== undefined && index < this.#activePairs) this.#pairs[index].receive(rx);
+  }
+
+  /** A doorbell: the driver added receive buffers, frames to send, or a command. */
+  processQueue(index: number, queue: VirtQueue, memory: GuestMemory): void {
+    if (index === this.#controlIndex) {
+      this.#control.process(queue);
+      return;
+    }
+    const pair = this.#pairs[pairOf(index)];
+    if (pair === undefined) return;
+    if (index % 2 === 0) pair.receive(queue);
+    else pair.transmit(queue, memory);
   }
 
   /** The driver reset the device: frames in flight are forgotten. */
   reset(): void {
-    this.#pending = null;
-    this.#starved = false;
+    for (const pair of this.#pairs) pair.reset();
   }
 
-  #transmit(queue: VirtQueue, memory: GuestMemory): void {
-    const ramBase = Number(memory.hostAddress(0));
-    for (let chain = queue.pop(); chain !== null; chain = queue.pop()) {
-      const ranges = chain.readableRanges();
-      if (chain.readableLength < NetHeader.SIZE || ranges.length > MAX_TX_BUFFERS) {
-        this.drops.tx++;
-      } else {
-        ranges.forEach((r, i) => setIovec(this.#iovecHalves, i, ramBase + r.offset, r.length));
-        try {
-          writev(this.#tap, this.#iovecs, ranges.length);
-        } catch (e) {
-          // The TAP is down or its queue full: the frame is lost, as on a real wire.
-          if (!(e instanceof SyscallError)) throw e;
-          this.drops.tx++;
-        }
-      }
-      queue.pushUsed(chain, 0);
-    }
+  /** Tells every TAP queue which offloads the guest takes (`offloads`: guest feature bits). */
+  #setOffloads(offloads: bigint): void {
+    const tapOffloads = tapOffloadsFor(offloads);
+    for (const pair of this.#pairs) setTapOffload(pair.tap, tapOffloads);
   }
 
-  #receive(queue: VirtQueue): void {
-    for (;;) {
-      if (this.#pending === null) {
-        const length = this.#readFrame();
-        if (length === 0) return;
-        this.#pending = { length, copied: 0, chains: [] };
-      }
-      if (!this.#place(this.#pending, queue)) {
-        this.#starved = true;
-        return;
-      }
-      this.#pending = null;
-    }
-  }
-
-  /** The next frame from the TAP (header included) into the bounce buffer; 0 when none. */
-  #readFrame(): number {
-    try {
-      return read(this.#tap, this.#frame);
-    } catch (e) {
-      if (e instanceof SyscallError && e.is("EAGAIN")) return 0;
-      throw e;
-    }
-  }
-
-  /**
-   * Copies the rest of `frame` into chains from `queue` and returns them; false when the ring
-   * ran dry first (the chains taken so far are kept in `frame`).
-   */
-  #place(frame: PendingFrame, queue: VirtQueue): boolean {
-    while (frame.copied < frame.length) {
-      const chain = queue.pop();
-      if (chain === null) return false;
-      if (!this.#mergeable && chain.writableLength < frame.length) {
-        // One chain must hold the frame: drop it; the driver gets the chain back empty (and
-        // counts a length error).
-        this.drops.rx++;
-        queue.pushUsed(chain, 0);
-        frame.copied = frame.length;
-        return true;
-      }
-      const written = chain.write(this.#frame.subarray(frame.copied, frame.length));
-      if (written === 0) {
-        // A chain with no room (not even for a header): hand it back empty.
-        queue.pushUsed(chain, 0);
-        continue;
-      }
-      frame.chains.push({ chain, written });
-      frame.copied += written;
-      if (!this.#mergeable) break;
-    }
-    const count = new Uint8Array(2);
-    new DataView(count.buffer).setUint16(0, frame.chains.length, true);
-    frame.chains[0].chain.write(count, NetHeader.NUM_BUFFERS);
-    for (const { chain, written } of frame.chains) queue.pushUsed(chain, written);
-    return true;
+  /** Uses the first `count` pairs: the TAP steers flows to their queues only. */
+  #usePairs(count: number): void {
+    this.#activePairs = count;
+    if (this.#pairs.length === 1) return; // a single-queue TAP has nothing to attach
+    this.#pairs.forEach((pair, i) => {
+      const attach = i < count;
+      if (this.#attached[i] === attach) return;
+      setTapQueueAttached(pair.tap, attach);
+      this.#attached[i] = attach;
+    });
   }
 }

@@ -16,6 +16,10 @@ export const NetFeature = {
   CSUM: 0,
   /** The driver takes packets with a partial checksum. */
   GUEST_CSUM: 1,
+  /** The driver may change the receive offloads it takes, on the control queue. */
+  CTRL_GUEST_OFFLOADS: 2,
+  /** The configuration's `mtu` is the largest frame the device takes and sends. */
+  MTU: 3,
   /** The device has a MAC address, in the configuration. */
   MAC: 5,
   /** The driver takes TSOv4, TSOv6 and TSO with ECN (UFO is not offered: Linux TAPs dropped it). */
@@ -30,6 +34,10 @@ export const NetFeature = {
   MRG_RXBUF: 15,
   /** The configuration's `status` is valid. */
   STATUS: 16,
+  /** There is a control queue (the last queue). */
+  CTRL_VQ: 17,
+  /** Several queue pairs, chosen with VIRTIO_NET_CTRL_MQ (needs CTRL_VQ). */
+  MQ: 22,
 } as const;
 
 /** §5.1.4 device configuration: offsets and its size up to `mtu`. */
@@ -56,9 +64,52 @@ export const NetHeader = {
   SIZE: 12,
 } as const;
 
-/** §5.1.2: queue 0 receives, queue 1 transmits (one pair; no control queue). */
+/** §5.1.2: queue 0 receives, queue 1 transmits: the first pair (pair N is 2N and 2N + 1). */
 export const RX_QUEUE = 0;
 export const TX_QUEUE = 1;
+
+/** §5.1.2: the receive queue of pair `pair`. */
+export function rxQueue(pair: number): number {
+  return 2 * pair;
+}
+
+/** §5.1.2: the queue pair a receive or transmit queue belongs to. */
+export function pairOf(queue: number): number {
+  return queue >> 1;
+}
+
+/**
+ * §5.1.2: the control queue's index, which depends on MQ: after every pair the device has when
+ * the driver took MQ, else after the first pair.
+ */
+export function controlQueue(driverFeatures: bigint, maxPairs: number): number {
+  return (driverFeatures & featureBit(NetFeature.MQ)) !== 0n ? 2 * maxPairs : 2;
+}
+
+/** §5.1.6.5 `struct virtio_net_ctrl_hdr`: the command's class and number. */
+export const NetCtrlHeader = { CLASS: 0, COMMAND: 1, SIZE: 2 } as const;
+
+/** §5.1.6.5: the `ack` a command gets. */
+export const VIRTIO_NET_OK = 0;
+export const VIRTIO_NET_ERR = 1;
+
+/** §5.1.6.5.5: the multiqueue class, its command and the bounds of its `virtqueue_pairs`. */
+export const VIRTIO_NET_CTRL_MQ = 4;
+export const VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET = 0;
+export const VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MIN = 1;
+export const VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MAX = 0x8000;
+
+/** §5.1.6.5.6: the receive-offloads class and its command (a 64-bit feature mask follows). */
+export const VIRTIO_NET_CTRL_GUEST_OFFLOADS = 5;
+export const VIRTIO_NET_CTRL_GUEST_OFFLOADS_SET = 0;
+
+/** §5.1.6.5.6.2: the guest features VIRTIO_NET_CTRL_GUEST_OFFLOADS_SET may turn on or off. */
+export const GUEST_OFFLOAD_FEATURES = [
+  NetFeature.GUEST_CSUM,
+  NetFeature.GUEST_TSO4,
+  NetFeature.GUEST_TSO6,
+  NetFeature.GUEST_ECN,
+].reduce((all, bit) => all | featureBit(bit), 0n);
 
 /** The largest frame a TAP hands over with every offload on: 64 KiB of GSO plus an Ethernet header. */
 export const MAX_PACKET = 65_550;

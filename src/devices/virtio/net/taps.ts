@@ -8,10 +8,18 @@
 
 import type { NetConfig } from "../../../config.ts";
 import { UserError } from "../../../errors.ts";
-import { adoptTapFd, configureInterface, openTap, type Tap, TapError } from "../../../ffi/tap.ts";
+import {
+  adoptTapFd,
+  configureInterface,
+  interfaceMtu,
+  openTap,
+  type Tap,
+  TapError,
+} from "../../../ffi/tap.ts";
 import { close } from "../../../ffi/libc.ts";
 import type { NetSpec } from "./device.ts";
 import { isNetmask, parseIpv4, parseMac } from "./address.ts";
+import { VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MAX } from "./spec.ts";
 
 /** The name the VMM gives a TAP it creates for a host address (the kernel fills in `%d`). */
 const CREATED_TAP_NAME = "vmtap%d";
@@ -20,8 +28,8 @@ const CREATED_TAP_NAME = "vmtap%d";
 export class NetConfigError extends UserError {}
 
 /**
- * The NICs' backends, their TAPs open. A TAP opened here is closed by `cleanup`; a `tap-fd` is
- * the caller's and stays open.
+ * The NICs' backends, their TAPs open (a descriptor per queue pair) and their MTUs read. A TAP
+ * opened here is closed by `cleanup`; a `tap-fd` is the caller's and stays open.
  * @throws NetConfigError (or TapError) naming the NIC and what is wrong
  */
 export function openTaps(nets: readonly NetConfig[], cleanup: DisposableStack): NetSpec[] {
@@ -30,35 +38,74 @@ export function openTaps(nets: readonly NetConfig[], cleanup: DisposableStack): 
     if (net.mac !== undefined && mac === undefined) {
       throw new NetConfigError(`NIC ${i}: MAC '${net.mac}' is not six hex bytes with colons`);
     }
-    const tap = openNetTap(net, i, mac, cleanup);
-    return { kind: "net", fd: tap.fd, ...(mac === undefined ? {} : { mac }) };
+    const pairs = net.queuePairs ?? 1;
+    if (!Number.isInteger(pairs) || pairs < 1 || pairs > VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MAX) {
+      throw new NetConfigError(
+        `NIC ${i}: ${pairs} queue pairs is not 1 to ${VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MAX}`,
+      );
+    }
+    try {
+      const first = openNetTap(net, pairs, mac, cleanup);
+      const more = Array.from(
+        { length: pairs - 1 },
+        () => owned(openTap(first.name, true), cleanup),
+      );
+      const mtu = visibleMtu(first.name);
+      return {
+        kind: "net",
+        taps: [first, ...more].map((tap) => tap.fd),
+        ...(mtu === undefined ? {} : { mtu }),
+        ...(mac === undefined ? {} : { mac }),
+      };
+    } catch (e) {
+      if (e instanceof TapError || e instanceof NetConfigError) {
+        throw new NetConfigError(`NIC ${i}: ${e.message}`);
+      }
+      throw e;
+    }
   });
 }
 
+/** The NIC's first TAP queue: named, handed over, or made for a host address. */
 function openNetTap(
   net: NetConfig,
-  i: number,
+  pairs: number,
   mac: number[] | undefined,
   cleanup: DisposableStack,
 ): Tap {
   const { tap } = net;
+  const multiQueue = pairs > 1;
+  if ("fd" in tap) {
+    if (multiQueue) {
+      throw new NetConfigError(
+        `tap-fd gives one queue; ${pairs} queue pairs need tap-name or host-ip`,
+      );
+    }
+    return adoptTapFd(tap.fd);
+  }
+  if ("name" in tap) return owned(openTap(tap.name, multiQueue), cleanup);
+  const address = parseIpv4(tap.hostIp);
+  const netmask = parseIpv4(tap.netmask);
+  if (address === undefined) throw new NetConfigError(`host-ip '${tap.hostIp}' is not IPv4`);
+  if (netmask === undefined || !isNetmask(netmask)) {
+    throw new NetConfigError(`netmask '${tap.netmask}' is not an IPv4 netmask`);
+  }
+  if (mac === undefined) throw new NetConfigError("host-ip needs the guest's mac too");
+  const created = owned(openTap(CREATED_TAP_NAME, multiQueue), cleanup);
+  configureInterface(created.name, { address, netmask });
+  return created;
+}
+
+/**
+ * The TAP interface's MTU, or undefined where the VMM cannot see the interface (a `tap-fd` whose
+ * interface was moved to another network namespace still passes frames; its guest is then not
+ * told an MTU and keeps Ethernet's default).
+ */
+function visibleMtu(name: string): number | undefined {
   try {
-    if ("fd" in tap) return adoptTapFd(tap.fd);
-    if ("name" in tap) return owned(openTap(tap.name), cleanup);
-    const address = parseIpv4(tap.hostIp);
-    const netmask = parseIpv4(tap.netmask);
-    if (address === undefined) throw new NetConfigError(`host-ip '${tap.hostIp}' is not IPv4`);
-    if (netmask === undefined || !isNetmask(netmask)) {
-      throw new NetConfigError(`netmask '${tap.netmask}' is not an IPv4 netmask`);
-    }
-    if (mac === undefined) throw new NetConfigError("host-ip needs the guest's mac too");
-    const created = owned(openTap(CREATED_TAP_NAME), cleanup);
-    configureInterface(created.name, { address, netmask });
-    return created;
+    return interfaceMtu(name);
   } catch (e) {
-    if (e instanceof TapError || e instanceof NetConfigError) {
-      throw new NetConfigError(`NIC ${i}: ${e.message}`);
-    }
+    if (e instanceof TapError) return undefined;
     throw e;
   }
 }

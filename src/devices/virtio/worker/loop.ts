@@ -109,8 +109,11 @@ export class DeviceLoop {
       return this.#control();
     }
     const fds = this.#poll.fds;
-    const watchBackend = this.#queues !== null && (this.backend.wantsEvents?.() ?? true);
-    for (let i = this.#firstBackendFd; i < fds.length; i++) this.#poll.watch(i, watchBackend);
+    const running = this.#queues !== null;
+    for (let i = this.#firstBackendFd; i < fds.length; i++) {
+      const own = i - this.#firstBackendFd;
+      this.#poll.watch(i, running && (this.backend.wantsEvents?.(own) ?? true));
+    }
     const ready = this.#poll.wait(timeoutMs);
     for (const i of ready) if (i < this.#firstBackendFd) drainEventfd(fds[i]);
     if (ready.includes(0) && !this.#control()) return false;

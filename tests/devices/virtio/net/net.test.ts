@@ -11,10 +11,19 @@ import assert from "node:assert/strict";
 import { VirtQueue } from "../../../../src/devices/virtio/device.ts";
 import { NetBackend } from "../../../../src/devices/virtio/net/device.ts";
 import {
+  controlQueue,
+  NetCtrlHeader,
   NetFeature,
   NetHeader,
   RX_QUEUE,
+  rxQueue,
   TX_QUEUE,
+  VIRTIO_NET_CTRL_GUEST_OFFLOADS,
+  VIRTIO_NET_CTRL_GUEST_OFFLOADS_SET,
+  VIRTIO_NET_CTRL_MQ,
+  VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET,
+  VIRTIO_NET_ERR,
+  VIRTIO_NET_OK,
 } from "../../../../src/devices/virtio/net/spec.ts";
 import { featureBit } from "../../../../src/devices/virtio/spec.ts";
 import { close, F_GETFL, F_SETFL, libc, O_NONBLOCK } from "../../../../src/ffi/libc.ts";
@@ -52,51 +61,93 @@ async function ip(...args: string[]): Promise<void> {
   assert.ok(out.ok, `ip ${args.join(" ")}: ${out.err}`);
 }
 
-/** A TAP whose interface sits in a namespace of its own, as 10.77.0.1/24, MTU 9000, up. */
-async function withTap(fn: (tap: Tap, ns: string) => Promise<void>): Promise<void> {
+/**
+ * A TAP whose interface sits in a namespace of its own, as 10.77.0.1/24, MTU 9000, up; with
+ * `queues` above 1 a multiqueue TAP, every queue opened before the interface moves.
+ */
+async function withTap(
+  fn: (tap: Tap, ns: string, more: Tap[]) => Promise<void>,
+  queues = 1,
+): Promise<void> {
   const ns = `crosvm-net-${crypto.randomUUID().slice(0, 8)}`;
   await ip("netns", "add", ns);
-  const tap = openTap("cvnet%d");
+  const tap = openTap("cvnet%d", queues > 1);
+  const more = Array.from({ length: queues - 1 }, () => openTap(tap.name, true));
   try {
     await ip("link", "set", "dev", tap.name, "netns", ns);
     const sysctl = ["netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"];
     await ip(...sysctl);
     await ip("-n", ns, "addr", "add", "10.77.0.1/24", "dev", tap.name);
     await ip("-n", ns, "link", "set", "dev", tap.name, "mtu", "9000", "up");
-    await fn(tap, ns);
+    await fn(tap, ns, more);
   } finally {
-    close(tap.fd);
+    for (const t of [tap, ...more]) close(t.fd);
     await ip("netns", "del", ns);
   }
 }
 
-/** A NIC with its two queues, each over its driver's guest memory. */
-function nic(tap: Tap, features: bigint) {
-  const rx = new Driver({ size: 16 });
-  const tx = new Driver({ size: 16 });
-  const backend = new NetBackend({ kind: "net", fd: tap.fd, mac: GUEST_MAC });
+/**
+ * A NIC on `taps` (a queue pair each) whose queues each run over their own driver's guest
+ * memory, plus a control queue where `features` has CTRL_VQ.
+ */
+function nic(taps: readonly Tap[], features: bigint) {
+  const pairs = taps.map(() => ({ rx: new Driver({ size: 16 }), tx: new Driver({ size: 16 }) }));
+  const control = new Driver({ size: 8 });
+  const backend = new NetBackend({ kind: "net", taps: taps.map((t) => t.fd), mac: GUEST_MAC });
   backend.activate(features);
-  const queues = [new VirtQueue(RX_QUEUE, rx.queue), new VirtQueue(TX_QUEUE, tx.queue)];
-  /** Sends one frame (a zero header in front: no offload) from a two-buffer chain. */
-  const send = (frame: Uint8Array) => {
+  const queues: VirtQueue[] = [];
+  pairs.forEach(({ rx, tx }, i) => {
+    queues[rxQueue(i)] = new VirtQueue(rxQueue(i), rx.queue);
+    queues[rxQueue(i) + 1] = new VirtQueue(rxQueue(i) + 1, tx.queue);
+  });
+  const controlIndex = controlQueue(features, pairs.length);
+  queues[controlIndex] = new VirtQueue(controlIndex, control.queue);
+  /** Sends one frame (a zero header in front: no offload) from a two-buffer chain of `pair`. */
+  const send = (frame: Uint8Array, pair = 0) => {
+    const { tx } = pairs[pair];
     const header = tx.buffer(NetHeader.SIZE);
     const body = tx.buffer(frame.length);
     tx.mem.write(body, frame);
     tx.add([{ addr: header, len: NetHeader.SIZE }, { addr: body, len: frame.length }]);
     tx.publish();
-    backend.processQueue(TX_QUEUE, queues[TX_QUEUE], tx.mem);
+    backend.processQueue(rxQueue(pair) + 1, queues[rxQueue(pair) + 1], tx.mem);
   };
-  /** Offers `count` receive buffers and takes what the TAP has until it is quiet for a while. */
+  /**
+   * Offers `count` receive buffers on every pair and takes what the TAP queues have until they
+   * are quiet for a while.
+   */
   const receive = (count: number, quietMs = 300) => {
-    for (let i = 0; i < count; i++) {
-      rx.add([{ addr: rx.buffer(RX_BUFFER), len: RX_BUFFER, write: true }]);
+    pairs.forEach(({ rx }, i) => {
+      for (let k = 0; k < count; k++) {
+        rx.add([{ addr: rx.buffer(RX_BUFFER), len: RX_BUFFER, write: true }]);
+      }
+      rx.publish();
+      backend.processQueue(rxQueue(i), queues[rxQueue(i)], rx.mem);
+    });
+    const poll = new PollSet(taps.map((t) => t.fd));
+    for (;;) {
+      taps.forEach((_, i) => poll.watch(i, backend.wantsEvents(i)));
+      const ready = poll.wait(quietMs);
+      if (ready.length === 0) return;
+      for (const i of ready) backend.onEvent(i, queues);
     }
-    rx.publish();
-    backend.processQueue(RX_QUEUE, queues[RX_QUEUE], rx.mem);
-    const poll = new PollSet([tap.fd]);
-    while (backend.wantsEvents() && poll.wait(quietMs).length > 0) backend.onEvent(0, queues);
   };
-  return { rx, tx, backend, send, receive };
+  /** Sends a control command (class, number, then `data`); returns its ack, or null for none. */
+  const command = (klass: number, number: number, data: Uint8Array, ackRoom = 1) => {
+    const out = control.buffer(NetCtrlHeader.SIZE + data.length);
+    control.mem.write(out, Uint8Array.of(klass, number, ...data));
+    const ack = control.buffer(Math.max(ackRoom, 1), 0xee);
+    const head = control.add([
+      { addr: out, len: NetCtrlHeader.SIZE + data.length },
+      ...(ackRoom > 0 ? [{ addr: ack, len: ackRoom, write: true }] : []),
+    ]);
+    control.publish();
+    backend.processQueue(controlIndex, queues[controlIndex], control.mem);
+    const used = control.used();
+    assert.deepEqual(used.map((u) => u.id), [head], "the command comes back");
+    return used[0].len === 0 ? null : control.mem.read(ack, 1)[0];
+  };
+  return { pairs, rx: pairs[0].rx, tx: pairs[0].tx, backend, send, receive, command };
 }
 
 function arpRequest(): Uint8Array {
@@ -184,12 +235,12 @@ function resolveHost(n: ReturnType<typeof nic>): Uint8Array {
   return reply.frame.slice(22, 28);
 }
 
-/** A test that needs a TAP in a namespace. */
-function tapTest(name: string, fn: (tap: Tap) => void): void {
+/** A test that needs a TAP (of `queues` queues) in a namespace. */
+function tapTest(name: string, fn: (taps: Tap[]) => void, queues = 1): void {
   Deno.test({
     name: CAN_RUN ? `virtio-net: ${name}` : `virtio-net: ${name} [ignored: ${SKIP}]`,
     ignore: !CAN_RUN,
-    fn: () => withTap((tap) => Promise.resolve(fn(tap))),
+    fn: () => withTap((tap, _ns, more) => Promise.resolve(fn([tap, ...more])), queues),
   });
 }
 
@@ -197,34 +248,40 @@ const PAYLOAD = Uint8Array.from({ length: 4000 }, (_, i) => (i * 13 + 7) & 0xff)
 /** The echo reply to a {@link PAYLOAD} ping: Ethernet + IPv4 + ICMP + payload, in one frame (MTU 9000). */
 const REPLY_LENGTH = ETH + IPV4 + ICMP + PAYLOAD.length;
 
-tapTest("a ping's 4 KiB reply fills three merged receive buffers, num_buffers 3, intact", (tap) => {
-  const n = nic(tap, MERGED);
-  const hostMac = resolveHost(n);
-  n.send(echoRequest(hostMac, PAYLOAD));
-  n.receive(4);
-  const got = frames(n.rx, n.rx.used(), bufferOf(n.rx));
-  const reply = got.find(({ frame }) => frame.length === REPLY_LENGTH);
-  assert.ok(reply, `the echo reply among frames of ${got.map((g) => g.frame.length)} bytes`);
-  assert.equal(reply.header.getUint16(NetHeader.NUM_BUFFERS, true), 3);
-  assert.equal(reply.frame[ETH + IPV4], 0, "ICMP echo reply");
-  assert.deepEqual(reply.frame.subarray(ETH + IPV4 + ICMP), PAYLOAD);
-  assert.equal(checksum(reply.frame.subarray(ETH + IPV4)), 0, "its ICMP checksum holds");
-  assert.deepEqual(n.backend.drops, { tx: 0, rx: 0 });
-});
+tapTest(
+  "a ping's 4 KiB reply fills three merged receive buffers, num_buffers 3, intact",
+  ([tap]) => {
+    const n = nic([tap], MERGED);
+    const hostMac = resolveHost(n);
+    n.send(echoRequest(hostMac, PAYLOAD));
+    n.receive(4);
+    const got = frames(n.rx, n.rx.used(), bufferOf(n.rx));
+    const reply = got.find(({ frame }) => frame.length === REPLY_LENGTH);
+    assert.ok(reply, `the echo reply among frames of ${got.map((g) => g.frame.length)} bytes`);
+    assert.equal(reply.header.getUint16(NetHeader.NUM_BUFFERS, true), 3);
+    assert.equal(reply.frame[ETH + IPV4], 0, "ICMP echo reply");
+    assert.deepEqual(reply.frame.subarray(ETH + IPV4 + ICMP), PAYLOAD);
+    assert.equal(checksum(reply.frame.subarray(ETH + IPV4)), 0, "its ICMP checksum holds");
+    assert.deepEqual(n.backend.drops, { tx: 0, rx: 0 });
+  },
+);
 
-tapTest("without MRG_RXBUF a frame larger than a receive buffer is dropped and counted", (tap) => {
-  const n = nic(tap, featureBit(NetFeature.GUEST_CSUM));
-  const hostMac = resolveHost(n);
-  n.send(echoRequest(hostMac, PAYLOAD));
-  n.receive(1);
-  assert.deepEqual(n.rx.used().map((u) => u.len), [0], "the buffer comes back empty");
-  assert.equal(n.backend.drops.rx, 1);
-});
+tapTest(
+  "without MRG_RXBUF a frame larger than a receive buffer is dropped and counted",
+  ([tap]) => {
+    const n = nic([tap], featureBit(NetFeature.GUEST_CSUM));
+    const hostMac = resolveHost(n);
+    n.send(echoRequest(hostMac, PAYLOAD));
+    n.receive(1);
+    assert.deepEqual(n.rx.used().map((u) => u.len), [0], "the buffer comes back empty");
+    assert.equal(n.backend.drops.rx, 1);
+  },
+);
 
 tapTest(
   "a transmit chain shorter than a header is returned and counted, and sends nothing",
-  (tap) => {
-    const n = nic(tap, MERGED);
+  ([tap]) => {
+    const n = nic([tap], MERGED);
     n.tx.add([{ addr: n.tx.buffer(4), len: 4 }]);
     n.tx.publish();
     n.backend.processQueue(TX_QUEUE, new VirtQueue(TX_QUEUE, n.tx.queue), n.tx.mem);
@@ -235,13 +292,13 @@ tapTest(
 
 tapTest(
   "a tap-fd handed over blocking is adopted non-blocking: the device reads until EAGAIN",
-  (tap) => {
+  ([tap]) => {
     const fd = Number(libc().fcntl(tap.fd, F_GETFL, 0));
     libc().fcntl(tap.fd, F_SETFL, fd & ~O_NONBLOCK);
     assert.equal(adoptTapFd(tap.fd).name, tap.name);
     assert.ok(libc().fcntl(tap.fd, F_GETFL, 0) & O_NONBLOCK, "O_NONBLOCK set");
     // With nothing to read, receiving returns at once instead of blocking the device's loop.
-    const n = nic(tap, MERGED);
+    const n = nic([tap], MERGED);
     n.rx.add([{ addr: n.rx.buffer(RX_BUFFER), len: RX_BUFFER, write: true }]);
     n.rx.publish();
     n.backend.onEvent(0, [new VirtQueue(RX_QUEUE, n.rx.queue)]);
@@ -256,7 +313,7 @@ Deno.test({
   ignore: !CAN_RUN,
   fn: () =>
     withTap(async (tap) => {
-      const { rx, tx, send, receive, backend } = nic(tap, MERGED);
+      const { rx, tx, send, receive, backend } = nic([tap], MERGED);
       send(arpRequest());
       assert.deepEqual(tx.used().map((u) => u.len), [0], "the transmitted chain comes back");
       receive(4);
@@ -273,3 +330,72 @@ Deno.test({
       await Promise.resolve();
     }),
 });
+
+/** Control-queue data: a little-endian u16 or u64. */
+const le16 = (n: number) => Uint8Array.of(n & 0xff, n >> 8);
+const le64 = (n: bigint) => new Uint8Array(BigUint64Array.of(n).buffer);
+const MQ = MERGED | featureBit(NetFeature.CTRL_VQ) | featureBit(NetFeature.MQ) |
+  featureBit(NetFeature.CTRL_GUEST_OFFLOADS) | featureBit(NetFeature.GUEST_TSO4);
+
+tapTest("the control queue acks what it can do and refuses the rest, changing nothing", (taps) => {
+  const n = nic(taps, MQ);
+  const { MQ: mq, OFFLOADS: offloads } = {
+    MQ: [VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET] as const,
+    OFFLOADS: [VIRTIO_NET_CTRL_GUEST_OFFLOADS, VIRTIO_NET_CTRL_GUEST_OFFLOADS_SET] as const,
+  };
+  assert.equal(n.command(...mq, le16(0)), VIRTIO_NET_ERR, "no pairs");
+  assert.equal(n.command(...mq, le16(3)), VIRTIO_NET_ERR, "more pairs than the device has");
+  assert.equal(n.command(...mq, Uint8Array.of(2)), VIRTIO_NET_ERR, "a count cut short");
+  assert.equal(n.command(...mq, le16(2)), VIRTIO_NET_OK);
+  const guest = (bit: number) => featureBit(bit);
+  assert.equal(n.command(...offloads, le64(guest(NetFeature.GUEST_CSUM))), VIRTIO_NET_OK);
+  assert.equal(
+    n.command(...offloads, le64(guest(NetFeature.GUEST_CSUM) | guest(NetFeature.GUEST_TSO4))),
+    VIRTIO_NET_OK,
+  );
+  assert.equal(
+    n.command(...offloads, le64(guest(NetFeature.GUEST_TSO6))),
+    VIRTIO_NET_ERR,
+    "an offload the driver did not negotiate",
+  );
+  assert.equal(n.command(...offloads, le64(1n << 40n)), VIRTIO_NET_ERR, "not an offload");
+  assert.equal(n.command(0, 0, Uint8Array.of(1)), VIRTIO_NET_ERR, "RX mode: not offered");
+  assert.equal(n.command(...mq, le16(1), 0), null, "no room for the ack: returned unanswered");
+  assert.equal(n.backend.controlRejected, 7);
+}, 2);
+
+tapTest("without MQ the control queue is queue 2 and refuses VQ_PAIRS_SET", (taps) => {
+  const features = MERGED | featureBit(NetFeature.CTRL_VQ);
+  assert.equal(controlQueue(features, 2), 2);
+  const n = nic(taps, features);
+  assert.equal(
+    n.command(VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, le16(2)),
+    VIRTIO_NET_ERR,
+  );
+}, 2);
+
+tapTest(
+  "multiqueue: until the driver asks for two pairs, pair 1's TAP queue is detached and its flows come back on pair 0; then on pair 1",
+  (taps) => {
+    const n = nic(taps, MQ);
+    const hostMac = resolveHost(n);
+    const ping = echoRequest(hostMac, PAYLOAD.subarray(0, 64));
+    const isReply = ({ frame }: { frame: Uint8Array }) =>
+      frame.length === ping.length && frame[ETH + IPV4] === 0;
+    /** Pings from pair 1; how many replies each pair's receive queue got. */
+    const repliesByPair = () => {
+      n.send(ping, 1);
+      n.receive(4);
+      return n.pairs.map(({ rx }) => frames(rx, rx.used(), bufferOf(rx)).filter(isReply).length);
+    };
+    assert.equal(n.backend.wantsEvents(1), false, "pair 1 is not watched yet");
+    assert.deepEqual(repliesByPair(), [1, 0]);
+    assert.equal(
+      n.command(VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, le16(2)),
+      VIRTIO_NET_OK,
+    );
+    assert.deepEqual(repliesByPair(), [0, 1]);
+    assert.deepEqual(n.backend.drops, { tx: 0, rx: 0 });
+  },
+  2,
+);
