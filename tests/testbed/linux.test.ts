@@ -590,37 +590,59 @@ c, _ = s.accept()
 c.sendall(open("/tmp/net-payload-${port}", "rb").read())
 c.close()`;
 
+/** The descriptor a parent hands the VMM its TAP on (`tap-fd`). */
+const PARENT_TAP_FD = 9;
+/**
+ * A parent that owns a TAP, as a management daemon would: it opens `name` with IFF_TAP,
+ * IFF_NO_PI and IFF_VNET_HDR (TUNSETIFF, `<linux/if_tun.h>`), gives it `address` and brings it up
+ * with `ip`, and execs its arguments with the TAP on {@link PARENT_TAP_FD}.
+ */
+const tapParent = (name: string, address: string) =>
+  `import fcntl, os, struct, subprocess, sys
+fd = os.open("/dev/net/tun", os.O_RDWR)
+fcntl.ioctl(fd, 0x400454ca, struct.pack("16sH", b"${name}", 0x0002 | 0x1000 | 0x4000))
+subprocess.run(["ip", "addr", "add", "${address}", "dev", "${name}"], check=True)
+subprocess.run(["ip", "link", "set", "${name}", "up"], check=True)
+os.dup2(fd, ${PARENT_TAP_FD})
+os.execvp(sys.argv[1], sys.argv[1:])`;
+
 /**
  * A virtio-net scenario on a TAP in L1: the VMM creates `vmtapN` as 10.77.`subnet`.1/24
- * (`host-ip`, with `netKeys` added), the jailed device moves the frames, the guest pings L1 and
- * reads 4 MiB over TCP from a Python server on L1's side, port 8000 + `subnet` (receive offloads
- * on: the TAP hands over TSO frames). Each scenario has its own subnet and port, so they can run
- * side by side in L1.
+ * (`host-ip`, with `netKeys` added), or with `tapFd` is handed a TAP a parent made
+ * ({@link tapParent}); the jailed device moves the frames, the guest pings L1 and reads 4 MiB
+ * over TCP from a Python server on L1's side, port 8000 + `subnet` (receive offloads on: the TAP
+ * hands over TSO frames). Each scenario has its own subnet and port, so they can run side by side
+ * in L1.
  */
 function netTest(
   test: Omit<LinuxTest, "command" | "check">,
-  { subnet, netKeys = "", vmArgs = "", queues = 1 }: {
+  { subnet, netKeys = "", vmArgs = "", queues = 1, tapFd = false }: {
     subnet: number;
     netKeys?: string;
     vmArgs?: string;
     queues?: number;
+    /** L1 makes the TAP and starts the VMM with it as a descriptor (`tap-fd`). */
+    tapFd?: boolean;
   },
 ): LinuxTest {
   const port = 8000 + subnet;
   const queueNames = (kind: string) => Array.from({ length: queues }, (_, i) => `${kind}-${i}`);
+  const host = `10.77.${subnet}.1`;
+  const tap = tapFd
+    ? `tap-fd=${PARENT_TAP_FD},mac=${NET_MAC}`
+    : `host-ip=${host},netmask=255.255.255.0,mac=${NET_MAC}`;
+  const vm = boot(
+    "net",
+    `${vmArgs} --net ${tap}${netKeys} ` +
+      `-p "agent.net=10.77.${subnet}.2/24 agent.peer=${host} agent.port=${port}"`,
+  );
   return {
     ...test,
     command: `head -c ${NET_PAYLOAD_BYTES} /dev/urandom >/tmp/net-payload-${port}
 echo "l1_payload=$(sha256sum </tmp/net-payload-${port} | cut -d' ' -f1)"
 python3 -c '${netServer(port)}' &
 server=$!
-${
-      boot(
-        "net",
-        `${vmArgs} --net host-ip=10.77.${subnet}.1,netmask=255.255.255.0,mac=${NET_MAC}${netKeys} ` +
-          `-p "agent.net=10.77.${subnet}.2/24 agent.peer=10.77.${subnet}.1 agent.port=${port}"`,
-      )
-    }
+${tapFd ? `python3 -c '${tapParent(`fdtap${subnet}`, `${host}/24`)}' sh -c '${vm}'` : vm}
 status=$?
 kill $server 2>/dev/null
 exit $status`,
@@ -647,6 +669,11 @@ const NET_TESTS: LinuxTest[] = [
     title:
       "virtio-net, vq-pairs=2 on 2 vCPUs: the driver turns both pairs on over the control queue; ping and 4 MiB over TCP intact",
   }, { subnet: 1, netKeys: ",vq-pairs=2", vmArgs: "-c 2", queues: 2 }),
+  netTest({
+    name: "net-tap-fd",
+    title:
+      "virtio-net, tap-fd: a parent makes the TAP and hands the VMM its descriptor; ping and 4 MiB over TCP intact",
+  }, { subnet: 2, tapFd: true }),
 ];
 
 const TESTS: LinuxTest[] = [
