@@ -29,12 +29,14 @@ export {
   type SerialConfig,
   type SerialType,
   type VmConfig,
+  type VsockConfig,
 } from "./src/config.ts";
 export { type VmExitReason } from "./src/vcpu/control.ts";
 export { type GuestExitReason } from "./src/devices/context.ts";
 export { LOG_LEVELS, type LogLevel } from "./src/log.ts";
 export { type VcpuStats } from "./src/vcpu/protocol.ts";
 export { type SuspendOptions, Vm, type VmOptions, type VmResult } from "./src/vm/vm.ts";
+export { VsockConnectError, VsockHost } from "./src/vm/vsock.ts";
 export type { BalloonStats } from "./src/devices/virtio/balloon/stats.ts";
 export {
   type BalloonStatsReply,
@@ -63,6 +65,7 @@ import {
   defaultSandbox,
   defaultSerials,
   type VmConfig,
+  type VsockConfig,
 } from "./src/config.ts";
 
 /** A configuration with crosvm's defaults for booting `kernel`. */

@@ -90,6 +90,18 @@ export interface NetConfig {
   queuePairs?: number;
 }
 
+/**
+ * virtio-vsock (crosvm's `--vsock`): the guest's CID, and the userspace device's Unix socket
+ * (`uds-path`): host programs connect there and ask for a guest port; the guest's connections to
+ * the host's port P go to the socket `<udsPath>_P`.
+ */
+export interface VsockConfig {
+  /** The guest's context ID, 3 to 2^32 - 2. */
+  cid: number;
+  /** The device's listening socket, created by the VMM (a stale one is replaced). */
+  udsPath: string;
+}
+
 /** Everything needed to build and run one VM. */
 export interface VmConfig {
   /** Path of the kernel (ELF vmlinux or bzImage). */
@@ -110,7 +122,9 @@ export interface VmConfig {
   disks: DiskConfig[];
   /** Network interfaces, after the disks (none by default). */
   nets?: NetConfig[];
-  /** Give the guest a virtio-rng device, after the NICs (crosvm: on unless `--no-rng`). */
+  /** A virtio-vsock device, after the NICs (none by default). */
+  vsock?: VsockConfig;
+  /** Give the guest a virtio-rng device, after the NICs and vsock (crosvm: on unless `--no-rng`). */
   rng: boolean;
   /**
    * A virtio-balloon device, after virtio-rng (crosvm: on unless `--no-balloon`; the CLI and

@@ -21,6 +21,7 @@ import {
 import { isLogLevel, LOG_LEVELS, type LogLevel } from "../log.ts";
 import { DISK_OPTIONS, DISK_USAGE, parseDisks } from "./disk_args.ts";
 import { fitQueuePairs, NET_OPTIONS, NET_USAGE, parseNets } from "./net_args.ts";
+import { parseVsock, VSOCK_OPTIONS, VSOCK_USAGE } from "./vsock_args.ts";
 import { invalidValue, UsageError } from "./errors.ts";
 import { parseSandbox, SANDBOX_OPTIONS, SANDBOX_USAGE } from "./sandbox_args.ts";
 import { type OptionValue, scanArgs } from "./scan_args.ts";
@@ -98,6 +99,7 @@ const RUN_OPTIONS: ParseArgsOptionsConfig = {
   "kvm-device": { type: "string" },
   ...DISK_OPTIONS,
   ...NET_OPTIONS,
+  ...VSOCK_OPTIONS,
   "no-rng": { type: "boolean" },
   "no-balloon": { type: "boolean" },
   "balloon-page-reporting": { type: "boolean" },
@@ -140,6 +142,7 @@ Options:
                     (default: type=stdout,num=1,console,stdin)
 ${DISK_USAGE}
 ${NET_USAGE}
+${VSOCK_USAGE}
   --no-rng          no virtio-rng device (default: one, fed by the host's
                     CSPRNG)
   --no-balloon      no virtio-balloon device (default: one, which crosvm
@@ -206,6 +209,8 @@ export function parseRunCommand(
   });
   const single = (name: string): OptionValue | undefined => options.get(name)?.[0];
   const { nets, warnings } = parseNets(options);
+  const vsock = parseVsock(options);
+  warnings.push(...vsock.warnings);
   const initrd = single("initrd");
   const level = single("log-level");
   const kvmDevice = single("kvm-device");
@@ -217,6 +222,7 @@ export function parseRunCommand(
     serials: parseSerials(options.get("serial") ?? []),
     disks: parseDisks(options),
     ...netsOption(nets),
+    ...(vsock.vsock === undefined ? {} : { vsock: vsock.vsock }),
     rng: !options.has("no-rng"),
     ...balloonOption(options.has("no-balloon"), single("balloon-page-reporting")),
     sandbox: parseSandbox(options),

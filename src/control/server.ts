@@ -25,6 +25,7 @@ import {
 import { SyscallError } from "../ffi/errno.ts";
 import * as log from "../log.ts";
 import { UserError } from "../errors.ts";
+import { clearStaleSocket, isDenoError, lstat, SocketPathError } from "../socket_path.ts";
 import {
   type ControlRequest,
   type ControlResponse,
@@ -77,15 +78,10 @@ export class ControlServer {
     let socketPath = path;
     try {
       if (lstat(path)?.isDirectory) socketPath = `${path}/crosvm-${Deno.pid}.sock`;
-      const existing = lstat(socketPath);
-      if (existing !== null) {
-        if (!existing.isSocket) throw new ControlSocketError("exists and is not a socket");
-        if (listening(socketPath)) throw new ControlSocketError("a running VM listens there");
-        Deno.removeSync(socketPath);
-      }
+      clearStaleSocket(socketPath, connectSeqpacket);
       return new ControlServer(socketPath, listenSeqpacket(socketPath, SOCKET_MODE));
     } catch (e) {
-      const known = e instanceof ControlSocketError || e instanceof SyscallError ||
+      const known = e instanceof SocketPathError || e instanceof SyscallError ||
         e instanceof RangeError || isDenoError(e);
       if (!known) throw e;
       throw new ControlSocketError(`control socket ${socketPath}: ${(e as Error).message}`);
@@ -182,30 +178,5 @@ export class ControlServer {
   #drop(client: Client): void {
     if (!this.#clients.delete(client)) return;
     close(client.fd);
-  }
-}
-
-/** Whether a VM still answers on the socket at `path`. */
-function listening(path: string): boolean {
-  try {
-    close(connectSeqpacket(path));
-    return true;
-  } catch (e) {
-    if (e instanceof SyscallError && e.is("ECONNREFUSED")) return false;
-    throw e;
-  }
-}
-
-/** One of the errors Deno's file system calls throw (NotFound, PermissionDenied, ...). */
-function isDenoError(e: unknown): boolean {
-  return Object.values(Deno.errors).some((kind) => e instanceof kind);
-}
-
-function lstat(path: string): Deno.FileInfo | null {
-  try {
-    return Deno.lstatSync(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return null;
-    throw e;
   }
 }

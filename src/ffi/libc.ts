@@ -26,6 +26,10 @@ export const O_NONBLOCK = 0o4000;
 export const O_CLOEXEC = 0o2000000;
 /** Bypass the page cache (`<asm-generic/fcntl.h>`, x86 value). */
 export const O_DIRECT = 0o40000;
+/** `open(2)` flag: fail unless the path is a directory. */
+export const O_DIRECTORY = 0o200000;
+/** `open(2)` flag: a descriptor that names the file without opening it for I/O. */
+export const O_PATH = 0o10000000;
 
 /** `flock(2)` operations from `<sys/file.h>`: a shared lock. */
 export const LOCK_SH = 1;
@@ -136,6 +140,11 @@ const SYMBOLS = {
   accept4: { parameters: ["i32", "pointer", "pointer", "i32"], result: "i32" },
   connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
   shutdown: { parameters: ["i32", "i32"], result: "i32" },
+  epoll_create1: { parameters: ["i32"], result: "i32" },
+  epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
+  epoll_wait: { parameters: ["i32", "buffer", "i32", "i32"], result: "i32" },
+  timerfd_create: { parameters: ["i32", "i32"], result: "i32" },
+  timerfd_settime: { parameters: ["i32", "i32", "buffer", "pointer"], result: "i32" },
   send: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
   recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
   poll_async: {

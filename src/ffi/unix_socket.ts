@@ -1,6 +1,8 @@
 /**
- * Unix-domain SOCK_SEQPACKET sockets by path (Deno has no seqpacket sockets of its own): listen,
- * accept and connect, and datagrams in and out without blocking and without SIGPIPE.
+ * Unix-domain sockets by path through libc (Deno has no seqpacket sockets of its own, and none
+ * of its sockets can be handed to another process): SOCK_SEQPACKET and SOCK_STREAM listening,
+ * accepting and connecting, datagrams in and out, and stream bytes in and out, all without
+ * blocking and without SIGPIPE.
  *
  * @module
  */
@@ -25,8 +27,11 @@ const MSG_NOSIGNAL = 0x4000;
 const MSG_DONTWAIT = 0x40;
 /** `recv(2)` flag from `<bits/socket.h>`: return the datagram's real length even if cut short. */
 const MSG_TRUNC = 0x20;
-/** `shutdown(2)` from `<sys/socket.h>`: no more receptions or transmissions. */
+/** `shutdown(2)` from `<sys/socket.h>`: no more transmissions; no more of either. */
+const SHUT_WR = 1;
 const SHUT_RDWR = 2;
+/** `socket(2)` type from `<bits/socket_type.h>`: a byte stream. */
+export const SOCK_STREAM = 1;
 /** `struct sockaddr_un` (`<sys/un.h>`): `sa_family_t sun_family` then `char sun_path[108]`. */
 const SOCKADDR_UN = { size: 110, family: 0, path: 2, pathBytes: 108 } as const;
 /** Connections the kernel queues before {@link acceptConnection} takes them. */
@@ -55,9 +60,18 @@ function socketAddress(path: string): Uint8Array {
  * @throws SyscallError (EADDRINUSE when something exists at `path`), RangeError for a long path
  */
 export function listenSeqpacket(path: string, mode: number): number {
+  return listenUnix(path, mode, SOCK_SEQPACKET);
+}
+
+/** {@link listenSeqpacket} for a SOCK_STREAM socket. */
+export function listenStream(path: string, mode: number): number {
+  return listenUnix(path, mode, SOCK_STREAM);
+}
+
+function listenUnix(path: string, mode: number, type: number): number {
   const address = socketAddress(path);
   const fd = check(
-    libc().socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0),
+    libc().socket(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0),
     () => "socket(AF_UNIX)",
   );
   try {
@@ -97,6 +111,63 @@ export function connectSeqpacket(path: string): number {
     libc().close(fd);
     throw e;
   }
+}
+
+/**
+ * A non-blocking SOCK_STREAM connection to the socket at `path`, connected at once (a Unix
+ * socket's connect does not wait for the peer to accept).
+ * @throws SyscallError (ENOENT: nothing there; ECONNREFUSED: nobody listens; EAGAIN: its
+ *   backlog is full), RangeError for a long path
+ */
+export function connectStream(path: string): number {
+  const address = socketAddress(path);
+  const fd = check(
+    libc().socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0),
+    () => "socket(AF_UNIX)",
+  );
+  try {
+    check(libc().connect(fd, address, address.length), () => `connect(${path})`);
+    return fd;
+  } catch (e) {
+    libc().close(fd);
+    throw e;
+  }
+}
+
+/** The peer of a stream socket has gone (it closed, or reset the connection). */
+export const PEER_GONE = -1;
+
+/**
+ * Sends what of `bytes` fits now on stream socket `fd`: the count sent (0 when its buffer is
+ * full), or {@link PEER_GONE}.
+ * @throws SyscallError for any other failure
+ */
+export function sendSome(fd: number, bytes: Uint8Array): number {
+  const n = Number(libc().send(fd, bytes, BigInt(bytes.length), MSG_DONTWAIT | MSG_NOSIGNAL));
+  if (n >= 0) return n;
+  const code = errno();
+  if (code === Errno.EAGAIN || code === Errno.EINTR) return 0;
+  if (code === Errno.EPIPE || code === Errno.ECONNRESET) return PEER_GONE;
+  throw lastError(`send(${fd})`);
+}
+
+/**
+ * Receives what stream socket `fd` has now into `buf`: the count, 0 at end of stream (the peer
+ * will send no more), null when nothing is there yet, or {@link PEER_GONE}.
+ * @throws SyscallError for any other failure
+ */
+export function receiveSome(fd: number, buf: Uint8Array): number | null {
+  const n = Number(libc().recv(fd, buf, BigInt(buf.length), MSG_DONTWAIT));
+  if (n >= 0) return n;
+  const code = errno();
+  if (code === Errno.EAGAIN || code === Errno.EINTR) return null;
+  if (code === Errno.ECONNRESET) return PEER_GONE;
+  throw lastError(`recv(${fd})`);
+}
+
+/** `shutdown(fd, SHUT_WR)`: the peer reads end of stream after what was sent; errors ignored. */
+export function shutdownSending(fd: number): void {
+  libc().shutdown(fd, SHUT_WR);
 }
 
 /** What {@link receiveDatagram} found. */

@@ -30,6 +30,8 @@ import { openKvm, readImage, VmSetupError } from "./host.ts";
 import { prepareSandbox } from "./sandbox.ts";
 import { virtioDeviceRequests } from "./virtio_devices.ts";
 import { openTaps } from "../devices/virtio/net/taps.ts";
+import { openVsock } from "../devices/virtio/vsock/sockets.ts";
+import { VsockHost } from "./vsock.ts";
 import {
   type BalloonStatsReply,
   VmControlError,
@@ -127,6 +129,12 @@ export class Vm {
     return this.parts.machine.cmdline;
   }
 
+  /** The host's end of the guest's vsock device; undefined without one. */
+  get vsock(): VsockHost | undefined {
+    const { vsock } = this.parts.config;
+    return vsock === undefined ? undefined : new VsockHost(vsock.udsPath);
+  }
+
   /** Output of the serial ports configured with `type: "stream"`. */
   get serialOutput(): ReadableStream<Uint8Array> | undefined {
     return this.parts.machine.serials.output;
@@ -150,7 +158,8 @@ export class Vm {
       // Images are opened and locked first: a bad one is reported before anything is built.
       const disks = openDisks(config.disks, cleanup);
       const nets = openTaps(config.nets ?? [], cleanup);
-      const virtio = virtioDeviceRequests(config, disks, nets);
+      const vsock = config.vsock === undefined ? undefined : openVsock(config.vsock, cleanup);
+      const virtio = virtioDeviceRequests(config, disks, nets, vsock);
       const sandbox = prepareSandbox(config.sandbox, virtio);
       // The vCPU Workers load their modules while the kernel is read and the machine built.
       const control = new VmControl(VmControl.createBuffer());

@@ -37,9 +37,16 @@ export interface VirtioBackend {
   onControl?(queues: readonly (VirtQueue | undefined)[], memory: GuestMemory): void;
   /**
    * Serves queue `index` after its doorbell: pop chains until `queue.pop()` returns null, and
-   * complete each with `queue.pushUsed`.
+   * complete each with `queue.pushUsed`. `queues` are all the live queues, for a type whose
+   * work on one queue completes chains on another (vsock answers on its receive queue); the
+   * runner raises the interrupts of every queue the call completed chains on.
    */
-  processQueue(index: number, queue: VirtQueue, memory: GuestMemory): void;
+  processQueue(
+    index: number,
+    queue: VirtQueue,
+    memory: GuestMemory,
+    queues?: readonly (VirtQueue | undefined)[],
+  ): void;
   /** The driver reset the device: forget per-session state. */
   reset?(): void;
   /** The queues start (DRIVER_OK) with the features the driver accepted. */

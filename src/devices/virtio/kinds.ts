@@ -13,6 +13,7 @@ import type { VirtioDeviceInfo } from "./transport/pci/state.ts";
 import { RngBackend } from "./rng/device.ts";
 import { BalloonBackend, type BalloonSpec } from "./balloon/device.ts";
 import { NetBackend, type NetSpec } from "./net/device.ts";
+import { MAX_CONNECTIONS, VsockBackend, type VsockSpec } from "./vsock/device.ts";
 
 /** virtio-rng. */
 export interface RngSpec {
@@ -22,10 +23,10 @@ export interface RngSpec {
   maxBytesPerRequest?: number;
 }
 
-export type { BalloonSpec, BlockSpec, NetSpec };
+export type { BalloonSpec, BlockSpec, NetSpec, VsockSpec };
 
 /** Any backend the device Worker can build. */
-export type BackendSpec = RngSpec | BlockSpec | BalloonSpec | NetSpec;
+export type BackendSpec = RngSpec | BlockSpec | BalloonSpec | NetSpec | VsockSpec;
 
 /**
  * Builds the backend `spec` names (in the device Worker, and on the main thread for its info).
@@ -41,6 +42,8 @@ export function createBackend(spec: BackendSpec): VirtioBackend {
       return new BalloonBackend(spec);
     case "net":
       return new NetBackend(spec);
+    case "vsock":
+      return new VsockBackend(spec);
     default:
       // A spec from another build (it crossed a message boundary untyped).
       throw new Error(`unknown virtio backend ${JSON.stringify(spec)}`);
@@ -61,7 +64,18 @@ export function policyFileName(spec: BackendSpec): string {
       return "balloon_device.policy";
     case "net":
       return "net_device.policy";
+    case "vsock":
+      return "vsock_device.policy";
   }
+}
+
+/**
+ * Descriptors a device of this type opens while it runs, beyond those it is given and the
+ * runtime's own (a jailed process's RLIMIT_NOFILE makes room for them): a userspace vsock's
+ * host sockets.
+ */
+export function descriptorAllowance(spec: BackendSpec): number {
+  return spec.kind === "vsock" ? MAX_CONNECTIONS : 0;
 }
 
 /** `spec` with every descriptor it carries replaced by `remap(fd)` (its number in the runner). */
@@ -71,6 +85,8 @@ export function remapBackendFds(spec: BackendSpec, remap: (fd: number) => number
       return { ...spec, fd: remap(spec.fd) };
     case "net":
       return { ...spec, taps: spec.taps.map(remap) };
+    case "vsock":
+      return { ...spec, listenFd: remap(spec.listenFd), dirFd: remap(spec.dirFd) };
     default:
       return spec;
   }

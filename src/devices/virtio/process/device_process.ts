@@ -42,7 +42,7 @@ import {
 } from "../../../sandbox/jail.ts";
 import { type Received, receiveMessageAsync, sendMessage } from "../../../sandbox/messages.ts";
 import type { SeccompPolicy } from "../../../sandbox/policy.ts";
-import { remapBackendFds } from "../kinds.ts";
+import { descriptorAllowance, remapBackendFds } from "../kinds.ts";
 import type { DeviceRunner } from "../runner.ts";
 import type { VirtioPciDevice } from "../transport/pci/create.ts";
 import { VirtioPciState } from "../transport/pci/state.ts";
@@ -375,7 +375,9 @@ function initMessage(
     seccomp: { policy: sandbox.policy, logFailures: sandbox.logFailures },
     logLevel,
   };
-  return { init: { ...init, maxFds: FIRST_CHILD_FD + fds.length + RUNTIME_FD_ALLOWANCE }, fds };
+  const maxFds = FIRST_CHILD_FD + fds.length + RUNTIME_FD_ALLOWANCE +
+    descriptorAllowance(device.backend);
+  return { init: { ...init, maxFds }, fds };
 }
 
 /** The signal that ended the process: its own, or the one bubblewrap reports as 128 + N. */

@@ -219,8 +219,7 @@ export class DeviceLoop {
   #serve(q: number): void {
     const queue = this.#queues?.[q];
     if (queue === undefined) return;
-    this.backend.processQueue(q, queue, this.memory);
-    this.#completed(queue);
+    this.#backendWork((queues) => this.backend.processQueue(q, queue, this.memory, queues));
   }
 
   /** One of the backend's own descriptors is ready: let it act on its queues. */
