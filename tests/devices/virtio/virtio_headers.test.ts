@@ -6,6 +6,7 @@
 
 import * as blk from "../../../src/devices/virtio/block/config.ts";
 import * as net from "../../../src/devices/virtio/net/spec.ts";
+import * as vsock from "../../../src/devices/virtio/vsock/spec.ts";
 import * as desc from "../../../src/devices/virtio/descriptor.ts";
 import * as queue from "../../../src/devices/virtio/queue.ts";
 import * as spec from "../../../src/devices/virtio/spec.ts";
@@ -227,6 +228,35 @@ const NET_CLAIMS = [
 
 Deno.test("virtio-net features, config and header match <linux/virtio_net.h>", async () => {
   await assertMatchesC(["linux/virtio_net.h"], NET_CLAIMS);
+});
+
+const VSOCK_CLAIMS = [
+  ...namedAfterMacros(vsock, /^VIRTIO_VSOCK_/),
+  ...namedAfterMacros(vsock, /^VMADDR_CID_/),
+  ...claimsOf(vsock.VsockConfig, {
+    GUEST_CID: offsetof("virtio_vsock_config", "guest_cid"),
+    SIZE: sizeof("virtio_vsock_config"),
+  }, "VsockConfig."),
+  ...claimsOf(vsock.VsockHeader, {
+    SRC_CID: offsetof("virtio_vsock_hdr", "src_cid"),
+    DST_CID: offsetof("virtio_vsock_hdr", "dst_cid"),
+    SRC_PORT: offsetof("virtio_vsock_hdr", "src_port"),
+    DST_PORT: offsetof("virtio_vsock_hdr", "dst_port"),
+    LEN: offsetof("virtio_vsock_hdr", "len"),
+    TYPE: offsetof("virtio_vsock_hdr", "type"),
+    OP: offsetof("virtio_vsock_hdr", "op"),
+    FLAGS: offsetof("virtio_vsock_hdr", "flags"),
+    BUF_ALLOC: offsetof("virtio_vsock_hdr", "buf_alloc"),
+    FWD_CNT: offsetof("virtio_vsock_hdr", "fwd_cnt"),
+    SIZE: sizeof("virtio_vsock_hdr"),
+  }, "VsockHeader."),
+];
+
+Deno.test("virtio-vsock's header, config, ops and the host CID match <linux/virtio_vsock.h>", async () => {
+  await assertMatchesC(
+    ["sys/socket.h", "linux/vm_sockets.h", "linux/virtio_vsock.h"],
+    VSOCK_CLAIMS,
+  );
 });
 
 Deno.test("device status bits and VIRTIO_F_VERSION_1 match <linux/virtio_config.h>", async () => {
