@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond Deno, from Debian's packages:
-# binutils (as, ld) and gcc to build guest programs and C baselines,
+# binutils (as, ld) and gcc to build guest programs and C baselines (libc6-dev for the static
+# ones the test bed's L2 runs),
 # linux-libc-dev for the <linux/*.h> the ABI tests compile against (kvm.h, virtio_*.h,
 # pci_regs.h, fs.h, falloc.h: one package, so kvm.h stands for all), acpica-tools (iasl,
 # acpiexec) to check the ACPI tables, e2fsprogs (mkfs.ext4, e2fsck, debugfs) for the disk
@@ -18,6 +19,8 @@ missing=()
 command -v as >/dev/null || missing+=(binutils)
 command -v ld >/dev/null || missing+=(binutils)
 command -v gcc >/dev/null || missing+=(gcc)
+# glibc's static archive, for the test bed's static guest programs (gcc -static).
+[ -f /usr/lib/x86_64-linux-gnu/libc.a ] || missing+=(libc6-dev)
 [ -f /usr/include/linux/kvm.h ] || missing+=(linux-libc-dev)
 command -v iasl >/dev/null || missing+=(acpica-tools)
 for tool in mkfs.ext4 e2fsck debugfs; do

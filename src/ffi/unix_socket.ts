@@ -99,18 +99,7 @@ export function acceptConnection(fd: number): number | null {
  * @throws SyscallError (ENOENT: nothing there; ECONNREFUSED: nobody listens)
  */
 export function connectSeqpacket(path: string): number {
-  const address = socketAddress(path);
-  const fd = check(
-    libc().socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0),
-    () => "socket(AF_UNIX)",
-  );
-  try {
-    check(libc().connect(fd, address, address.length), () => `connect(${path})`);
-    return fd;
-  } catch (e) {
-    libc().close(fd);
-    throw e;
-  }
+  return connectUnix(path, SOCK_SEQPACKET);
 }
 
 /**
@@ -120,11 +109,13 @@ export function connectSeqpacket(path: string): number {
  *   backlog is full), RangeError for a long path
  */
 export function connectStream(path: string): number {
+  return connectUnix(path, SOCK_STREAM | SOCK_NONBLOCK);
+}
+
+/** A close-on-exec Unix socket of `type` (with its flags) connected to `path`. */
+function connectUnix(path: string, type: number): number {
   const address = socketAddress(path);
-  const fd = check(
-    libc().socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0),
-    () => "socket(AF_UNIX)",
-  );
+  const fd = check(libc().socket(AF_UNIX, type | SOCK_CLOEXEC, 0), () => "socket(AF_UNIX)");
   try {
     check(libc().connect(fd, address, address.length), () => `connect(${path})`);
     return fd;

@@ -108,13 +108,46 @@ const RECIPE_FILES = ["assets.ts", "cpio.ts", "l1_init.sh", "l2_init.sh"];
 /** The agent's scripts (`agent.run=NAME` runs `/agent/NAME.sh`), in this directory. */
 const AGENT_DIR = "agent";
 
-/** The agent's scripts, by name, sorted. */
-async function agentScripts(): Promise<string[]> {
+/** The agent's files ending in `extension`, by name, sorted. */
+async function agentFiles(extension: string): Promise<string[]> {
   const names: string[] = [];
   for await (const e of Deno.readDir(`${HERE}${AGENT_DIR}`)) {
-    if (e.isFile && e.name.endsWith(".sh")) names.push(e.name);
+    if (e.isFile && e.name.endsWith(extension)) names.push(e.name);
   }
   return names.sort();
+}
+
+/** The agent's scripts (`NAME.sh`). */
+const agentScripts = () => agentFiles(".sh");
+/**
+ * The agent's C programs (`NAME.c`: what busybox cannot do, such as AF_VSOCK), built static with
+ * the host's gcc into /bin/NAME of the L2 initramfs.
+ */
+const agentPrograms = () => agentFiles(".c");
+
+/** `/bin/NAME` for each of the agent's C programs, compiled in `work`. */
+async function programEntries(work: string): Promise<CpioEntry[]> {
+  const entries: CpioEntry[] = [];
+  for (const source of await agentPrograms()) {
+    const name = source.slice(0, -".c".length);
+    const exe = `${work}/${name}`;
+    await run("gcc", [
+      "-static",
+      "-O2",
+      "-Wall",
+      "-Werror",
+      "-o",
+      exe,
+      `${HERE}${AGENT_DIR}/${source}`,
+    ]);
+    entries.push({
+      kind: "file",
+      path: `bin/${name}`,
+      data: await Deno.readFile(exe),
+      mode: 0o755,
+    });
+  }
+  return entries;
 }
 
 /** `/agent` with the agent's scripts, for the L2 initramfs. */
@@ -416,6 +449,7 @@ async function buildAssets(options: EnsureAssetsOptions): Promise<Assets> {
   const recipeFiles = [
     ...RECIPE_FILES,
     ...(await agentScripts()).map((name) => `${AGENT_DIR}/${name}`),
+    ...(await agentPrograms()).map((name) => `${AGENT_DIR}/${name}`),
   ];
   const recipe = await sha256Hex(
     (await Promise.all(
@@ -496,7 +530,7 @@ async function buildAssets(options: EnsureAssetsOptions): Promise<Assets> {
     const tree = await readModuleTree(`${root}/lib/modules/${kver}`);
     const entries = [
       ...await busyboxEntries(busybox, init),
-      ...(level === "l1" ? L1_USR_LINKS : await agentEntries()),
+      ...(level === "l1" ? L1_USR_LINKS : [...await agentEntries(), ...await programEntries(work)]),
       ...await moduleEntries(tree, [...modules]),
     ];
     await Deno.writeFile(`${out}/${level}-initramfs.cpio`, buildCpio(entries));

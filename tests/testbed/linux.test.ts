@@ -676,6 +676,40 @@ const NET_TESTS: LinuxTest[] = [
   }, { subnet: 2, tapFd: true }),
 ];
 
+/** The L1 side of the vsock scenarios ({@link ./vsock_host.py}). */
+const VSOCK_HOST = `python3 "$PROJECT/tests/testbed/vsock_host.py"`;
+
+/**
+ * The userspace vsock (`--vsock cid=N,uds-path=PATH`), jailed: the guest serves 4 MiB on port
+ * 1234 to 17 host connections at once (through the device's socket), sends it to host ports
+ * 5000 and, after its driver is unbound and bound again, 5001 (the sockets `PATH_5000`,
+ * `PATH_5001` in L1); every copy's hash is the guest's.
+ */
+const VSOCK_TESTS: LinuxTest[] = [{
+  name: "vsock-uds",
+  title:
+    "vsock over Unix sockets: 17 host connections fetch 4 MiB from a guest port at once, the guest sends 4 MiB to a host port, and again after a driver rebind; all intact",
+  command: `uds=/tmp/vsock-uds.sock
+${VSOCK_HOST} receive \${uds}_5000 l1_vsock_received &
+${VSOCK_HOST} receive \${uds}_5001 l1_vsock_rebound &
+${
+    onConsoleLine(
+      boot("vsock", `--vsock cid=3,uds-path=$uds`),
+      "@@VSOCK READY",
+      `${VSOCK_HOST} fetch $uds 1234 17 &`,
+    )
+  }`,
+  check: (r, agent) => {
+    const payload = agent.get("vsock_payload");
+    assert.equal(agent.get("vsock_served"), "0", "every connection served whole");
+    assert.equal(agent.get("vsock_sent"), "0");
+    assert.equal(agent.get("vsock_rebound"), "0");
+    assert.equal(lineValue(r, "l1_vsock_fetched"), `17 ${payload}`);
+    assert.equal(lineValue(r, "l1_vsock_received"), `${4 << 20} ${payload}`);
+    assert.equal(lineValue(r, "l1_vsock_rebound"), `${4 << 20} ${payload}`);
+  },
+}];
+
 const TESTS: LinuxTest[] = [
   {
     name: "elf-reboot",
@@ -764,6 +798,7 @@ const TESTS: LinuxTest[] = [
   ...SANDBOX_TESTS,
   ...CONTROL_TESTS,
   ...NET_TESTS,
+  ...VSOCK_TESTS,
 ];
 
 /** The value of the last `key=value` line of a scenario's output (L1's lines and the guest's). */

@@ -179,6 +179,26 @@ async function readBytes(conn: Deno.Conn, n: number): Promise<Uint8Array> {
   return out.subarray(0, at);
 }
 
+/**
+ * The guest connects from its port `guestPort` to host port `hostPort`, where a host program
+ * listens (the socket `uds-path_<hostPort>`); resolves with the program's end once accepted.
+ */
+async function guestConnects(
+  g: ReturnType<typeof guest>,
+  host: VsockHost,
+  hostPort: number,
+  guestPort: number,
+  credit: { bufAlloc?: number; fwdCnt?: number } = {},
+) {
+  const listener = host.listen(hostPort);
+  const accepted = listener.accept();
+  const ports = { srcPort: guestPort, dstPort: hostPort };
+  g.send({ ...ports, op: VIRTIO_VSOCK_OP_REQUEST, ...credit });
+  const conn = await accepted;
+  listener.close();
+  return { conn, ports };
+}
+
 const text = (s: string) => new TextEncoder().encode(s);
 const decoded = (b: Uint8Array) => new TextDecoder().decode(b);
 const only = (packets: Packet[], op: number) => packets.filter((p) => p.op === op);
@@ -219,15 +239,10 @@ Deno.test("vsock: a host program connects to a guest port; bytes cross both ways
 Deno.test("vsock: a guest connects to host port P, which is the socket uds-path_P; the host's close reaches the guest after its bytes", async () => {
   await withDevice(async (g, host) => {
     g.offer(8);
-    using listener = host.listen(5000);
-    const accepted = listener.accept();
-    const ports = { srcPort: 40000, dstPort: 5000 };
-    g.send({ ...ports, op: VIRTIO_VSOCK_OP_REQUEST });
-    await g.pump();
+    const { conn, ports } = await guestConnects(g, host, 5000, 40000);
     const [response] = g.take();
     assert.equal(response.op, VIRTIO_VSOCK_OP_RESPONSE);
     assert.deepEqual([response.srcPort, response.dstPort], [5000, 40000]);
-    const conn = await accepted;
     g.send({ ...ports, payload: text("ping") });
     assert.equal(decoded(await readBytes(conn, 4)), "ping");
     await conn.write(text("pong"));
@@ -255,11 +270,10 @@ Deno.test("vsock: the device never sends the guest more than the credit it gave,
   await withDevice(async (g, host) => {
     const credit = 10_000;
     g.offer(32);
-    using listener = host.listen(5001);
-    const accepted = listener.accept();
-    const ports = { srcPort: 40002, dstPort: 5001 };
-    g.send({ ...ports, op: VIRTIO_VSOCK_OP_REQUEST, bufAlloc: credit, fwdCnt: 0 });
-    const conn = await accepted;
+    const { conn, ports } = await guestConnects(g, host, 5001, 40002, {
+      bufAlloc: credit,
+      fwdCnt: 0,
+    });
     const payload = Uint8Array.from({ length: 3 * credit }, (_, i) => (i * 31) & 0xff);
     const writing = conn.write(payload);
     await g.pump();
@@ -284,11 +298,7 @@ Deno.test("vsock: the device never sends the guest more than the credit it gave,
 Deno.test("vsock: a host program that stops reading holds at most the credit we gave; a guest that sends past it is reset", async () => {
   await withDevice(async (g, host) => {
     g.offer(8);
-    using listener = host.listen(5002);
-    const accepted = listener.accept();
-    const ports = { srcPort: 40003, dstPort: 5002 };
-    g.send({ ...ports, op: VIRTIO_VSOCK_OP_REQUEST });
-    const conn = await accepted; // and never read
+    const { conn, ports } = await guestConnects(g, host, 5002, 40003); // and never read
     const chunk = new Uint8Array(60_000).fill(7);
     let sent = 0;
     const replies = () => g.take().map((p) => p.op);
@@ -302,7 +312,10 @@ Deno.test("vsock: a host program that stops reading holds at most the credit we 
       sent += chunk.length;
       await g.pump(5);
     }
-    assert.ok(sent > CONNECTION_BUFFER, `the socket took some: ${sent} sent, ${ourFwdCnt} forwarded`);
+    assert.ok(
+      sent > CONNECTION_BUFFER,
+      `the socket took some: ${sent} sent, ${ourFwdCnt} forwarded`,
+    );
     assert.ok(sent - ourFwdCnt <= CONNECTION_BUFFER, "the guest stopped at our credit");
     assert.equal(g.backend.connections, 1);
     // Past the credit: the connection is reset, and what was held goes with it.
