@@ -65,7 +65,6 @@ import {
   defaultSandbox,
   defaultSerials,
   type VmConfig,
-  type VsockConfig,
 } from "./src/config.ts";
 
 /** A configuration with crosvm's defaults for booting `kernel`. */

@@ -55,7 +55,7 @@ type Outgoing = Partial<Omit<Packet, "payload">> & { payload?: Uint8Array };
 
 /** A vsock device over a socket in a fresh directory, with its guest's two queues. */
 async function withDevice(
-  fn: (d: ReturnType<typeof guest>, host: VsockHost, dir: string) => Promise<void>,
+  fn: (d: ReturnType<typeof guest>, host: VsockHost, dir: string) => void | Promise<void>,
 ): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "vsock_" });
   using cleanup = new DisposableStack();
@@ -256,7 +256,7 @@ Deno.test("vsock: a guest connects to host port P, which is the socket uds-path_
 });
 
 Deno.test("vsock: a guest connection to a port nobody listens on gets RST", async () => {
-  await withDevice(async (g) => {
+  await withDevice((g) => {
     g.offer(4);
     g.send({ srcPort: 40001, dstPort: 6000, op: VIRTIO_VSOCK_OP_REQUEST });
     const [reply] = g.take();
@@ -333,7 +333,7 @@ Deno.test("vsock: a host program that stops reading holds at most the credit we 
 });
 
 Deno.test("vsock: packets that break the rules are refused, answered with RST where there is someone to answer", async () => {
-  await withDevice(async (g) => {
+  await withDevice((g) => {
     g.offer(16);
     g.send({ srcCid: 99n, srcPort: 1, dstPort: 2, op: VIRTIO_VSOCK_OP_REQUEST });
     g.send({ dstCid: 5n, srcPort: 1, dstPort: 2, op: VIRTIO_VSOCK_OP_REQUEST });
@@ -352,7 +352,7 @@ Deno.test("vsock: packets that break the rules are refused, answered with RST wh
 });
 
 Deno.test("vsock: a chain too short for its header, or for the payload it declares, is refused", async () => {
-  await withDevice(async (g) => {
+  await withDevice((g) => {
     const d = g.backend;
     const tx = new Driver({ size: 8 });
     const queues = [undefined, new VirtQueue(VSOCK_TX_QUEUE, tx.queue)];
