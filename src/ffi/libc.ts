@@ -131,6 +131,7 @@ const SYMBOLS = {
   gettid: { parameters: [], result: "i32" },
   getpid: { parameters: [], result: "i32" },
   tgkill: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  kill: { parameters: ["i32", "i32"], result: "i32" },
   // fcntl(2) is variadic; every command we use takes one int, passed in a register as if fixed.
   fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
   socketpair: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },

@@ -2,6 +2,9 @@
  * Starting a program as a child process that gets exactly the descriptors we choose, and
  * reaping it without blocking the event loop: `posix_spawn(3)` (Deno cannot fork), a pidfd
  * (`pidfd_open(2)`) to signal it and `waitid(2)` on Deno's blocking pool to learn how it ended.
+ * Where no pidfd can be had (a kernel before 5.3, or no descriptor left), the child is signalled
+ * and reaped by its pid, which is as safe for our own child: its pid cannot be reused before we
+ * reap it.
  *
  * glibc's `posix_spawn` clones with `CLONE_VM | CLONE_VFORK`, which is safe from a process with
  * many threads: nothing of ours runs in the child before it executes the program. Needs Linux 5.4
@@ -47,7 +50,8 @@ export const SYS_pidfd_send_signal = 424;
 /** `__NR_pidfd_open` from `<asm/unistd_64.h>` (Linux 5.3). */
 export const SYS_pidfd_open = 434;
 
-/** `waitid(2)` id type from `<linux/wait.h>`: the id is a pidfd (Linux 5.4). */
+/** `waitid(2)` id types from `<linux/wait.h>`: the id is a pid; a pidfd (Linux 5.4). */
+export const P_PID = 1;
 export const P_PIDFD = 3;
 /** `waitid(2)` option from `<linux/wait.h>`: return immediately if no child has changed state. */
 export const WNOHANG = 0x1;
@@ -92,13 +96,13 @@ export interface ChildExit {
 export interface ChildProcess {
   /** Its process id (in our pid namespace). */
   readonly pid: number;
-  /** A pidfd that refers to it (close-on-exec) until {@link close}. */
-  readonly pidfd: number;
+  /** A pidfd that refers to it (close-on-exec) until {@link close}; null where none could be had. */
+  readonly pidfd: number | null;
   /** Resolves once, when the child ends; the child is reaped by then. */
   readonly exited: Promise<ChildExit>;
   /**
-   * Sends `signal` (default SIGKILL) through the pidfd (`pidfd_send_signal(2)`); does nothing
-   * once the child has ended.
+   * Sends `signal` (default SIGKILL) through the pidfd (`pidfd_send_signal(2)`, or `kill(2)`
+   * without one); does nothing once the child has ended.
    */
   kill(signal?: number): void;
   /** Closes the pidfd: at once if the child has ended, otherwise as soon as it ends. */
@@ -221,11 +225,10 @@ function posixSpawn(
   }
 }
 
-/** `pidfd_open(2)`: a close-on-exec pidfd for `pid`. */
-function pidfdOpen(pid: number): number {
+/** `pidfd_open(2)`: a close-on-exec pidfd for `pid`, or null where the kernel gives none. */
+function pidfdOpen(pid: number): number | null {
   const fd = libc().syscall_pidfd_open(BigInt(SYS_pidfd_open), BigInt(pid), 0n);
-  if (fd < 0n) throw lastError(`pidfd_open(${pid})`);
-  return Number(fd);
+  return fd < 0n ? null : Number(fd);
 }
 
 /** How a `waitid` siginfo says the child ended. */
@@ -243,7 +246,7 @@ class SpawnedChild implements ChildProcess {
   #closeWhenEnded = false;
   #closed = false;
 
-  constructor(readonly pid: number, readonly pidfd: number) {
+  constructor(readonly pid: number, readonly pidfd: number | null) {
     this.exited = this.#reap();
   }
 
@@ -254,13 +257,12 @@ class SpawnedChild implements ChildProcess {
   async #reap(): Promise<ChildExit> {
     const info = new Uint8Array(SIGINFO_SIZE);
     const view = new DataView(info.buffer);
+    const [idType, id] = this.pidfd === null ? [P_PID, this.pid] : [P_PIDFD, this.pidfd];
     try {
       for (;;) {
-        if (await libc().waitid_async(P_PIDFD, this.pidfd, info, WEXITED) === 0) {
-          return exitOf(view);
-        }
-        if (libc().waitid(P_PIDFD, this.pidfd, info, WEXITED | WNOHANG) < 0) {
-          throw lastError(`waitid(pidfd of ${this.pid})`);
+        if (await libc().waitid_async(idType, id, info, WEXITED) === 0) return exitOf(view);
+        if (libc().waitid(idType, id, info, WEXITED | WNOHANG) < 0) {
+          throw lastError(`waitid(${this.pid})`);
         }
         if (view.getInt32(SIGINFO_PID, true) !== 0) return exitOf(view);
       }
@@ -272,9 +274,17 @@ class SpawnedChild implements ChildProcess {
 
   kill(signal = SIGKILL): void {
     if (this.#ended) return;
-    const call = libc().syscall_pidfd_send_signal;
-    if (call(BigInt(SYS_pidfd_send_signal), BigInt(this.pidfd), BigInt(signal), null, 0n) < 0n) {
-      const error: SyscallError = lastError(`pidfd_send_signal(${this.pid}, ${signal})`);
+    const sent = this.pidfd === null
+      ? libc().kill(this.pid, signal) === 0
+      : libc().syscall_pidfd_send_signal(
+        BigInt(SYS_pidfd_send_signal),
+        BigInt(this.pidfd),
+        BigInt(signal),
+        null,
+        0n,
+      ) === 0n;
+    if (!sent) {
+      const error: SyscallError = lastError(`kill(${this.pid}, ${signal})`);
       if (!error.is("ESRCH")) throw error; // it ended and is not reaped yet
     }
   }
@@ -285,7 +295,7 @@ class SpawnedChild implements ChildProcess {
   }
 
   #closePidfd(): void {
-    if (this.#closed) return;
+    if (this.#closed || this.pidfd === null) return;
     this.#closed = true;
     close(this.pidfd);
   }

@@ -41,6 +41,7 @@ Deno.test("posix_spawn, pidfd and waitid numbers match the C headers", async () 
         FIRST_CHILD_FD: "STDERR_FILENO + 1",
         SYS_pidfd_open: "SYS_pidfd_open",
         SYS_pidfd_send_signal: "SYS_pidfd_send_signal",
+        P_PID: "P_PID",
         P_PIDFD: "P_PIDFD",
         WNOHANG: "WNOHANG",
         WEXITED: "WEXITED",
@@ -122,6 +123,20 @@ Deno.test("fds[i] becomes the child's 3 + i, also where a source is a target, an
   } finally {
     [sockA, sockB, pipeRead, pipeWrite].forEach(close);
   }
+});
+
+Deno.test("without pidfds (pidfd_open fails, as before Linux 5.3) children are signalled and reaped by pid", async () => {
+  const child = new URL("./no_pidfd_child.ts", import.meta.url).pathname;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", child],
+    stderr: "inherit",
+  }).output();
+  assert.ok(out.success, "the child ran to its end");
+  assert.deepEqual(JSON.parse(new TextDecoder().decode(out.stdout)), {
+    pidfd: [null, null],
+    exited: { code: 3, signal: null },
+    killed: { code: null, signal: libc.SIGKILL },
+  });
 });
 
 Deno.test("the environment given is the child's whole environment", async () => {
