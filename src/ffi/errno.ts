@@ -38,6 +38,7 @@ export const Errno = {
   ERANGE: 34,
   EDEADLK: 35,
   ENOSYS: 38,
+  ENOTSOCK: 88,
   EOPNOTSUPP: 95,
   EADDRINUSE: 98,
   ECONNRESET: 104,

@@ -125,35 +125,46 @@ function connectUnix(path: string, type: number): number {
   }
 }
 
-/** The peer of a stream socket has gone (it closed, or reset the connection). */
+/**
+ * A stream socket's connection is unusable: the peer closed or reset it, or it failed. Only
+ * our own mistakes (a descriptor that is not an open socket, a bad buffer) are thrown instead.
+ */
 export const PEER_GONE = -1;
+
+/** errno values that are the caller's mistake rather than the connection's fate. */
+const CALLER_ERRORS: ReadonlySet<number> = new Set([
+  Errno.EBADF,
+  Errno.ENOTSOCK,
+  Errno.EFAULT,
+  Errno.EINVAL,
+]);
+
+/** What a failed stream call means: nothing yet (null), or {@link PEER_GONE}. */
+function streamFailure(call: string): null | typeof PEER_GONE {
+  const code = errno();
+  if (code === Errno.EAGAIN || code === Errno.EINTR) return null;
+  if (CALLER_ERRORS.has(code)) throw lastError(call);
+  return PEER_GONE;
+}
 
 /**
  * Sends what of `bytes` fits now on stream socket `fd`: the count sent (0 when its buffer is
  * full), or {@link PEER_GONE}.
- * @throws SyscallError for any other failure
+ * @throws SyscallError for a descriptor that is not an open socket (a bug)
  */
 export function sendSome(fd: number, bytes: Uint8Array): number {
   const n = Number(libc().send(fd, bytes, BigInt(bytes.length), MSG_DONTWAIT | MSG_NOSIGNAL));
-  if (n >= 0) return n;
-  const code = errno();
-  if (code === Errno.EAGAIN || code === Errno.EINTR) return 0;
-  if (code === Errno.EPIPE || code === Errno.ECONNRESET) return PEER_GONE;
-  throw lastError(`send(${fd})`);
+  return n >= 0 ? n : streamFailure(`send(${fd})`) ?? 0;
 }
 
 /**
  * Receives what stream socket `fd` has now into `buf`: the count, 0 at end of stream (the peer
  * will send no more), null when nothing is there yet, or {@link PEER_GONE}.
- * @throws SyscallError for any other failure
+ * @throws SyscallError for a descriptor that is not an open socket (a bug)
  */
 export function receiveSome(fd: number, buf: Uint8Array): number | null {
   const n = Number(libc().recv(fd, buf, BigInt(buf.length), MSG_DONTWAIT));
-  if (n >= 0) return n;
-  const code = errno();
-  if (code === Errno.EAGAIN || code === Errno.EINTR) return null;
-  if (code === Errno.ECONNRESET) return PEER_GONE;
-  throw lastError(`recv(${fd})`);
+  return n >= 0 ? n : streamFailure(`recv(${fd})`);
 }
 
 /** `shutdown(fd, SHUT_WR)`: the peer reads end of stream after what was sent; errors ignored. */

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { Errno, errnoName, SyscallError } from "../../src/ffi/errno.ts";
+import { assertMatchesC, namedAfterMacros } from "../helpers/c_values.ts";
 import {
   close,
   EFD_NONBLOCK,
@@ -142,4 +143,8 @@ Deno.test("mmap of a bad descriptor throws SyscallError EBADF", () => {
     () => mmap(4096, PROT_READ, MAP_SHARED, -1),
     (e: unknown) => e instanceof SyscallError && e.is("EBADF") && e.message.includes("mmap"),
   );
+});
+
+Deno.test("every errno value we name is <errno.h>'s", async () => {
+  await assertMatchesC(["errno.h"], namedAfterMacros(Errno, /^E[A-Z0-9]+$/));
 });
