@@ -104,6 +104,12 @@ Deno.test("the shipped common device policy lets the runtime start threads under
   assert.equal(run.code, WORK_EXIT_CODE, `signal ${run.signal}: ${run.stderr}`);
 });
 
+Deno.test("the shipped common device policy lets a device log (stderr asks whether it is a terminal)", async () => {
+  const run = await runChildUnder(COMMON_DEVICE_POLICY, "log");
+  assert.equal(run.code, WORK_EXIT_CODE, `signal ${run.signal}: ${run.stderr}`);
+  assert.match(run.stderr, /a warning from under the filter/);
+});
+
 Deno.test("a syscall no rule allows kills the process with SIGSYS", async () => {
   const run = await runChild([], "socket");
   assert.equal(run.signal, "SIGSYS", `code ${run.code}: ${run.stderr}`);

@@ -3,10 +3,13 @@
 //   work    runs timers and allocates (GC) under the filter, then exits with WORK_EXIT_CODE;
 //   socket  calls socket(AF_UNIX, SOCK_STREAM, 0) through FFI and prints {"result", "errno"};
 //   threads makes the runtime start threads under the filter, then exits with WORK_EXIT_CODE
-//           (printing nothing).
+//           (printing nothing);
+//   log     logs a warning as a device does (src/log.ts, to stderr), then exits with
+//           WORK_EXIT_CODE.
 // Everything the child needs (modules, libc) is loaded before the filter is.
 
 import { errno } from "../../src/ffi/libc.ts";
+import * as log from "../../src/log.ts";
 import { SOCKET_CONSTANTS } from "../../src/sandbox/constants.ts";
 import { parsePolicyFile } from "../../src/sandbox/policy.ts";
 import { loadSeccompPolicy } from "../../src/sandbox/seccomp.ts";
@@ -61,5 +64,9 @@ if (import.meta.main) {
   if (what === "work") await work();
   else if (what === "socket") socket(libc);
   else if (what === "threads") await threads(libc);
+  else if (what === "log") {
+    log.warn("virtio-blk: a warning from under the filter");
+    Deno.exit(WORK_EXIT_CODE);
+  }
   else throw new Error(`unknown action ${what}`);
 }
