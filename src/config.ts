@@ -83,6 +83,11 @@ export interface NetConfig {
   tap: { name: string } | { fd: number } | { hostIp: string; netmask: string };
   /** The guest's MAC, `52:54:00:12:34:56`; without it the guest's driver makes one up. */
   mac?: string;
+  /**
+   * The kernel moves the frames (vhost-net) through this vhost device, `/dev/vhost-net` unless
+   * told otherwise; without it the device's runner does.
+   */
+  vhostNet?: { device: string };
 }
 
 /** Everything needed to build and run one VM. */

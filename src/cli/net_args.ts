@@ -1,10 +1,12 @@
 /**
  * `crosvm run --net`: a NIC on a TAP, with crosvm's keys (its `NetParameters`): `tap-name=NAME`,
  * `tap-fd=N`, or `host-ip=IP,netmask=MASK,mac=MAC` (a TAP the VMM creates), each with an
- * optional `mac=` for the guest. Repeatable: NICs are numbered in the order given. Also crosvm's
- * older spellings, each taken with a warning naming its `--net` form: `--tap-name NAME` and
- * `--tap-fd N` (a NIC each), and `--host-ip`/`--host_ip`, `--netmask` and `--mac` (one NIC,
- * all three together); `--vhost-net` and `--net-vq-pairs` are refused as their keys are.
+ * optional `mac=` for the guest and `vhost-net` or `vhost-net=[device=PATH]` (the kernel moves
+ * the frames). Repeatable: NICs are numbered in the order given. Also crosvm's older spellings,
+ * each taken with a warning naming its `--net` form: `--tap-name NAME` and `--tap-fd N` (a NIC
+ * each), `--host-ip`/`--host_ip`, `--netmask` and `--mac` (one NIC, all three together), and
+ * `--vhost-net` (vhost-net for every NIC of the older spellings, as crosvm's); `--net-vq-pairs`
+ * above 1 is refused as its key is.
  *
  * @module
  */
@@ -12,11 +14,12 @@
 import type { ParseArgsOptionsConfig } from "node:util";
 import type { NetConfig } from "../config.ts";
 import { isNetmask, parseIpv4, parseMac } from "../devices/virtio/net/address.ts";
+import { VHOST_NET_DEVICE } from "../ffi/vhost.ts";
 import { invalidValue, UsageError } from "./errors.ts";
 import { type KeySchema, type KeyValues, parseKeyValues } from "./key_values.ts";
 import type { OptionValue } from "./scan_args.ts";
 
-/** crosvm's `--net` keys; `vhost-net`, `vq-pairs` and `mrg-rxbuf` are recognised to be refused or taken. */
+/** crosvm's `--net` keys; `vq-pairs` above 1 is refused, `mrg-rxbuf` taken (always offered). */
 const NET_KEYS: KeySchema = [
   "tap-name",
   "tap-fd",
@@ -27,6 +30,8 @@ const NET_KEYS: KeySchema = [
   "vq-pairs",
   "mrg-rxbuf",
 ];
+/** The keys of `vhost-net=[...]`. */
+const VHOST_NET_KEYS: KeySchema = ["device"];
 /** virtio-net's limit on queue pairs (§5.1.4, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MAX). */
 const MAX_VQ_PAIRS = 0x8000;
 /** Largest descriptor number a `tap-fd` may name. */
@@ -60,7 +65,9 @@ export const NET_USAGE = `  --net <tap-name=NAME|tap-fd=N|host-ip=IP,netmask=MAS
                         (IFF_TAP, IFF_NO_PI, IFF_VNET_HDR)
                       host-ip=IP,netmask=MASK - a new TAP vmtapN with this
                         host address, brought up (mac is then required)
-                      mac=MAC - the guest's MAC, e.g. 52:54:00:12:34:56`;
+                      mac=MAC - the guest's MAC, e.g. 52:54:00:12:34:56
+                      vhost-net[=[device=PATH]] - the kernel moves the frames
+                        (vhost-net, through PATH, default ${VHOST_NET_DEVICE})`;
 
 /**
  * The NICs of every `--net` and older spelling, in the order given.
@@ -74,13 +81,26 @@ export function parseNets(options: ReadonlyMap<string, readonly OptionValue[]>):
     warned.push({ index: option.index, text: `${option.flag} is deprecated; use --net ${net}` });
     return { flag: option.flag, value: net, index: option.index };
   };
+  // crosvm's --vhost-net applies to the NICs of the older spellings.
+  const [vhost] = given("vhost-net");
+  if (vhost !== undefined) {
+    warned.push({
+      index: vhost.index,
+      text: `${vhost.flag} is deprecated; use --net ...,vhost-net`,
+    });
+  }
+  const older = (net: string) => vhost === undefined ? net : `${net},vhost-net`;
   const values = [
     ...given("net"),
-    ...given("tap-name").map((o) => legacy(o, `tap-name=${o.value}`)),
-    ...given("tap-fd").map((o) => legacy(o, `tap-fd=${o.value}`)),
-    ...legacyHostIp(options, legacy),
+    ...given("tap-name").map((o) => legacy(o, older(`tap-name=${o.value}`))),
+    ...given("tap-fd").map((o) => legacy(o, older(`tap-fd=${o.value}`))),
+    ...legacyHostIp(options, (o, net) => legacy(o, older(net))),
   ];
-  if (options.has("vhost-net")) throw new UsageError("--vhost-net: vhost-net is not supported yet");
+  if (vhost !== undefined && values.length === given("net").length) {
+    throw new UsageError(
+      `${vhost.flag} applies to --tap-name, --tap-fd or --host-ip; use --net ...,vhost-net`,
+    );
+  }
   const [pairs] = given("net-vq-pairs");
   if (pairs !== undefined && pairs.value !== "1") {
     throw invalidValue(pairs.flag, pairs.value, "only one queue pair is supported yet");
@@ -107,9 +127,11 @@ function legacyHostIp(
 
 function parseNet({ flag, value }: OptionValue): NetConfig {
   const values = parseKeyValues(flag, value, NET_KEYS);
-  if (values.has("vhost-net")) throw values.error("vhost-net is not supported yet");
+  const vhostNet = vhostNetOf(values);
   if ((values.integer("vq-pairs", { min: 1, max: MAX_VQ_PAIRS }) ?? 1) !== 1) {
-    throw values.error("only one queue pair is supported yet");
+    throw values.error(
+      `only one queue pair is supported yet${vhostNet === undefined ? "" : " with vhost-net"}`,
+    );
   }
   values.flag("mrg-rxbuf"); // always offered; the key is taken for crosvm's sake
   const mac = values.string("mac");
@@ -118,7 +140,17 @@ function parseNet({ flag, value }: OptionValue): NetConfig {
   }
   const net: NetConfig = { tap: tapOf(values, mac) };
   if (mac !== undefined) net.mac = mac;
+  if (vhostNet !== undefined) net.vhostNet = vhostNet;
   return net;
+}
+
+/** `vhost-net`, `vhost-net=true|false` or `vhost-net=[device=PATH]`: the vhost device, if any. */
+function vhostNetOf(values: KeyValues): NetConfig["vhostNet"] {
+  const value = values.get("vhost-net");
+  if (value === undefined || value === "false") return undefined;
+  if (value === true || value === "true") return { device: VHOST_NET_DEVICE };
+  const nested = parseKeyValues(`${values.option} vhost-net`, value, VHOST_NET_KEYS);
+  return { device: nested.string("device") ?? VHOST_NET_DEVICE };
 }
 
 /** The one way of getting a TAP the value names. */

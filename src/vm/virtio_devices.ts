@@ -11,6 +11,7 @@ import type { VmConfig } from "../config.ts";
 import { diskName } from "../devices/virtio/block/disks.ts";
 import type { BlockSpec } from "../devices/virtio/block/device.ts";
 import type { NetSpec } from "../devices/virtio/net/device.ts";
+import type { VhostNetSpec } from "../devices/virtio/net/vhost.ts";
 
 /**
  * The virtio devices of `config`; `disks` are its disks, opened (see `openDisks`), and `nets`
@@ -19,7 +20,7 @@ import type { NetSpec } from "../devices/virtio/net/device.ts";
 export function virtioDeviceRequests(
   config: VmConfig,
   disks: readonly BlockSpec[],
-  nets: readonly NetSpec[] = [],
+  nets: readonly (NetSpec | VhostNetSpec)[] = [],
 ): VirtioDeviceRequest[] {
   return [
     ...disks.map((backend, i) => ({ name: `virtio-blk-${diskName(i)}`, backend })),

@@ -13,6 +13,7 @@ import type { VirtioDeviceInfo } from "./transport/pci/state.ts";
 import { RngBackend } from "./rng/device.ts";
 import { BalloonBackend, type BalloonSpec } from "./balloon/device.ts";
 import { NetBackend, type NetSpec } from "./net/device.ts";
+import { VhostNetBackend, type VhostNetSpec } from "./net/vhost.ts";
 
 /** virtio-rng. */
 export interface RngSpec {
@@ -22,10 +23,10 @@ export interface RngSpec {
   maxBytesPerRequest?: number;
 }
 
-export type { BalloonSpec, BlockSpec, NetSpec };
+export type { BalloonSpec, BlockSpec, NetSpec, VhostNetSpec };
 
 /** Any backend the device Worker can build. */
-export type BackendSpec = RngSpec | BlockSpec | BalloonSpec | NetSpec;
+export type BackendSpec = RngSpec | BlockSpec | BalloonSpec | NetSpec | VhostNetSpec;
 
 /**
  * Builds the backend `spec` names (in the device Worker, and on the main thread for its info).
@@ -41,6 +42,8 @@ export function createBackend(spec: BackendSpec): VirtioBackend {
       return new BalloonBackend(spec);
     case "net":
       return new NetBackend(spec);
+    case "vhost-net":
+      return new VhostNetBackend(spec);
     default:
       // A spec from another build (it crossed a message boundary untyped).
       throw new Error(`unknown virtio backend ${JSON.stringify(spec)}`);
@@ -61,12 +64,27 @@ export function policyFileName(spec: BackendSpec): string {
       return "balloon_device.policy";
     case "net":
       return "net_device.policy";
+    case "vhost-net":
+      return "vhost_net_device.policy";
   }
 }
 
 /** `spec` with every descriptor it carries replaced by `remap(fd)` (its number in the runner). */
 export function remapBackendFds(spec: BackendSpec, remap: (fd: number) => number): BackendSpec {
-  return spec.kind === "block" || spec.kind === "net" ? { ...spec, fd: remap(spec.fd) } : spec;
+  switch (spec.kind) {
+    case "block":
+    case "net":
+      return { ...spec, fd: remap(spec.fd) };
+    case "vhost-net":
+      return {
+        ...spec,
+        fd: remap(spec.fd),
+        vhostFd: remap(spec.vhostFd),
+        callFds: [remap(spec.callFds[0]), remap(spec.callFds[1])],
+      };
+    default:
+      return spec;
+  }
 }
 
 /** What the transport needs to know of a backend. */

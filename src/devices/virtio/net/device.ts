@@ -28,23 +28,18 @@ import type { VirtioBackend, VirtQueue } from "../device.ts";
 import { featureBit, VirtioDeviceType } from "../spec.ts";
 import {
   MAX_PACKET,
-  NetConfig,
+  NET_QUEUE_SIZE,
   NetFeature,
   NetHeader,
+  netIdentity,
+  PCI_CLASS_ETHERNET,
   RX_QUEUE,
   tapOffloadsFor,
   TX_QUEUE,
-  VIRTIO_NET_S_LINK_UP,
 } from "./spec.ts";
 
-/** Entries in each queue (crosvm's and QEMU's default). */
-const NET_QUEUE_SIZE = 256;
-/** PCI class 02h (network controller), sub-class 00h (Ethernet). */
-const PCI_CLASS_ETHERNET = 0x02_0000;
 /** Most buffers one transmitted frame may have (the kernel's UIO_MAXIOV). */
 const MAX_TX_BUFFERS = 1024;
-/** Bytes in a MAC address. */
-export const MAC_LENGTH = 6;
 
 /** What crosses to the device runner: the TAP's descriptor and what the guest is told. */
 export interface NetSpec {
@@ -55,20 +50,6 @@ export interface NetSpec {
   /** The guest's MAC (six bytes); without it the driver picks one. */
   mac?: readonly number[];
 }
-
-/** The features every NIC of ours offers; MAC is added when there is one. */
-const NET_FEATURES = [
-  NetFeature.CSUM,
-  NetFeature.GUEST_CSUM,
-  NetFeature.GUEST_TSO4,
-  NetFeature.GUEST_TSO6,
-  NetFeature.GUEST_ECN,
-  NetFeature.HOST_TSO4,
-  NetFeature.HOST_TSO6,
-  NetFeature.HOST_ECN,
-  NetFeature.MRG_RXBUF,
-  NetFeature.STATUS,
-].reduce((all, bit) => all | featureBit(bit), 0n);
 
 /** Counts a NIC keeps of what it could not deliver. */
 export interface NetDrops {
@@ -116,19 +97,7 @@ export class NetBackend implements VirtioBackend {
   constructor(spec: NetSpec) {
     this.#tap = spec.fd;
     this.eventFds = [spec.fd];
-    this.configBytes = new Uint8Array(NetConfig.SIZE);
-    const view = new DataView(this.configBytes.buffer);
-    view.setUint16(NetConfig.STATUS, VIRTIO_NET_S_LINK_UP, true);
-    view.setUint16(NetConfig.MAX_VIRTQUEUE_PAIRS, 1, true);
-    let features = NET_FEATURES;
-    if (spec.mac !== undefined) {
-      if (spec.mac.length !== MAC_LENGTH || spec.mac.some((b) => !(b >= 0 && b <= 0xff))) {
-        throw new RangeError(`virtio-net: MAC ${spec.mac.join(":")} is not six bytes`);
-      }
-      this.configBytes.set(spec.mac, NetConfig.MAC);
-      features |= featureBit(NetFeature.MAC);
-    }
-    this.features = features;
+    ({ features: this.features, configBytes: this.configBytes } = netIdentity(spec.mac));
   }
 
   /** The queues start with the driver's features: the TAP may hand over what the guest takes. */

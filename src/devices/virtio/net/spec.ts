@@ -2,7 +2,8 @@
  * virtio-net's numbers (OASIS virtio 1.2 §5.1), checked against `<linux/virtio_net.h>` by a
  * test: feature bits, the device configuration layout, the per-packet header (passed between
  * the guest and the TAP as it is: its offload flags and GSO types are the kernel's), and which TAP
- * offloads each guest receive feature allows.
+ * offloads each guest receive feature allows; and what every NIC of ours, userspace or vhost, shows
+ * the driver (features, configuration, queues, PCI class).
  *
  * @module
  */
@@ -75,4 +76,52 @@ export function tapOffloadsFor(driverFeatures: bigint): number {
   if (has(NetFeature.GUEST_TSO6)) offloads |= TunOffload.TUN_F_TSO6;
   if (has(NetFeature.GUEST_ECN)) offloads |= TunOffload.TUN_F_TSO_ECN;
   return offloads;
+}
+
+/** Entries in each queue (crosvm's and QEMU's default). */
+export const NET_QUEUE_SIZE = 256;
+/** PCI class 02h (network controller), sub-class 00h (Ethernet). */
+export const PCI_CLASS_ETHERNET = 0x02_0000;
+/** Bytes in a MAC address. */
+export const MAC_LENGTH = 6;
+
+/**
+ * The features every NIC of ours offers; MAC is added when there is one. The offloads are the
+ * TAP's (the header crosses untouched), MRG_RXBUF the back end's: ours and vhost-net both merge.
+ */
+const NET_FEATURES = [
+  NetFeature.CSUM,
+  NetFeature.GUEST_CSUM,
+  NetFeature.GUEST_TSO4,
+  NetFeature.GUEST_TSO6,
+  NetFeature.GUEST_ECN,
+  NetFeature.HOST_TSO4,
+  NetFeature.HOST_TSO6,
+  NetFeature.HOST_ECN,
+  NetFeature.MRG_RXBUF,
+  NetFeature.STATUS,
+].reduce((all, bit) => all | featureBit(bit), 0n);
+
+/** What a NIC shows the driver: its feature bits and its device configuration. */
+export interface NetIdentity {
+  readonly features: bigint;
+  readonly configBytes: Uint8Array;
+}
+
+/**
+ * The features and configuration of a NIC with one queue pair, its link up, and the guest's MAC
+ * if given.
+ * @throws RangeError for a MAC that is not six bytes
+ */
+export function netIdentity(mac: readonly number[] | undefined): NetIdentity {
+  const configBytes = new Uint8Array(NetConfig.SIZE);
+  const view = new DataView(configBytes.buffer);
+  view.setUint16(NetConfig.STATUS, VIRTIO_NET_S_LINK_UP, true);
+  view.setUint16(NetConfig.MAX_VIRTQUEUE_PAIRS, 1, true);
+  if (mac === undefined) return { features: NET_FEATURES, configBytes };
+  if (mac.length !== MAC_LENGTH || mac.some((b) => !(b >= 0 && b <= 0xff))) {
+    throw new RangeError(`virtio-net: MAC ${mac.join(":")} is not six bytes`);
+  }
+  configBytes.set(mac, NetConfig.MAC);
+  return { features: NET_FEATURES | featureBit(NetFeature.MAC), configBytes };
 }

@@ -1,16 +1,21 @@
 /**
  * Opens the TAPs a configuration's NICs use, in the VMM (a jailed device is handed its TAP's
  * descriptor; it opens nothing): by name, from a descriptor the VMM was given, or created and
- * configured from a host address. Everything opened is closed by the VM's cleanup stack.
+ * configured from a host address; for a vhost-net NIC also its vhost device (checked to answer
+ * VHOST_GET_FEATURES) and the eventfds the kernel signals its interrupts on. Everything opened is
+ * closed by the VM's cleanup stack.
  *
  * @module
  */
 
 import type { NetConfig } from "../../../config.ts";
 import { UserError } from "../../../errors.ts";
+import { errnoName, SyscallError } from "../../../ffi/errno.ts";
 import { adoptTapFd, configureInterface, openTap, type Tap, TapError } from "../../../ffi/tap.ts";
-import { close } from "../../../ffi/libc.ts";
+import { VhostDevice } from "../../../ffi/vhost.ts";
+import { close, eventfd, O_RDWR, open } from "../../../ffi/libc.ts";
 import type { NetSpec } from "./device.ts";
+import type { VhostNetSpec } from "./vhost.ts";
 import { isNetmask, parseIpv4, parseMac } from "./address.ts";
 
 /** The name the VMM gives a TAP it creates for a host address (the kernel fills in `%d`). */
@@ -24,15 +29,50 @@ export class NetConfigError extends UserError {}
  * the caller's and stays open.
  * @throws NetConfigError (or TapError) naming the NIC and what is wrong
  */
-export function openTaps(nets: readonly NetConfig[], cleanup: DisposableStack): NetSpec[] {
+export function openTaps(
+  nets: readonly NetConfig[],
+  cleanup: DisposableStack,
+): (NetSpec | VhostNetSpec)[] {
   return nets.map((net, i) => {
     const mac = net.mac === undefined ? undefined : parseMac(net.mac);
     if (net.mac !== undefined && mac === undefined) {
       throw new NetConfigError(`NIC ${i}: MAC '${net.mac}' is not six hex bytes with colons`);
     }
+    const macKey = mac === undefined ? {} : { mac };
+    if (net.vhostNet === undefined) {
+      return { kind: "net", fd: openNetTap(net, i, mac, cleanup).fd, ...macKey };
+    }
+    // The vhost device first: a host without one is told so whatever its TAPs.
+    const vhostFd = openVhost(net.vhostNet.device, i, cleanup);
     const tap = openNetTap(net, i, mac, cleanup);
-    return { kind: "net", fd: tap.fd, ...(mac === undefined ? {} : { mac }) };
+    const call = () => owned(eventfd(), cleanup);
+    return { kind: "vhost-net", fd: tap.fd, vhostFd, callFds: [call(), call()], ...macKey };
   });
+}
+
+/**
+ * Opens the vhost-net device `path` for NIC `i` and checks that it is one.
+ * @throws NetConfigError naming the path and why
+ */
+function openVhost(path: string, i: number, cleanup: DisposableStack): number {
+  let fd: number;
+  try {
+    fd = owned(open(path, O_RDWR), cleanup);
+  } catch (e) {
+    if (!(e instanceof SyscallError)) throw e;
+    throw new NetConfigError(
+      `NIC ${i}: cannot open vhost-net device ${path}: ${errnoName(e.errno)}`,
+    );
+  }
+  try {
+    new VhostDevice(fd).features();
+  } catch (e) {
+    if (!(e instanceof SyscallError)) throw e;
+    throw new NetConfigError(
+      `NIC ${i}: ${path} is not a vhost device (VHOST_GET_FEATURES: ${errnoName(e.errno)})`,
+    );
+  }
+  return fd;
 }
 
 function openNetTap(
@@ -63,7 +103,9 @@ function openNetTap(
   }
 }
 
-function owned(tap: Tap, cleanup: DisposableStack): Tap {
-  cleanup.defer(() => close(tap.fd));
-  return tap;
+/** `opened` (a TAP or a descriptor), closed by `cleanup`. */
+function owned<T extends Tap | number>(opened: T, cleanup: DisposableStack): T {
+  const fd = typeof opened === "number" ? opened : opened.fd;
+  cleanup.defer(() => close(fd));
+  return opened;
 }
