@@ -590,6 +590,36 @@ c.sendall(open("/tmp/net-payload", "rb").read())
 c.close()`;
 
 /**
+ * L1's side of the vhost-net test: sends /tmp/net-payload to each of two clients on port 8000
+ * (before and after the guest rebinds its driver), and takes the payload back on port 8001:
+ * `l1_received=<bytes> <sha256>` once it has all of it, then closes.
+ */
+const NET_ECHO_SERVER = `import hashlib, socket, threading
+data = open("/tmp/net-payload", "rb").read()
+def listen(port):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", port))
+    s.listen(2)
+    return s
+sender, receiver = listen(8000), listen(8001)
+def serve():
+    for _ in range(2):
+        c, _ = sender.accept()
+        c.sendall(data)
+        c.close()
+threading.Thread(target=serve).start()
+c, _ = receiver.accept()
+got = bytearray()
+while len(got) < len(data):
+    chunk = c.recv(1 << 16)
+    if not chunk:
+        break
+    got += chunk
+c.close()
+print("l1_received=%d %s" % (len(got), hashlib.sha256(got).hexdigest()), flush=True)`;
+
+/**
  * virtio-net on a TAP in L1: the VMM creates `vmtapN` as 10.77.0.1/24 (`host-ip`), the jailed
  * device moves the frames, the guest pings L1 and reads 4 MiB over TCP from a Python server on
  * L1's side (receive offloads on: the TAP hands over TSO frames).
@@ -616,6 +646,43 @@ exit $status`,
       assert.equal(agent.get("net_mac"), NET_MAC);
       assert.equal(agent.get("net_ping"), "3");
       assert.equal(agent.get("net_fetched"), `${NET_PAYLOAD_BYTES} ${lineValue(r, "l1_payload")}`);
+    },
+  },
+  {
+    // vhost-net: the kernel moves the frames; the jailed device only sets it up (its policy has
+    // no writev: a frame sent from userspace would kill it). L1 has /dev/vhost-net (the bed loads
+    // vhost_net). The driver's unbind and bind reset the device and start it afresh.
+    name: "net-vhost",
+    title:
+      "vhost-net: the guest pings L1, reads 4 MiB and sends it back intact, then rebinds its driver and does it again",
+    command: `head -c ${NET_PAYLOAD_BYTES} /dev/urandom >/tmp/net-payload
+echo "l1_payload=$(sha256sum </tmp/net-payload | cut -d' ' -f1)"
+python3 -c '${NET_ECHO_SERVER}' &
+server=$!
+${
+      onConsoleLine(
+        agentBoot(
+          `--net host-ip=10.77.0.1,netmask=255.255.255.0,mac=${NET_MAC},vhost-net`,
+          "agent.run=net,netsend,netrebind agent.net=10.77.0.2/24 agent.peer=10.77.0.1",
+        ),
+        "net_mac=",
+        `echo "l1_vhost_tasks=$(cat /proc/[0-9]*/task/*/comm 2>/dev/null | grep -c '^vhost-')"`,
+      )
+    }
+status=$?
+kill $server 2>/dev/null
+exit $status`,
+    check: (r, agent) => {
+      const payload = `${NET_PAYLOAD_BYTES} ${lineValue(r, "l1_payload")}`;
+      assert.ok(Number(lineValue(r, "l1_vhost_tasks")) > 0, "a vhost worker runs in L1");
+      assert.equal(agent.get("net_mac"), NET_MAC);
+      assert.equal(agent.get("net_ping"), "3");
+      assert.equal(agent.get("net_fetched"), payload);
+      assert.equal(agent.get("net_sent"), "0");
+      assert.equal(lineValue(r, "l1_received"), payload);
+      assert.match(agent.get("netrebind") ?? "", /^0000:00:[0-9a-f]{2}\.0 gone=yes eth\d+$/);
+      assert.equal(agent.get("netrebind_ping"), "3");
+      assert.equal(agent.get("netrebind_fetched"), payload);
     },
   },
 ];
