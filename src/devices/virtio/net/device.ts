@@ -25,14 +25,12 @@ import { setTapOffload } from "../../../ffi/tap.ts";
 import type { GuestMemory } from "../../../memory.ts";
 import type { DescriptorChain } from "../descriptor.ts";
 import type { VirtioBackend, VirtQueue } from "../device.ts";
-import { featureBit, VirtioDeviceType } from "../spec.ts";
+import { featureBit } from "../spec.ts";
 import {
   MAX_PACKET,
-  NET_QUEUE_SIZE,
   NetFeature,
   NetHeader,
-  netIdentity,
-  PCI_CLASS_ETHERNET,
+  NetIdentity,
   RX_QUEUE,
   tapOffloadsFor,
   TX_QUEUE,
@@ -69,14 +67,7 @@ interface PendingFrame {
 }
 
 /** The network device. */
-export class NetBackend implements VirtioBackend {
-  /** §5.1.1. */
-  readonly deviceType: number = VirtioDeviceType.NET;
-  readonly features: bigint;
-  /** §5.1.2: receiveq1, transmitq1. */
-  readonly queueSizes: readonly number[] = [NET_QUEUE_SIZE, NET_QUEUE_SIZE];
-  readonly configBytes: Uint8Array;
-  readonly pciClass: number = PCI_CLASS_ETHERNET;
+export class NetBackend extends NetIdentity implements VirtioBackend {
   /** The TAP: the loop watches it while {@link wantsEvents} says so. */
   readonly eventFds: readonly number[];
   readonly drops: NetDrops = { tx: 0, rx: 0 };
@@ -95,9 +86,9 @@ export class NetBackend implements VirtioBackend {
    * @throws RangeError for a MAC that is not six bytes
    */
   constructor(spec: NetSpec) {
+    super(spec.mac);
     this.#tap = spec.fd;
     this.eventFds = [spec.fd];
-    ({ features: this.features, configBytes: this.configBytes } = netIdentity(spec.mac));
   }
 
   /** The queues start with the driver's features: the TAP may hand over what the guest takes. */

@@ -9,7 +9,7 @@
  */
 
 import { TunOffload } from "../../../ffi/tap.ts";
-import { featureBit } from "../spec.ts";
+import { featureBit, VirtioDeviceType } from "../spec.ts";
 
 /** §5.1.3 feature bits. */
 export const NetFeature = {
@@ -79,11 +79,11 @@ export function tapOffloadsFor(driverFeatures: bigint): number {
 }
 
 /** Entries in each queue (crosvm's and QEMU's default). */
-export const NET_QUEUE_SIZE = 256;
+const NET_QUEUE_SIZE = 256;
 /** PCI class 02h (network controller), sub-class 00h (Ethernet). */
-export const PCI_CLASS_ETHERNET = 0x02_0000;
+const PCI_CLASS_ETHERNET = 0x02_0000;
 /** Bytes in a MAC address. */
-export const MAC_LENGTH = 6;
+const MAC_LENGTH = 6;
 
 /**
  * The features every NIC of ours offers; MAC is added when there is one. The offloads are the
@@ -102,26 +102,35 @@ const NET_FEATURES = [
   NetFeature.STATUS,
 ].reduce((all, bit) => all | featureBit(bit), 0n);
 
-/** What a NIC shows the driver: its feature bits and its device configuration. */
-export interface NetIdentity {
-  readonly features: bigint;
-  readonly configBytes: Uint8Array;
-}
-
 /**
- * The features and configuration of a NIC with one queue pair, its link up, and the guest's MAC
- * if given.
- * @throws RangeError for a MAC that is not six bytes
+ * What every NIC of ours shows the driver, whichever back end moves its frames: virtio-net with
+ * one queue pair, its feature bits, and its configuration (link up, and the guest's MAC if given).
  */
-export function netIdentity(mac: readonly number[] | undefined): NetIdentity {
-  const configBytes = new Uint8Array(NetConfig.SIZE);
-  const view = new DataView(configBytes.buffer);
-  view.setUint16(NetConfig.STATUS, VIRTIO_NET_S_LINK_UP, true);
-  view.setUint16(NetConfig.MAX_VIRTQUEUE_PAIRS, 1, true);
-  if (mac === undefined) return { features: NET_FEATURES, configBytes };
-  if (mac.length !== MAC_LENGTH || mac.some((b) => !(b >= 0 && b <= 0xff))) {
-    throw new RangeError(`virtio-net: MAC ${mac.join(":")} is not six bytes`);
+export abstract class NetIdentity {
+  /** §5.1.1. */
+  readonly deviceType: number = VirtioDeviceType.NET;
+  readonly features: bigint;
+  /** §5.1.2: receiveq1, transmitq1. */
+  readonly queueSizes: readonly number[] = [NET_QUEUE_SIZE, NET_QUEUE_SIZE];
+  readonly configBytes: Uint8Array = new Uint8Array(NetConfig.SIZE);
+  readonly pciClass: number = PCI_CLASS_ETHERNET;
+
+  /**
+   * @param mac the guest's MAC (six bytes), or undefined to let the driver pick one
+   * @throws RangeError for a MAC that is not six bytes
+   */
+  constructor(mac: readonly number[] | undefined) {
+    const view = new DataView(this.configBytes.buffer);
+    view.setUint16(NetConfig.STATUS, VIRTIO_NET_S_LINK_UP, true);
+    view.setUint16(NetConfig.MAX_VIRTQUEUE_PAIRS, 1, true);
+    if (mac === undefined) {
+      this.features = NET_FEATURES;
+      return;
+    }
+    if (mac.length !== MAC_LENGTH || mac.some((b) => !(b >= 0 && b <= 0xff))) {
+      throw new RangeError(`virtio-net: MAC ${mac.join(":")} is not six bytes`);
+    }
+    this.configBytes.set(mac, NetConfig.MAC);
+    this.features = NET_FEATURES | featureBit(NetFeature.MAC);
   }
-  configBytes.set(mac, NetConfig.MAC);
-  return { features: NET_FEATURES | featureBit(NetFeature.MAC), configBytes };
 }

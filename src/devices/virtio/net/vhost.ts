@@ -27,15 +27,7 @@ import { setTapOffload } from "../../../ffi/tap.ts";
 import { VhostDevice } from "../../../ffi/vhost.ts";
 import type { GuestMemory } from "../../../memory.ts";
 import type { KernelQueue, KernelQueueSetup, VirtioBackend } from "../device.ts";
-import { VirtioDeviceType } from "../spec.ts";
-import {
-  NET_QUEUE_SIZE,
-  netIdentity,
-  PCI_CLASS_ETHERNET,
-  RX_QUEUE,
-  tapOffloadsFor,
-  TX_QUEUE,
-} from "./spec.ts";
+import { NetIdentity, RX_QUEUE, tapOffloadsFor, TX_QUEUE } from "./spec.ts";
 
 /** vhost-net's "no back end" for VHOST_NET_SET_BACKEND (`<linux/vhost.h>`: an fd of -1). */
 const NO_BACKEND = -1;
@@ -55,14 +47,8 @@ export interface VhostNetSpec {
 }
 
 /** The network device, served by vhost-net. */
-export class VhostNetBackend implements VirtioBackend {
-  /** §5.1.1. */
-  readonly deviceType: number = VirtioDeviceType.NET;
-  readonly features: bigint;
-  /** §5.1.2: receiveq1, transmitq1, both the kernel's. */
-  readonly queueSizes: readonly number[] = [NET_QUEUE_SIZE, NET_QUEUE_SIZE];
-  readonly configBytes: Uint8Array;
-  readonly pciClass: number = PCI_CLASS_ETHERNET;
+export class VhostNetBackend extends NetIdentity implements VirtioBackend {
+  /** Both queues: receiveq1 and transmitq1. */
   readonly kernelQueues: readonly KernelQueue[];
   readonly #vhost: VhostDevice;
   readonly #tap: number;
@@ -76,9 +62,9 @@ export class VhostNetBackend implements VirtioBackend {
    * @throws RangeError for a MAC that is not six bytes
    */
   constructor(spec: VhostNetSpec) {
+    super(spec.mac);
     this.#tap = spec.fd;
     this.#vhost = new VhostDevice(spec.vhostFd);
-    ({ features: this.features, configBytes: this.configBytes } = netIdentity(spec.mac));
     this.kernelQueues = [
       { index: RX_QUEUE, callFd: spec.callFds[0] },
       { index: TX_QUEUE, callFd: spec.callFds[1] },
