@@ -20,6 +20,9 @@ export const VHOST_NET_DEVICE = "/dev/vhost-net";
 /** `VHOST_VIRTIO`, the ioctl type byte of every vhost request (`<linux/vhost.h>`). */
 const VHOST_VIRTIO = 0xaf;
 
+/** The descriptor that unbinds (a ring's eventfd, a net ring's back end), `<linux/vhost.h>`. */
+export const VHOST_FILE_UNBIND = -1;
+
 /** `struct vhost_vring_state` (`<linux/vhost_types.h>`): a ring's size or its next index. */
 export const VHOST_VRING_STATE = {
   name: "vhost_vring_state",
@@ -208,7 +211,7 @@ export class VhostDevice {
     this.#ioctl("VHOST_SET_VRING_ERR", vringFile(index, fd).bytes);
   }
 
-  /** vhost-net: ring `index` moves frames to and from the TAP `fd` (-1: stop). */
+  /** vhost-net: ring `index` moves frames to and from the TAP `fd` ({@link VHOST_FILE_UNBIND}: none). */
   setNetBackend(index: number, fd: number): void {
     this.#ioctl("VHOST_NET_SET_BACKEND", vringFile(index, fd).bytes);
   }

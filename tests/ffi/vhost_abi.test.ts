@@ -6,8 +6,11 @@ import { assertMatchesC, type CClaim, namedAfterMacros } from "../helpers/c_valu
 
 const HEADERS = ["linux/vhost.h", "linux/ioctl.h"];
 
-Deno.test("vhost ioctls match <linux/vhost.h>", async () => {
-  await assertMatchesC(HEADERS, namedAfterMacros(vhost.VhostIoctl, /^VHOST_/));
+Deno.test("vhost ioctls and VHOST_FILE_UNBIND match <linux/vhost.h>", async () => {
+  await assertMatchesC(HEADERS, [
+    ...namedAfterMacros(vhost.VhostIoctl, /^VHOST_/),
+    ...namedAfterMacros(vhost, /^VHOST_FILE_UNBIND$/),
+  ]);
 });
 
 Deno.test("vhost struct sizes and member offsets match <linux/vhost_types.h>", async () => {

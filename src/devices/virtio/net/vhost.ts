@@ -24,13 +24,10 @@
 
 import { signalEventfd } from "../../../ffi/eventfd.ts";
 import { setTapOffload } from "../../../ffi/tap.ts";
-import { VhostDevice } from "../../../ffi/vhost.ts";
+import { VHOST_FILE_UNBIND, VhostDevice } from "../../../ffi/vhost.ts";
 import type { GuestMemory } from "../../../memory.ts";
 import type { KernelQueue, KernelQueueSetup, VirtioBackend } from "../device.ts";
 import { NetIdentity, RX_QUEUE, tapOffloadsFor, TX_QUEUE } from "./spec.ts";
-
-/** vhost-net's "no back end" for VHOST_NET_SET_BACKEND (`<linux/vhost.h>`: an fd of -1). */
-const NO_BACKEND = -1;
 
 /** What crosses to the device runner: the TAP, the vhost device, the call eventfds, the MAC. */
 export interface VhostNetSpec {
@@ -113,7 +110,7 @@ export class VhostNetBackend extends NetIdentity implements VirtioBackend {
 
   /** The driver reset the device, or the runner stops: take the rings back from the kernel. */
   reset(): void {
-    for (const index of this.#running) this.#vhost.setNetBackend(index, NO_BACKEND);
+    for (const index of this.#running) this.#vhost.setNetBackend(index, VHOST_FILE_UNBIND);
     for (const index of this.#running) this.#vhost.vringBase(index);
     this.#running = [];
   }
