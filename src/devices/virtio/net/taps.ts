@@ -13,7 +13,7 @@ import { UserError } from "../../../errors.ts";
 import { errnoName, SyscallError } from "../../../ffi/errno.ts";
 import { adoptTapFd, configureInterface, openTap, type Tap, TapError } from "../../../ffi/tap.ts";
 import { VhostDevice } from "../../../ffi/vhost.ts";
-import { close, eventfd, O_RDWR, open } from "../../../ffi/libc.ts";
+import { close, EFD_NONBLOCK, eventfd, O_RDWR, open } from "../../../ffi/libc.ts";
 import type { NetSpec } from "./device.ts";
 import type { VhostNetSpec } from "./vhost.ts";
 import { isNetmask, parseIpv4, parseMac } from "./address.ts";
@@ -45,7 +45,8 @@ export function openTaps(
     // The vhost device first: a host without one is told so whatever its TAPs.
     const vhostFd = openVhost(net.vhostNet.device, i, cleanup);
     const tap = openNetTap(net, i, mac, cleanup);
-    const call = () => owned(eventfd(), cleanup);
+    // Non-blocking: the runner drains them as it does its doorbells.
+    const call = () => owned(eventfd(0, EFD_NONBLOCK), cleanup);
     return { kind: "vhost-net", fd: tap.fd, vhostFd, callFds: [call(), call()], ...macKey };
   });
 }
