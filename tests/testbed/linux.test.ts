@@ -622,6 +622,34 @@ c.close()
 print("l1_received=%d %s" % (len(got), hashlib.sha256(got).hexdigest()), flush=True)`;
 
 /**
+ * A scenario script: L1 serves 4 MiB of random bytes (NET_SERVER) and the guest's NIC, on a TAP
+ * the VMM makes as 10.77.0.1/24 with `netKeys` added to `--net` (and `vmmArgs`), pings L1 and
+ * fetches them (net.sh).
+ */
+const netFetch = (netKeys: string, vmmArgs = "") =>
+  `head -c ${NET_PAYLOAD_BYTES} /dev/urandom >/tmp/net-payload
+echo "l1_payload=$(sha256sum </tmp/net-payload | cut -d' ' -f1)"
+python3 -c '${NET_SERVER}' &
+server=$!
+${
+    boot(
+      "net",
+      `${vmmArgs} --net host-ip=10.77.0.1,netmask=255.255.255.0,mac=${NET_MAC}${netKeys} -p ` +
+        `"agent.net=10.77.0.2/24 agent.peer=10.77.0.1"`,
+    )
+  }
+status=$?
+kill $server 2>/dev/null
+exit $status`;
+
+/** What a {@link netFetch} scenario must show: the MAC, three ping replies, the payload intact. */
+function netFetched(r: ScenarioResult, agent: Map<string, string>): void {
+  assert.equal(agent.get("net_mac"), NET_MAC);
+  assert.equal(agent.get("net_ping"), "3");
+  assert.equal(agent.get("net_fetched"), `${NET_PAYLOAD_BYTES} ${lineValue(r, "l1_payload")}`);
+}
+
+/**
  * virtio-net on a TAP in L1: the VMM creates `vmtapN` as 10.77.0.1/24 (`host-ip`), the jailed
  * device moves the frames, the guest pings L1 and reads 4 MiB over TCP from a Python server on
  * L1's side (receive offloads on: the TAP hands over TSO frames).
@@ -630,25 +658,8 @@ const NET_TESTS: LinuxTest[] = [
   {
     name: "net-tap",
     title: "virtio-net: host-ip makes a TAP; the guest pings L1 and reads 4 MiB over TCP intact",
-    command: `head -c ${NET_PAYLOAD_BYTES} /dev/urandom >/tmp/net-payload
-echo "l1_payload=$(sha256sum </tmp/net-payload | cut -d' ' -f1)"
-python3 -c '${NET_SERVER}' &
-server=$!
-${
-      boot(
-        "net",
-        `--net host-ip=10.77.0.1,netmask=255.255.255.0,mac=${NET_MAC} -p ` +
-          `"agent.net=10.77.0.2/24 agent.peer=10.77.0.1"`,
-      )
-    }
-status=$?
-kill $server 2>/dev/null
-exit $status`,
-    check: (r, agent) => {
-      assert.equal(agent.get("net_mac"), NET_MAC);
-      assert.equal(agent.get("net_ping"), "3");
-      assert.equal(agent.get("net_fetched"), `${NET_PAYLOAD_BYTES} ${lineValue(r, "l1_payload")}`);
-    },
+    command: netFetch(""),
+    check: netFetched,
   },
   {
     // vhost-net: the kernel moves the frames; the jailed device only sets it up (its policy has
@@ -691,24 +702,8 @@ exit $status`,
     // With --disable-sandbox the device's Worker is the owner: the VMM's own mapping of RAM.
     name: "net-vhost-worker",
     title: "vhost-net with the device in a Worker of the VMM: the guest pings L1 and reads 4 MiB",
-    command: `head -c ${NET_PAYLOAD_BYTES} /dev/urandom >/tmp/net-payload
-echo "l1_payload=$(sha256sum </tmp/net-payload | cut -d' ' -f1)"
-python3 -c '${NET_SERVER}' &
-server=$!
-${
-      boot(
-        "net",
-        `--disable-sandbox --net host-ip=10.77.0.1,netmask=255.255.255.0,mac=${NET_MAC},vhost-net ` +
-          `-p "agent.net=10.77.0.2/24 agent.peer=10.77.0.1"`,
-      )
-    }
-status=$?
-kill $server 2>/dev/null
-exit $status`,
-    check: (r, agent) => {
-      assert.equal(agent.get("net_ping"), "3");
-      assert.equal(agent.get("net_fetched"), `${NET_PAYLOAD_BYTES} ${lineValue(r, "l1_payload")}`);
-    },
+    command: netFetch(",vhost-net", "--disable-sandbox"),
+    check: netFetched,
   },
   {
     // Our hosts have no /dev/vhost-net, so tests/ffi/vhost.test.ts runs for real only here.
