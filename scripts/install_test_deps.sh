@@ -2,7 +2,7 @@
 # Installs what the test suite needs beyond Deno, from Debian's packages:
 # binutils (as, ld) and gcc to build guest programs and C baselines (libc6-dev for the static
 # ones the test bed's L2 runs),
-# linux-libc-dev for the <linux/*.h> the ABI tests compile against (kvm.h, virtio_*.h,
+# linux-libc-dev for the <linux/*.h> the ABI tests compile against (kvm.h, virtio_*.h, vhost.h,
 # pci_regs.h, fs.h, falloc.h: one package, so kvm.h stands for all), acpica-tools (iasl,
 # acpiexec) to check the ACPI tables, e2fsprogs (mkfs.ext4, e2fsck, debugfs) for the disk
 # images of the Linux tests, which use them inside the test bed through the host's /usr,

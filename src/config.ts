@@ -88,6 +88,11 @@ export interface NetConfig {
    * descriptor per pair (so not with `{ fd }`).
    */
   queuePairs?: number;
+  /**
+   * The kernel moves the frames (vhost-net) through this vhost device, `/dev/vhost-net` unless
+   * told otherwise; without it the device's runner does.
+   */
+  vhostNet?: { device: string };
 }
 
 /**

@@ -10,11 +10,13 @@
  *   contain a quote or a bracket;
  * - a value in double quotes may contain anything, with `\"` and `\\` as its only escapes;
  *   a value in single quotes may contain anything but `'`, with no escapes;
+ * - a value in brackets is a nested struct (`vhost-net=[device=/dev/vhost-net]`): its text
+ *   between the brackets, for the caller to parse as key-values in turn;
  * - with a schema (the option's keys), the first entry may omit its key when it is not one
  *   of the keys: `-m 512` means `-m size=512`.
  *
  * Stricter than crosvm: an empty option value, an empty entry and a trailing comma are
- * refused (crosvm takes them as "all defaults"); `[...]` lists are not supported.
+ * refused (crosvm takes them as "all defaults"); brackets do not nest, and are not lists.
  *
  * @module
  */
@@ -192,11 +194,14 @@ class Reader {
     const quote = this.#text.charAt(this.#pos);
     if (quote === '"') return this.#doubleQuoted(key);
     if (quote === "'") return this.#singleQuoted(key);
+    if (quote === "[") return this.#bracketed(key);
     const end = this.#text.indexOf(",", this.#pos);
     const value = this.#text.slice(this.#pos, end === -1 ? undefined : end);
     if (value === "") throw this.values.error(`${key} has an empty value (write ${key}="")`);
     if (/["']/.test(value)) throw this.values.error(`quote inside the value of ${key}`);
-    if (/[[\]]/.test(value)) throw this.values.error(`lists ([...]) are not supported (${key})`);
+    if (/[[\]]/.test(value)) {
+      throw this.values.error(`a bracket inside the value of ${key} (nested: ${key}=[...])`);
+    }
     this.#pos += value.length;
     return value;
   }
@@ -220,6 +225,15 @@ class Reader {
       }
     }
     throw this.values.error(`unterminated quote in the value of ${key}`);
+  }
+
+  #bracketed(key: string): string {
+    const end = this.#text.indexOf("]", this.#pos + 1);
+    if (end === -1) throw this.values.error(`unterminated [ in the value of ${key}`);
+    const value = this.#text.slice(this.#pos + 1, end);
+    if (value.includes("[")) throw this.values.error(`nested [ in the value of ${key}`);
+    this.#pos = end + 1;
+    return value;
   }
 
   #singleQuoted(key: string): string {

@@ -1,12 +1,13 @@
 /**
  * `crosvm run --net`: a NIC on a TAP, with crosvm's keys (its `NetParameters`): `tap-name=NAME`,
  * `tap-fd=N`, or `host-ip=IP,netmask=MASK,mac=MAC` (a TAP the VMM creates), each with an
- * optional `mac=` for the guest. Repeatable: NICs are numbered in the order given. Also crosvm's
- * older spellings, each taken with a warning naming its `--net` form: `--tap-name NAME` and
- * `--tap-fd N` (a NIC each), and `--host-ip`/`--host_ip`, `--netmask` and `--mac` (one NIC,
- * all three together), with `--net-vq-pairs N` applying to each of them; `--vhost-net` is
- * refused as its key is. `vq-pairs` above the vCPU count falls back to one pair with a warning,
- * as crosvm does ({@link fitQueuePairs}).
+ * optional `mac=` for the guest, `vq-pairs=N` (a multiqueue TAP) and `vhost-net` or
+ * `vhost-net=[device=PATH]` (the kernel moves the frames). Repeatable: NICs are numbered in the
+ * order given. Also crosvm's older spellings, each taken with a warning naming its `--net` form:
+ * `--tap-name NAME` and `--tap-fd N` (a NIC each), `--host-ip`/`--host_ip`, `--netmask` and
+ * `--mac` (one NIC, all three together), with `--net-vq-pairs N` and `--vhost-net` applying to
+ * each of them, as crosvm's. `vq-pairs` above the vCPU count falls back to one pair with a
+ * warning, as crosvm does ({@link fitQueuePairs}); vhost-net takes one pair for now.
  *
  * @module
  */
@@ -15,11 +16,12 @@ import type { ParseArgsOptionsConfig } from "node:util";
 import type { NetConfig } from "../config.ts";
 import { isNetmask, parseIpv4, parseMac } from "../devices/virtio/net/address.ts";
 import { VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MAX } from "../devices/virtio/net/spec.ts";
+import { VHOST_NET_DEVICE } from "../ffi/vhost.ts";
 import { UsageError } from "./errors.ts";
 import { type KeySchema, type KeyValues, parseKeyValues } from "./key_values.ts";
 import type { OptionValue } from "./scan_args.ts";
 
-/** crosvm's `--net` keys; `vhost-net` is recognised to be refused, `mrg-rxbuf` to be taken. */
+/** crosvm's `--net` keys; `mrg-rxbuf` is taken (always offered). */
 const NET_KEYS: KeySchema = [
   "tap-name",
   "tap-fd",
@@ -30,6 +32,8 @@ const NET_KEYS: KeySchema = [
   "vq-pairs",
   "mrg-rxbuf",
 ];
+/** The keys of `vhost-net=[...]`. */
+const VHOST_NET_KEYS: KeySchema = ["device"];
 /** Largest descriptor number a `tap-fd` may name. */
 const MAX_FD = 2 ** 31 - 1;
 
@@ -63,7 +67,9 @@ export const NET_USAGE = `  --net <tap-name=NAME|tap-fd=N|host-ip=IP,netmask=MAS
                         host address, brought up (mac is then required)
                       mac=MAC - the guest's MAC, e.g. 52:54:00:12:34:56
                       vq-pairs=N - N queue pairs on a multiqueue TAP
-                        (default 1; at most the vCPU count)`;
+                        (default 1; at most the vCPU count)
+                      vhost-net[=[device=PATH]] - the kernel moves the frames
+                        (vhost-net, through PATH, default ${VHOST_NET_DEVICE})`;
 
 /**
  * The NICs of every `--net` and older spelling, in the order given.
@@ -80,13 +86,26 @@ export function parseNets(options: ReadonlyMap<string, readonly OptionValue[]>):
     warned.push({ index: option.index, text: `${option.flag} is deprecated; use --net ${value}` });
     return { flag: option.flag, value, index: option.index };
   };
+  // crosvm's --vhost-net applies to the NICs of the older spellings.
+  const [vhost] = given("vhost-net");
+  if (vhost !== undefined) {
+    warned.push({
+      index: vhost.index,
+      text: `${vhost.flag} is deprecated; use --net ...,vhost-net`,
+    });
+  }
+  const older = (net: string) => vhost === undefined ? net : `${net},vhost-net`;
   const values = [
     ...given("net"),
-    ...given("tap-name").map((o) => legacy(o, `tap-name=${o.value}`)),
-    ...given("tap-fd").map((o) => legacy(o, `tap-fd=${o.value}`)),
-    ...legacyHostIp(options, legacy),
+    ...given("tap-name").map((o) => legacy(o, older(`tap-name=${o.value}`))),
+    ...given("tap-fd").map((o) => legacy(o, older(`tap-fd=${o.value}`))),
+    ...legacyHostIp(options, (o, net) => legacy(o, older(net))),
   ];
-  if (options.has("vhost-net")) throw new UsageError("--vhost-net: vhost-net is not supported yet");
+  if (vhost !== undefined && values.length === given("net").length) {
+    throw new UsageError(
+      `${vhost.flag} applies to --tap-name, --tap-fd or --host-ip; use --net ...,vhost-net`,
+    );
+  }
   const nets = values.sort((a, b) => a.index - b.index).map(parseNet);
   return { nets, warnings: warned.sort((a, b) => a.index - b.index).map((w) => w.text) };
 }
@@ -109,8 +128,11 @@ function legacyHostIp(
 
 function parseNet({ flag, value }: OptionValue): NetConfig {
   const values = parseKeyValues(flag, value, NET_KEYS);
-  if (values.has("vhost-net")) throw values.error("vhost-net is not supported yet");
+  const vhostNet = vhostNetOf(values);
   const pairs = values.integer("vq-pairs", { min: 1, max: VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MAX }) ?? 1;
+  if (pairs > 1 && vhostNet !== undefined) {
+    throw values.error("only one queue pair is supported yet with vhost-net");
+  }
   values.flag("mrg-rxbuf"); // always offered; the key is taken for crosvm's sake
   const mac = values.string("mac");
   if (mac !== undefined && parseMac(mac) === undefined) {
@@ -124,6 +146,7 @@ function parseNet({ flag, value }: OptionValue): NetConfig {
     }
     net.queuePairs = pairs;
   }
+  if (vhostNet !== undefined) net.vhostNet = vhostNet;
   return net;
 }
 
@@ -142,6 +165,15 @@ export function fitQueuePairs(nets: NetConfig[], cpus: number): string[] {
     delete net.queuePairs;
   });
   return warnings;
+}
+
+/** `vhost-net`, `vhost-net=true|false` or `vhost-net=[device=PATH]`: the vhost device, if any. */
+function vhostNetOf(values: KeyValues): NetConfig["vhostNet"] {
+  const value = values.get("vhost-net");
+  if (value === undefined || value === "false") return undefined;
+  if (value === true || value === "true") return { device: VHOST_NET_DEVICE };
+  const nested = parseKeyValues(`${values.option} vhost-net`, value, VHOST_NET_KEYS);
+  return { device: nested.string("device") ?? VHOST_NET_DEVICE };
 }
 
 /** The one way of getting a TAP the value names. */

@@ -10,6 +10,7 @@
 
 import { Errno } from "../ffi/errno.ts";
 import { TunIoctl } from "../ffi/tap.ts";
+import { VhostIoctl } from "../ffi/vhost.ts";
 import {
   AF_UNIX,
   EFD_NONBLOCK,
@@ -214,6 +215,9 @@ export const TUN_CONSTANTS = {
   TUNGETIFF: TunIoctl.TUNGETIFF,
 } as const;
 
+/** vhost `ioctl(2)` requests, `<linux/vhost.h>` (`_IO*(VHOST_VIRTIO, n, ...)`). */
+export const VHOST_CONSTANTS = { ...VhostIoctl } as const;
+
 /** Socket families, types and message flags, `<sys/socket.h>` (glibc, the kernel's values). */
 export const SOCKET_CONSTANTS = {
   AF_UNIX,
@@ -301,6 +305,7 @@ export const POLICY_CONSTANTS: Readonly<Record<string, number>> = {
   ...IOCTL_CONSTANTS,
   ...FS_CONSTANTS,
   ...TUN_CONSTANTS,
+  ...VHOST_CONSTANTS,
   ...SOCKET_CONSTANTS,
   ...EVENTFD_CONSTANTS,
   ...MEMFD_CONSTANTS,

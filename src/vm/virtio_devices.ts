@@ -11,6 +11,7 @@ import type { VmConfig } from "../config.ts";
 import { diskName } from "../devices/virtio/block/disks.ts";
 import type { BlockSpec } from "../devices/virtio/block/device.ts";
 import type { NetSpec } from "../devices/virtio/net/device.ts";
+import type { VhostNetSpec } from "../devices/virtio/net/vhost.ts";
 import type { VsockSpec } from "../devices/virtio/vsock/device.ts";
 
 /**
@@ -20,7 +21,7 @@ import type { VsockSpec } from "../devices/virtio/vsock/device.ts";
 export function virtioDeviceRequests(
   config: VmConfig,
   disks: readonly BlockSpec[],
-  nets: readonly NetSpec[] = [],
+  nets: readonly (NetSpec | VhostNetSpec)[] = [],
   vsock?: VsockSpec,
 ): VirtioDeviceRequest[] {
   return [

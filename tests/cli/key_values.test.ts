@@ -131,8 +131,17 @@ Deno.test("quotes inside an unquoted value are refused", () => {
   assertUsageError(() => parseKeyValues("--serial", 'path=a"b'), "--serial", "quote", "path");
 });
 
-Deno.test("lists are refused", () => {
-  assertUsageError(() => parseKeyValues("--cpus", "clusters=[0]"), "--cpus", "lists", "clusters");
+Deno.test("a value in brackets is a nested struct's text, commas and all", () => {
+  const values = parseKeyValues("--net", "tap-name=a,vhost-net=[device=/dev/v,x=1],mac=m");
+  assert.deepEqual(entries(values), [
+    ["tap-name", "a"],
+    ["vhost-net", "device=/dev/v,x=1"],
+    ["mac", "m"],
+  ]);
+  assertUsageError(() => parseKeyValues("--net", "v=[device=x"), "--net", "unterminated [", "v");
+  assertUsageError(() => parseKeyValues("--net", "v=[a=[b]]"), "--net", "nested [", "v");
+  assertUsageError(() => parseKeyValues("--net", "v=[a]b"), "--net", 'unexpected "b"', "after v");
+  assertUsageError(() => parseKeyValues("--net", "v=a]"), "--net", "bracket inside the value of v");
 });
 
 Deno.test("an unterminated quote is refused", () => {

@@ -58,7 +58,10 @@ Deno.test("the older spellings make the same NICs, in order, each with a warning
     () => nets("--host-ip", "10.0.0.1", "--mac", "52:54:00:00:00:01"),
     "--host-ip, --netmask and --mac go together",
   );
-  assertUsageError(() => nets("--tap-name", "a", "--vhost-net"), "vhost-net is not supported yet");
+  assertUsageError(
+    () => nets("--net", "tap-name=a", "--vhost-net"),
+    "--vhost-net applies to --tap-name, --tap-fd or --host-ip",
+  );
 });
 
 Deno.test("vq-pairs: a multiqueue TAP by name or host address, not by descriptor; never more pairs than vCPUs", () => {
@@ -77,6 +80,49 @@ Deno.test("vq-pairs: a multiqueue TAP by name or host address, not by descriptor
   ]);
 });
 
+Deno.test("--net ...,vhost-net: the kernel's back end, through /dev/vhost-net or the device given", () => {
+  assert.deepEqual(
+    nets(
+      "--net",
+      "tap-name=a,vhost-net",
+      "--net",
+      "tap-fd=3,vhost-net=[device=/dev/vhost-net-1]",
+      "--net",
+      "tap-name=b,vhost-net=true",
+      "--net",
+      "tap-name=c,vhost-net=false",
+      "--net",
+      "tap-name=d,vhost-net=[/dev/v]",
+    ),
+    [
+      { tap: { name: "a" }, vhostNet: { device: "/dev/vhost-net" } },
+      { tap: { fd: 3 }, vhostNet: { device: "/dev/vhost-net-1" } },
+      { tap: { name: "b" }, vhostNet: { device: "/dev/vhost-net" } },
+      { tap: { name: "c" } },
+      { tap: { name: "d" }, vhostNet: { device: "/dev/v" } },
+    ],
+  );
+});
+
+Deno.test("--vhost-net makes the NICs of the older spellings vhost-net ones, with a warning", () => {
+  const { config, warnings } = parseRunCommand([
+    "--vhost-net",
+    "--tap-name",
+    "vmtap1",
+    "--net",
+    "tap-name=x",
+    "vmlinux",
+  ]);
+  assert.deepEqual(config.nets, [
+    { tap: { name: "vmtap1" }, vhostNet: { device: "/dev/vhost-net" } },
+    { tap: { name: "x" } },
+  ]);
+  assert.deepEqual(warnings, [
+    "--vhost-net is deprecated; use --net ...,vhost-net",
+    "--tap-name is deprecated; use --net tap-name=vmtap1,vhost-net",
+  ]);
+});
+
 const BAD: [string, string][] = [
   ["tap-name=a,tap-fd=3", "exactly one of tap-name, tap-fd, or host-ip"],
   ["tap-name=a,host-ip=10.0.0.1,netmask=255.0.0.0", "exactly one"],
@@ -90,10 +136,13 @@ const BAD: [string, string][] = [
   ["host-ip=10.0.0.256,netmask=255.0.0.0,mac=52:54:00:00:00:01", "host-ip 10.0.0.256 is not IPv4"],
   ["host-ip=10.0.0.1,netmask=255.0.255.0,mac=52:54:00:00:00:01", "is not an IPv4 netmask"],
   ["host-ip=10.0.0.1,netmask=255.255.255.0", "host-ip needs mac"],
-  ["tap-name=a,vhost-net", "vhost-net is not supported yet"],
   ["tap-fd=3,vq-pairs=2", "tap-fd is one queue; vq-pairs needs tap-name or host-ip"],
   ["tap-name=a,vq-pairs=0", "vq-pairs must be from 1"],
   ["tap-name=a,vq-pairs=32769", "vq-pairs must be"],
+  ["tap-name=a,vhost-net,vq-pairs=2", "only one queue pair is supported yet with vhost-net"],
+  ["tap-name=a,vhost-net=[device=]", "device has an empty value"],
+  ["tap-name=a,vhost-net=[path=/dev/x]", 'unknown key "path"'],
+  ["tap-name=a,vhost-net=[device=/dev/x", "unterminated ["],
   ["tap-name=a,bogus=1", "bogus"],
 ];
 for (const [value, says] of BAD) {
@@ -114,5 +163,32 @@ kvmTest(
     );
     const long = await crosvm(["run", "--net", "tap-name=a-name-of-16-chars", guest]);
     assertOneLineError(long, /NIC 0: TAP name 'a-name-of-16-chars' is not 1 to 15 bytes$/);
+  },
+);
+
+kvmTest(
+  "vhost-net through a device that is missing or is not vhost is one line naming it, before the VM starts",
+  async () => {
+    const guest = await buildGuest("hello");
+    const missing = await crosvm([
+      "run",
+      "--net",
+      "tap-name=vhosttest0,vhost-net=[device=/nonexistent/vhost-net]",
+      guest,
+    ]);
+    assertOneLineError(
+      missing,
+      /^crosvm: error: NIC 0: cannot open vhost-net device \/nonexistent\/vhost-net: ENOENT$/,
+    );
+    const notVhost = await crosvm([
+      "run",
+      "--net",
+      "tap-name=v0,vhost-net=[device=/dev/null]",
+      guest,
+    ]);
+    assertOneLineError(
+      notVhost,
+      /^crosvm: error: NIC 0: \/dev\/null is not a vhost device \(VHOST_GET_FEATURES: ENOTTY\)$/,
+    );
   },
 );

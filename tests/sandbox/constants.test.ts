@@ -18,6 +18,7 @@ const GROUPS: readonly (readonly [string, Readonly<Record<string, number>>, read
     ["IOCTL_CONSTANTS", constants.IOCTL_CONSTANTS, ["asm/termbits.h", "asm/ioctls.h"]],
     ["FS_CONSTANTS", constants.FS_CONSTANTS, ["linux/fs.h"]],
     ["TUN_CONSTANTS", constants.TUN_CONSTANTS, ["linux/ioctl.h", "linux/if_tun.h"]],
+    ["VHOST_CONSTANTS", constants.VHOST_CONSTANTS, ["linux/ioctl.h", "linux/vhost.h"]],
     ["SOCKET_CONSTANTS", constants.SOCKET_CONSTANTS, ["sys/socket.h"]],
     ["EVENTFD_CONSTANTS", constants.EVENTFD_CONSTANTS, ["sys/eventfd.h"]],
     ["MEMFD_CONSTANTS", constants.MEMFD_CONSTANTS, ["linux/memfd.h"]],

@@ -67,6 +67,5 @@ if (import.meta.main) {
   else if (what === "log") {
     log.warn("virtio-blk: a warning from under the filter");
     Deno.exit(WORK_EXIT_CODE);
-  }
-  else throw new Error(`unknown action ${what}`);
+  } else throw new Error(`unknown action ${what}`);
 }

@@ -47,6 +47,8 @@ interface LinuxTest {
   command?: string;
   /** The VM ends inside the agent's report (the check gets the lines it printed). */
   cutShort?: boolean;
+  /** Boots no guest (runs a host test in L1): the check gets no agent report. */
+  withoutAgent?: boolean;
   /** L1 kills the scenario after this long (default {@link SCENARIO_TIMEOUT_SECONDS}). */
   timeoutSeconds?: number;
   /** Scenarios that leave in L1 what this one uses (see `Scenario.needs`). */
@@ -590,71 +592,136 @@ c, _ = s.accept()
 c.sendall(open("/tmp/net-payload-${port}", "rb").read())
 c.close()`;
 
+/**
+ * L1's side of the vhost-net test: sends /tmp/net-payload-PORT to each of two clients on PORT
+ * (before and after the guest rebinds its driver), and takes the payload back on PORT + 1:
+ * `l1_received=<bytes> <sha256>` once it has all of it, then closes.
+ */
+const netEchoServer = (port: number) =>
+  `import hashlib, socket, threading
+data = open("/tmp/net-payload-${port}", "rb").read()
+def listen(port):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", port))
+    s.listen(2)
+    return s
+sender, receiver = listen(${port}), listen(${port + 1})
+def serve():
+    for _ in range(2):
+        c, _ = sender.accept()
+        c.sendall(data)
+        c.close()
+threading.Thread(target=serve).start()
+c, _ = receiver.accept()
+got = bytearray()
+while len(got) < len(data):
+    chunk = c.recv(1 << 16)
+    if not chunk:
+        break
+    got += chunk
+c.close()
+print("l1_received=%d %s" % (len(got), hashlib.sha256(got).hexdigest()), flush=True)`;
+
 /** The descriptor a parent hands the VMM its TAP on (`tap-fd`). */
 const PARENT_TAP_FD = 9;
+/** The MTU the parent gives its TAP: the guest must be told it (VIRTIO_NET_F_MTU). */
+const PARENT_TAP_MTU = 4000;
 /**
  * A parent that owns a TAP, as a management daemon would: it opens `name` with IFF_TAP,
- * IFF_NO_PI and IFF_VNET_HDR (TUNSETIFF, `<linux/if_tun.h>`), gives it `address` and brings it up
- * with `ip`, and execs its arguments with the TAP on {@link PARENT_TAP_FD}.
+ * IFF_NO_PI and IFF_VNET_HDR (TUNSETIFF, `<linux/if_tun.h>`), gives it `address` and
+ * {@link PARENT_TAP_MTU} and brings it up with `ip`, and execs its arguments with the TAP on
+ * {@link PARENT_TAP_FD}.
  */
 const tapParent = (name: string, address: string) =>
   `import fcntl, os, struct, subprocess, sys
 fd = os.open("/dev/net/tun", os.O_RDWR)
 fcntl.ioctl(fd, 0x400454ca, struct.pack("16sH", b"${name}", 0x0002 | 0x1000 | 0x4000))
 subprocess.run(["ip", "addr", "add", "${address}", "dev", "${name}"], check=True)
-subprocess.run(["ip", "link", "set", "${name}", "up"], check=True)
+subprocess.run(["ip", "link", "set", "${name}", "mtu", "${PARENT_TAP_MTU}", "up"], check=True)
 os.dup2(fd, ${PARENT_TAP_FD})
 os.execvp(sys.argv[1], sys.argv[1:])`;
+
+/** How a {@link netTest} scenario sets its NIC up, beyond a TAP from `host-ip`. */
+interface NetTestOptions {
+  /** Its network 10.77.`subnet`.0/24 and its ports 8000 + 2 * `subnet` and the next. */
+  subnet: number;
+  /** Added to `--net`. */
+  netKeys?: string;
+  /** Added to the VMM's options. */
+  vmArgs?: string;
+  /** Queue pairs the driver must use. */
+  queues?: number;
+  /** L1 makes the TAP and starts the VMM with it as a descriptor (`tap-fd`). */
+  tapFd?: boolean;
+  /** The kernel moves the frames: a vhost worker must run in L1. */
+  vhost?: boolean;
+  /**
+   * The guest also sends the payload back (netsend.sh), then unbinds and binds its driver and
+   * fetches it again (netrebind.sh).
+   */
+  roundTrip?: boolean;
+}
 
 /**
  * A virtio-net scenario on a TAP in L1: the VMM creates `vmtapN` as 10.77.`subnet`.1/24
  * (`host-ip`, with `netKeys` added), or with `tapFd` is handed a TAP a parent made
- * ({@link tapParent}); the jailed device moves the frames, the guest pings L1 and reads 4 MiB
- * over TCP from a Python server on L1's side, port 8000 + `subnet` (receive offloads on: the TAP
- * hands over TSO frames). Each scenario has its own subnet and port, so they can run side by side
- * in L1.
+ * ({@link tapParent}); the (jailed, by default) device moves the frames, the guest pings L1 and
+ * reads 4 MiB over TCP from a Python server on L1's side (receive offloads on: the TAP hands over
+ * TSO frames). Each scenario has its own subnet and ports, so they can run side by side in L1.
  */
-function netTest(
-  test: Omit<LinuxTest, "command" | "check">,
-  { subnet, netKeys = "", vmArgs = "", queues = 1, tapFd = false }: {
-    subnet: number;
-    netKeys?: string;
-    vmArgs?: string;
-    queues?: number;
-    /** L1 makes the TAP and starts the VMM with it as a descriptor (`tap-fd`). */
-    tapFd?: boolean;
-  },
-): LinuxTest {
-  const port = 8000 + subnet;
+function netTest(test: Omit<LinuxTest, "command" | "check">, options: NetTestOptions): LinuxTest {
+  const { subnet, netKeys = "", vmArgs = "", queues = 1, tapFd, vhost, roundTrip } = options;
+  const port = 8000 + 2 * subnet;
   const queueNames = (kind: string) => Array.from({ length: queues }, (_, i) => `${kind}-${i}`);
   const host = `10.77.${subnet}.1`;
   const tap = tapFd
     ? `tap-fd=${PARENT_TAP_FD},mac=${NET_MAC}`
     : `host-ip=${host},netmask=255.255.255.0,mac=${NET_MAC}`;
-  const vm = boot(
-    "net",
-    `${vmArgs} --net ${tap}${netKeys} ` +
-      `-p "agent.net=10.77.${subnet}.2/24 agent.peer=${host} agent.port=${port}"`,
-  );
+  const params = `agent.net=10.77.${subnet}.2/24 agent.peer=${host} agent.port=${port}`;
+  const vmOptions = `${vmArgs} --net ${tap}${netKeys}`;
+  const booted = roundTrip
+    ? agentBoot(vmOptions, `agent.run=net,netsend,netrebind ${params}`)
+    : boot("net", `${vmOptions} -p "${params}"`);
+  const counted = vhost
+    ? onConsoleLine(
+      booted,
+      "net_mac=",
+      `echo "l1_vhost_tasks=$(cat /proc/[0-9]*/task/*/comm 2>/dev/null | grep -c '^vhost-')"`,
+    )
+    : booted;
+  const server = roundTrip ? netEchoServer(port) : netServer(port);
   return {
     ...test,
     command: `head -c ${NET_PAYLOAD_BYTES} /dev/urandom >/tmp/net-payload-${port}
 echo "l1_payload=$(sha256sum </tmp/net-payload-${port} | cut -d' ' -f1)"
-python3 -c '${netServer(port)}' &
+python3 -c '${server}' &
 server=$!
-${tapFd ? `python3 -c '${tapParent(`fdtap${subnet}`, `${host}/24`)}' sh -c '${vm}'` : vm}
+${tapFd ? `python3 -c '${tapParent(`fdtap${subnet}`, `${host}/24`)}' sh -c '${counted}'` : counted}
 status=$?
 kill $server 2>/dev/null
 exit $status`,
     check: (r, agent) => {
+      const payload = `${NET_PAYLOAD_BYTES} ${lineValue(r, "l1_payload")}`;
       assert.equal(agent.get("net_mac"), NET_MAC);
-      assert.equal(agent.get("net_mtu"), "1500", "the TAP's MTU, offered with VIRTIO_NET_F_MTU");
+      assert.equal(
+        agent.get("net_mtu"),
+        String(tapFd ? PARENT_TAP_MTU : 1500),
+        "the TAP's MTU, offered with VIRTIO_NET_F_MTU",
+      );
       assert.equal(
         agent.get("net_queues")?.trim(),
         [...queueNames("rx"), ...queueNames("tx")].join(" "),
       );
       assert.equal(agent.get("net_ping"), "3");
-      assert.equal(agent.get("net_fetched"), `${NET_PAYLOAD_BYTES} ${lineValue(r, "l1_payload")}`);
+      assert.equal(agent.get("net_fetched"), payload);
+      if (vhost) assert.ok(Number(lineValue(r, "l1_vhost_tasks")) > 0, "a vhost worker runs");
+      if (!roundTrip) return;
+      assert.equal(agent.get("net_sent"), "0");
+      assert.equal(lineValue(r, "l1_received"), payload);
+      assert.match(agent.get("netrebind") ?? "", /^0000:00:[0-9a-f]{2}\.0 gone=yes eth\d+$/);
+      assert.equal(agent.get("netrebind_ping"), "3");
+      assert.equal(agent.get("netrebind_fetched"), payload);
     },
   };
 }
@@ -672,8 +739,29 @@ const NET_TESTS: LinuxTest[] = [
   netTest({
     name: "net-tap-fd",
     title:
-      "virtio-net, tap-fd: a parent makes the TAP and hands the VMM its descriptor; ping and 4 MiB over TCP intact",
+      "virtio-net, tap-fd: a parent makes the TAP (MTU 4000) and hands the VMM its descriptor; the guest sees the MTU; ping and 4 MiB over TCP intact",
   }, { subnet: 2, tapFd: true }),
+  // vhost-net: the kernel moves the frames; the jailed device only sets it up (its policy has no
+  // writev: a frame sent from userspace would kill it). L1 has /dev/vhost-net (the bed loads
+  // vhost_net). The driver's unbind and bind reset the device and start it afresh.
+  netTest({
+    name: "net-vhost",
+    title:
+      "vhost-net: the guest pings L1, reads 4 MiB and sends it back intact, then rebinds its driver and does it again",
+  }, { subnet: 3, netKeys: ",vhost-net", vhost: true, roundTrip: true }),
+  // With --disable-sandbox the device's Worker is the owner: the VMM's own mapping of RAM.
+  netTest({
+    name: "net-vhost-worker",
+    title: "vhost-net with the device in a Worker of the VMM: the guest pings L1 and reads 4 MiB",
+  }, { subnet: 4, netKeys: ",vhost-net", vmArgs: "--disable-sandbox", vhost: true }),
+  {
+    // Our hosts have no /dev/vhost-net, so tests/ffi/vhost.test.ts runs for real only here.
+    name: "ffi-vhost",
+    title: "src/ffi/vhost.ts against L1's vhost-net: owner, features, memory table, a ring",
+    command: `"$DENO" test --allow-all --no-check "$PROJECT/tests/ffi/vhost.test.ts"`,
+    withoutAgent: true,
+    check: (r) => assert.match(r.output, /ok \| 1 passed \| 0 failed/),
+  },
 ];
 
 /** The L1 side of the vsock scenarios ({@link ./vsock_host.py}). */
@@ -879,7 +967,7 @@ for (const t of TESTS) {
       const seconds = (result.durationMs / 1000).toFixed(1);
       console.log(`  ${t.name}: status ${result.status} in ${seconds} s`);
       assert.equal(result.status, 0, `status ${result.status}:\n${result.output}`);
-      t.check(result, agentReport(result.output, t.cutShort));
+      t.check(result, t.withoutAgent ? new Map() : agentReport(result.output, t.cutShort));
       if (AUDIT && t.command !== undefined) {
         assert.deepEqual(syscallNames(result, AUDIT_KEY), [], "syscalls outside the policies");
       }

@@ -10,6 +10,21 @@
 
 import type { GuestMemory } from "../../memory.ts";
 import { ChainError, type DescriptorChain, type SplitQueue } from "./queue.ts";
+import type { QueueSetup } from "./registers.ts";
+
+/** A queue the kernel serves (vhost) and the eventfd the kernel signals to interrupt its driver. */
+export interface KernelQueue {
+  /** The queue's index. */
+  readonly index: number;
+  /** The kernel signals it when the driver should be interrupted (vhost's call eventfd). */
+  readonly callFd: number;
+}
+
+/** A kernel-served queue as the driver set it up, and the doorbell eventfd the kernel takes. */
+export interface KernelQueueSetup extends QueueSetup {
+  /** The queue's doorbell (its ioeventfd): vhost's kick eventfd. */
+  readonly kickFd: number;
+}
 
 /** A device type's implementation. */
 export interface VirtioBackend {
@@ -47,10 +62,23 @@ export interface VirtioBackend {
     memory: GuestMemory,
     queues?: readonly (VirtQueue | undefined)[],
   ): void;
-  /** The driver reset the device: forget per-session state. */
+  /** The driver reset the device, or the runner stops while the queues run: forget per-session state. */
   reset?(): void;
-  /** The queues start (DRIVER_OK) with the features the driver accepted. */
-  activate?(driverFeatures: bigint): void;
+  /**
+   * The queues start (DRIVER_OK) with the features the driver accepted; `kernelQueues` are the
+   * enabled ones of {@link kernelQueues}, for the backend to hand to the kernel with `memory`.
+   */
+  activate?(
+    driverFeatures: bigint,
+    kernelQueues: readonly KernelQueueSetup[],
+    memory: GuestMemory,
+  ): void;
+  /**
+   * Queues the kernel serves (vhost): the runner never watches, drains or serves their
+   * doorbells (the kernel takes them) and builds no {@link VirtQueue} for them; while the queues
+   * run it watches each call eventfd and raises that queue's interrupt.
+   */
+  readonly kernelQueues?: readonly KernelQueue[];
   /**
    * Descriptors of the backend's own (a TAP) that the loop watches for input while the queues
    * run and {@link wantsEvents} says so; {@link onEvent} is called with the index of a ready one.

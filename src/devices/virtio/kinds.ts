@@ -14,6 +14,7 @@ import { RngBackend } from "./rng/device.ts";
 import { BalloonBackend, type BalloonSpec } from "./balloon/device.ts";
 import { NetBackend, type NetSpec } from "./net/device.ts";
 import { MAX_CONNECTIONS, VsockBackend, type VsockSpec } from "./vsock/device.ts";
+import { VhostNetBackend, type VhostNetSpec } from "./net/vhost.ts";
 
 /** virtio-rng. */
 export interface RngSpec {
@@ -23,10 +24,16 @@ export interface RngSpec {
   maxBytesPerRequest?: number;
 }
 
-export type { BalloonSpec, BlockSpec, NetSpec, VsockSpec };
+export type { BalloonSpec, BlockSpec, NetSpec, VhostNetSpec, VsockSpec };
 
 /** Any backend the device Worker can build. */
-export type BackendSpec = RngSpec | BlockSpec | BalloonSpec | NetSpec | VsockSpec;
+export type BackendSpec =
+  | RngSpec
+  | BlockSpec
+  | BalloonSpec
+  | NetSpec
+  | VhostNetSpec
+  | VsockSpec;
 
 /**
  * Builds the backend `spec` names (in the device Worker, and on the main thread for its info).
@@ -42,6 +49,8 @@ export function createBackend(spec: BackendSpec): VirtioBackend {
       return new BalloonBackend(spec);
     case "net":
       return new NetBackend(spec);
+    case "vhost-net":
+      return new VhostNetBackend(spec);
     case "vsock":
       return new VsockBackend(spec);
     default:
@@ -64,6 +73,8 @@ export function policyFileName(spec: BackendSpec): string {
       return "balloon_device.policy";
     case "net":
       return "net_device.policy";
+    case "vhost-net":
+      return "vhost_net_device.policy";
     case "vsock":
       return "vsock_device.policy";
   }
@@ -85,6 +96,13 @@ export function remapBackendFds(spec: BackendSpec, remap: (fd: number) => number
       return { ...spec, fd: remap(spec.fd) };
     case "net":
       return { ...spec, taps: spec.taps.map(remap) };
+    case "vhost-net":
+      return {
+        ...spec,
+        fd: remap(spec.fd),
+        vhostFd: remap(spec.vhostFd),
+        callFds: [remap(spec.callFds[0]), remap(spec.callFds[1])],
+      };
     case "vsock":
       return { ...spec, listenFd: remap(spec.listenFd), dirFd: remap(spec.dirFd) };
     default:

@@ -19,31 +19,15 @@
 import { setTapOffload, setTapQueueAttached } from "../../../ffi/tap.ts";
 import type { GuestMemory } from "../../../memory.ts";
 import type { VirtioBackend, VirtQueue } from "../device.ts";
-import { featureBit, VirtioDeviceType } from "../spec.ts";
+import { featureBit } from "../spec.ts";
 import { NetControl } from "./control.ts";
-import {
-  controlQueue,
-  NetConfig,
-  NetFeature,
-  pairOf,
-  rxQueue,
-  tapOffloadsFor,
-  VIRTIO_NET_S_LINK_UP,
-} from "./spec.ts";
+import { controlQueue, NetFeature, NetIdentity, pairOf, rxQueue, tapOffloadsFor } from "./spec.ts";
 import { type NetDrops, TapQueue } from "./tap_queue.ts";
 
 export type { NetDrops };
 
-/** Entries in each queue (crosvm's and QEMU's default). */
-const NET_QUEUE_SIZE = 256;
-/** Entries in the control queue (Linux waits for each command before the next). */
-const CONTROL_QUEUE_SIZE = 64;
-/** PCI class 02h (network controller), sub-class 00h (Ethernet). */
-const PCI_CLASS_ETHERNET = 0x02_0000;
 /** Bytes in a MAC address. */
 export const MAC_LENGTH = 6;
-/** The largest MTU the configuration's 16-bit field holds. */
-const MAX_MTU = 0xffff;
 
 /** What crosses to the device runner: the TAP's descriptors and what the guest is told. */
 export interface NetSpec {
@@ -60,31 +44,8 @@ export interface NetSpec {
   mtu?: number;
 }
 
-/** The features every NIC of ours offers; MAC, MTU and MQ are added when they apply. */
-const NET_FEATURES = [
-  NetFeature.CSUM,
-  NetFeature.GUEST_CSUM,
-  NetFeature.CTRL_GUEST_OFFLOADS,
-  NetFeature.GUEST_TSO4,
-  NetFeature.GUEST_TSO6,
-  NetFeature.GUEST_ECN,
-  NetFeature.HOST_TSO4,
-  NetFeature.HOST_TSO6,
-  NetFeature.HOST_ECN,
-  NetFeature.MRG_RXBUF,
-  NetFeature.STATUS,
-  NetFeature.CTRL_VQ,
-].reduce((all, bit) => all | featureBit(bit), 0n);
-
 /** The network device. */
-export class NetBackend implements VirtioBackend {
-  /** §5.1.1. */
-  readonly deviceType: number = VirtioDeviceType.NET;
-  readonly features: bigint;
-  /** §5.1.2: receiveq1, transmitq1, …, receiveqN, transmitqN, controlq. */
-  readonly queueSizes: readonly number[];
-  readonly configBytes: Uint8Array;
-  readonly pciClass: number = PCI_CLASS_ETHERNET;
+export class NetBackend extends NetIdentity implements VirtioBackend {
   /** The TAP queues, one per pair: the loop watches each while {@link wantsEvents} says so. */
   readonly eventFds: readonly number[];
   readonly drops: NetDrops = { tx: 0, rx: 0 };
@@ -102,37 +63,14 @@ export class NetBackend implements VirtioBackend {
    * @throws RangeError for a MAC that is not six bytes, no TAP, or an MTU out of range
    */
   constructor(spec: NetSpec) {
-    const pairs = spec.taps.length;
-    if (pairs < 1) throw new RangeError("virtio-net: a NIC needs at least one TAP queue");
+    super({ mac: spec.mac, pairs: spec.taps.length, control: true, mtu: spec.mtu });
     this.#pairs = spec.taps.map((tap) => new TapQueue(tap, this.drops));
     this.#attached = spec.taps.map(() => true);
     this.#control = new NetControl({
       setQueuePairs: (n) => this.#usePairs(n),
       setGuestOffloads: (offloads) => this.#setOffloads(offloads),
-    }, pairs);
+    }, spec.taps.length);
     this.eventFds = [...spec.taps];
-    this.queueSizes = [...Array(2 * pairs).fill(NET_QUEUE_SIZE), CONTROL_QUEUE_SIZE];
-    this.configBytes = new Uint8Array(NetConfig.SIZE);
-    const view = new DataView(this.configBytes.buffer);
-    view.setUint16(NetConfig.STATUS, VIRTIO_NET_S_LINK_UP, true);
-    view.setUint16(NetConfig.MAX_VIRTQUEUE_PAIRS, pairs, true);
-    let features = NET_FEATURES;
-    if (pairs > 1) features |= featureBit(NetFeature.MQ);
-    if (spec.mac !== undefined) {
-      if (spec.mac.length !== MAC_LENGTH || spec.mac.some((b) => !(b >= 0 && b <= 0xff))) {
-        throw new RangeError(`virtio-net: MAC ${spec.mac.join(":")} is not six bytes`);
-      }
-      this.configBytes.set(spec.mac, NetConfig.MAC);
-      features |= featureBit(NetFeature.MAC);
-    }
-    if (spec.mtu !== undefined) {
-      if (!Number.isInteger(spec.mtu) || spec.mtu < 1 || spec.mtu > MAX_MTU) {
-        throw new RangeError(`virtio-net: MTU ${spec.mtu} is out of range`);
-      }
-      view.setUint16(NetConfig.MTU, spec.mtu, true);
-      features |= featureBit(NetFeature.MTU);
-    }
-    this.features = features;
   }
 
   /** Commands the control queue refused (answered VIRTIO_NET_ERR, or with no room to answer). */

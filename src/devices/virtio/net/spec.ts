@@ -2,13 +2,14 @@
  * virtio-net's numbers (OASIS virtio 1.2 §5.1), checked against `<linux/virtio_net.h>` by a
  * test: feature bits, the device configuration layout, the per-packet header (passed between
  * the guest and the TAP as it is: its offload flags and GSO types are the kernel's), and which TAP
- * offloads each guest receive feature allows.
+ * offloads each guest receive feature allows; and what every NIC of ours, userspace or vhost, shows
+ * the driver (features, configuration, queues, PCI class).
  *
  * @module
  */
 
 import { TunOffload } from "../../../ffi/tap.ts";
-import { featureBit } from "../spec.ts";
+import { featureBit, VirtioDeviceType } from "../spec.ts";
 
 /** §5.1.3 feature bits. */
 export const NetFeature = {
@@ -126,4 +127,99 @@ export function tapOffloadsFor(driverFeatures: bigint): number {
   if (has(NetFeature.GUEST_TSO6)) offloads |= TunOffload.TUN_F_TSO6;
   if (has(NetFeature.GUEST_ECN)) offloads |= TunOffload.TUN_F_TSO_ECN;
   return offloads;
+}
+
+/** Entries in each queue (crosvm's and QEMU's default). */
+const NET_QUEUE_SIZE = 256;
+/** Entries in the control queue (Linux waits for each command before the next). */
+const CONTROL_QUEUE_SIZE = 64;
+/** PCI class 02h (network controller), sub-class 00h (Ethernet). */
+const PCI_CLASS_ETHERNET = 0x02_0000;
+/** Bytes in a MAC address. */
+const MAC_LENGTH = 6;
+/** The largest MTU the configuration's 16-bit field holds. */
+const MAX_MTU = 0xffff;
+
+/**
+ * The features every NIC of ours offers; MAC, MTU, the control queue and MQ are added when they
+ * apply. The offloads are the TAP's (the header crosses untouched), MRG_RXBUF the back end's:
+ * ours and vhost-net both merge.
+ */
+const NET_FEATURES = [
+  NetFeature.CSUM,
+  NetFeature.GUEST_CSUM,
+  NetFeature.GUEST_TSO4,
+  NetFeature.GUEST_TSO6,
+  NetFeature.GUEST_ECN,
+  NetFeature.HOST_TSO4,
+  NetFeature.HOST_TSO6,
+  NetFeature.HOST_ECN,
+  NetFeature.MRG_RXBUF,
+  NetFeature.STATUS,
+].reduce((all, bit) => all | featureBit(bit), 0n);
+/** What a control queue adds: the queue, and the receive offloads changed on it. */
+const CONTROL_FEATURES = featureBit(NetFeature.CTRL_VQ) |
+  featureBit(NetFeature.CTRL_GUEST_OFFLOADS);
+
+/** What a NIC shows the driver. */
+export interface NetShape {
+  /** The guest's MAC (six bytes), or undefined to let the driver pick one. */
+  readonly mac?: readonly number[];
+  /** Queue pairs (several need the control queue). */
+  readonly pairs: number;
+  /** Whether the device has a control queue (CTRL_VQ, CTRL_GUEST_OFFLOADS; MQ with pairs). */
+  readonly control: boolean;
+  /** The MTU offered (VIRTIO_NET_F_MTU); none when undefined. */
+  readonly mtu?: number;
+}
+
+/**
+ * What every NIC of ours shows the driver, whichever back end moves its frames: virtio-net with
+ * its queue pairs and control queue, its feature bits, and its configuration (link up, the
+ * number of pairs, the guest's MAC and the MTU if given).
+ */
+export abstract class NetIdentity {
+  /** §5.1.1. */
+  readonly deviceType: number = VirtioDeviceType.NET;
+  readonly features: bigint;
+  /** §5.1.2: receiveq1, transmitq1, …, receiveqN, transmitqN[, controlq]. */
+  readonly queueSizes: readonly number[];
+  readonly configBytes: Uint8Array = new Uint8Array(NetConfig.SIZE);
+  readonly pciClass: number = PCI_CLASS_ETHERNET;
+
+  /**
+   * A NIC of `shape`.
+   * @throws RangeError for a MAC that is not six bytes, no pair, pairs without a control queue,
+   *   or an MTU out of range
+   */
+  constructor(shape: NetShape) {
+    const { mac, pairs, control, mtu } = shape;
+    if (!Number.isInteger(pairs) || pairs < 1 || (pairs > 1 && !control)) {
+      throw new RangeError(`virtio-net: ${pairs} queue pairs (several need a control queue)`);
+    }
+    const view = new DataView(this.configBytes.buffer);
+    view.setUint16(NetConfig.STATUS, VIRTIO_NET_S_LINK_UP, true);
+    view.setUint16(NetConfig.MAX_VIRTQUEUE_PAIRS, pairs, true);
+    let features = NET_FEATURES | (control ? CONTROL_FEATURES : 0n);
+    if (pairs > 1) features |= featureBit(NetFeature.MQ);
+    if (mac !== undefined) {
+      if (mac.length !== MAC_LENGTH || mac.some((b) => !(b >= 0 && b <= 0xff))) {
+        throw new RangeError(`virtio-net: MAC ${mac.join(":")} is not six bytes`);
+      }
+      this.configBytes.set(mac, NetConfig.MAC);
+      features |= featureBit(NetFeature.MAC);
+    }
+    if (mtu !== undefined) {
+      if (!Number.isInteger(mtu) || mtu < 1 || mtu > MAX_MTU) {
+        throw new RangeError(`virtio-net: MTU ${mtu} is out of range`);
+      }
+      view.setUint16(NetConfig.MTU, mtu, true);
+      features |= featureBit(NetFeature.MTU);
+    }
+    this.features = features;
+    this.queueSizes = [
+      ...Array(2 * pairs).fill(NET_QUEUE_SIZE),
+      ...(control ? [CONTROL_QUEUE_SIZE] : []),
+    ];
+  }
 }

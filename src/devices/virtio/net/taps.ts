@@ -1,13 +1,16 @@
 /**
  * Opens the TAPs a configuration's NICs use, in the VMM (a jailed device is handed its TAP's
  * descriptor; it opens nothing): by name, from a descriptor the VMM was given, or created and
- * configured from a host address. Everything opened is closed by the VM's cleanup stack.
+ * configured from a host address; for a vhost-net NIC also its vhost device (checked to answer
+ * VHOST_GET_FEATURES) and the eventfds the kernel signals its interrupts on. Everything opened is
+ * closed by the VM's cleanup stack.
  *
  * @module
  */
 
 import type { NetConfig } from "../../../config.ts";
 import { UserError } from "../../../errors.ts";
+import { errnoName, SyscallError } from "../../../ffi/errno.ts";
 import {
   adoptTapFd,
   configureInterface,
@@ -16,8 +19,10 @@ import {
   type Tap,
   TapError,
 } from "../../../ffi/tap.ts";
-import { close } from "../../../ffi/libc.ts";
+import { VhostDevice } from "../../../ffi/vhost.ts";
+import { close, EFD_NONBLOCK, eventfd, O_RDWR, open } from "../../../ffi/libc.ts";
 import type { NetSpec } from "./device.ts";
+import type { VhostNetSpec } from "./vhost.ts";
 import { isNetmask, parseIpv4, parseMac } from "./address.ts";
 import { VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MAX } from "./spec.ts";
 
@@ -32,7 +37,10 @@ export class NetConfigError extends UserError {}
  * opened here is closed by `cleanup`; a `tap-fd` is the caller's and stays open.
  * @throws NetConfigError (or TapError) naming the NIC and what is wrong
  */
-export function openTaps(nets: readonly NetConfig[], cleanup: DisposableStack): NetSpec[] {
+export function openTaps(
+  nets: readonly NetConfig[],
+  cleanup: DisposableStack,
+): (NetSpec | VhostNetSpec)[] {
   return nets.map((net, i) => {
     const mac = net.mac === undefined ? undefined : parseMac(net.mac);
     if (net.mac !== undefined && mac === undefined) {
@@ -44,7 +52,19 @@ export function openTaps(nets: readonly NetConfig[], cleanup: DisposableStack): 
         `NIC ${i}: ${pairs} queue pairs is not 1 to ${VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MAX}`,
       );
     }
+    if (net.vhostNet !== undefined && pairs > 1) {
+      throw new NetConfigError(`NIC ${i}: only one queue pair is supported yet with vhost-net`);
+    }
     try {
+      const macKey = mac === undefined ? {} : { mac };
+      if (net.vhostNet !== undefined) {
+        // The vhost device first: a host without one is told so whatever its TAPs.
+        const vhostFd = openVhost(net.vhostNet.device, cleanup);
+        const tap = openNetTap(net, pairs, mac, cleanup);
+        // Non-blocking: the runner drains them as it does its doorbells.
+        const call = () => owned(eventfd(0, EFD_NONBLOCK), cleanup);
+        return { kind: "vhost-net", fd: tap.fd, vhostFd, callFds: [call(), call()], ...macKey };
+      }
       const first = openNetTap(net, pairs, mac, cleanup);
       const more = Array.from(
         { length: pairs - 1 },
@@ -55,7 +75,7 @@ export function openTaps(nets: readonly NetConfig[], cleanup: DisposableStack): 
         kind: "net",
         taps: [first, ...more].map((tap) => tap.fd),
         ...(mtu === undefined ? {} : { mtu }),
-        ...(mac === undefined ? {} : { mac }),
+        ...macKey,
       };
     } catch (e) {
       if (e instanceof TapError || e instanceof NetConfigError) {
@@ -64,6 +84,31 @@ export function openTaps(nets: readonly NetConfig[], cleanup: DisposableStack): 
       throw e;
     }
   });
+}
+
+/**
+ * Opens the vhost-net device `path` and checks that it is one.
+ * @throws NetConfigError naming the path and why
+ */
+function openVhost(path: string, cleanup: DisposableStack): number {
+  let fd: number;
+  try {
+    fd = owned(open(path, O_RDWR), cleanup);
+  } catch (e) {
+    if (!(e instanceof SyscallError)) throw e;
+    throw new NetConfigError(
+      `cannot open vhost-net device ${path}: ${errnoName(e.errno)}`,
+    );
+  }
+  try {
+    new VhostDevice(fd).features();
+  } catch (e) {
+    if (!(e instanceof SyscallError)) throw e;
+    throw new NetConfigError(
+      `${path} is not a vhost device (VHOST_GET_FEATURES: ${errnoName(e.errno)})`,
+    );
+  }
+  return fd;
 }
 
 /** The NIC's first TAP queue: named, handed over, or made for a host address. */
@@ -110,7 +155,9 @@ function visibleMtu(name: string): number | undefined {
   }
 }
 
-function owned(tap: Tap, cleanup: DisposableStack): Tap {
-  cleanup.defer(() => close(tap.fd));
-  return tap;
+/** `opened` (a TAP or a descriptor), closed by `cleanup`. */
+function owned<T extends Tap | number>(opened: T, cleanup: DisposableStack): T {
+  const fd = typeof opened === "number" ? opened : opened.fd;
+  cleanup.defer(() => close(fd));
+  return opened;
 }

@@ -10,6 +10,8 @@
  *   the queue's interrupt when the driver wants one (§2.7.7.2);
  * - hand the backend its own descriptors' input (a TAP's frames), watched only while the queues
  *   run and the backend wants them;
+ * - leave the queues the kernel serves (vhost) to it: their doorbells are never watched or
+ *   drained, and their call eventfds, watched while the queues run, raise their interrupts;
  * - finish a reset (§2.4): drop the queues, reset the registers (device_status then reads 0) and
  *   idle until the next DRIVER_OK;
  * - re-assert INTx when the guest EOI'd it with the ISR still set;
@@ -29,7 +31,7 @@ import { drainEventfd } from "../../../ffi/eventfd.ts";
 import { PollSet } from "../../../ffi/poll.ts";
 import * as log from "../../../log.ts";
 import type { GuestMemory } from "../../../memory.ts";
-import type { VirtioBackend } from "../device.ts";
+import type { KernelQueueSetup, VirtioBackend } from "../device.ts";
 import { VirtQueue } from "../device.ts";
 import type { VirtioPciState } from "../transport/pci/state.ts";
 import { QueueConfigError, SplitQueue } from "../queue.ts";
@@ -63,6 +65,10 @@ export class DeviceLoop {
   readonly #resample: number;
   /** Index in the poll set of the backend's first own descriptor (after the doorbells). */
   readonly #firstBackendFd: number;
+  /** Index in the poll set of the first kernel queue's call eventfd (after the backend's own). */
+  readonly #firstCallFd: number;
+  /** The queues the kernel serves, by index. */
+  readonly #kernelQueues: ReadonlySet<number>;
   /** Live queues by index while the driver has the device running; null while idle. */
   #queues: (VirtQueue | undefined)[] | null = null;
 
@@ -82,7 +88,17 @@ export class DeviceLoop {
     this.#resample = intx === null ? -1 : fds.push(intx.resampleFd) - 1;
     this.#firstQueue = fds.length;
     this.#firstBackendFd = fds.length + queueFds.length;
-    this.#poll = new PollSet([...fds, ...queueFds, ...backend.eventFds ?? []]);
+    const backendFds = backend.eventFds ?? [];
+    const kernelQueues = backend.kernelQueues ?? [];
+    this.#firstCallFd = this.#firstBackendFd + backendFds.length;
+    this.#poll = new PollSet([
+      ...fds,
+      ...queueFds,
+      ...backendFds,
+      ...kernelQueues.map((q) => q.callFd),
+    ]);
+    this.#kernelQueues = new Set(kernelQueues.map((q) => q.index));
+    for (const q of this.#kernelQueues) this.#poll.watch(this.#firstQueue + q, false);
     this.#controlOnly = new PollSet([controlFd]);
     backend.attachHost?.(state.host);
   }
@@ -109,17 +125,23 @@ export class DeviceLoop {
       return this.#control();
     }
     const fds = this.#poll.fds;
-    const running = this.#queues !== null;
+    const active = this.#queues !== null;
     for (let i = this.#firstBackendFd; i < fds.length; i++) {
       const own = i - this.#firstBackendFd;
-      this.#poll.watch(i, running && (this.backend.wantsEvents?.(own) ?? true));
+      this.#poll.watch(
+        i,
+        i < this.#firstCallFd ? active && (this.backend.wantsEvents?.(own) ?? true) : active,
+      );
     }
     const ready = this.#poll.wait(timeoutMs);
-    for (const i of ready) if (i < this.#firstBackendFd) drainEventfd(fds[i]);
+    for (const i of ready) {
+      if (i < this.#firstBackendFd || i >= this.#firstCallFd) drainEventfd(fds[i]);
+    }
     if (ready.includes(0) && !this.#control()) return false;
     if (ready.includes(this.#resample)) this.state.interrupt.resample();
     for (const i of ready) {
-      if (i >= this.#firstBackendFd) this.#onEvent(i - this.#firstBackendFd);
+      if (i >= this.#firstCallFd) this.#kernelCall(i - this.#firstCallFd);
+      else if (i >= this.#firstBackendFd) this.#onEvent(i - this.#firstBackendFd);
       else if (i >= this.#firstQueue) this.#serve(i - this.#firstQueue);
     }
     return true;
@@ -153,6 +175,7 @@ export class DeviceLoop {
     });
     switch (action.kind) {
       case "stop":
+        if (this.#queues !== null) this.backend.reset?.();
         this.#queues = null;
         return false;
       case "reset":
@@ -185,6 +208,7 @@ export class DeviceLoop {
   #activate(setups: QueueSetup[], features: bigint): void {
     const has = (bit: number) => (features & featureBit(bit)) !== 0n;
     const queues: (VirtQueue | undefined)[] = [];
+    const kernelSetups: KernelQueueSetup[] = [];
     for (const setup of setups) {
       try {
         const split = new SplitQueue(this.memory, {
@@ -195,14 +219,19 @@ export class DeviceLoop {
           eventIdx: has(VIRTIO_F_EVENT_IDX),
           indirect: has(VIRTIO_F_INDIRECT_DESC),
         });
-        queues[setup.index] = new VirtQueue(setup.index, split);
+        // A queue the kernel serves is checked like any other, but left to it.
+        if (!this.#kernelQueues.has(setup.index)) {
+          queues[setup.index] = new VirtQueue(setup.index, split);
+        } else {
+          kernelSetups.push({ ...setup, kickFd: this.#poll.fds[this.#firstQueue + setup.index] });
+        }
       } catch (e) {
         if (!(e instanceof QueueConfigError)) throw e;
         this.#needsReset(`queue ${setup.index}: ${e.message}`);
       }
     }
     this.#queues = queues;
-    this.backend.activate?.(features);
+    this.backend.activate?.(features, kernelSetups, this.memory);
     // Doorbells rung before DRIVER_OK were drained while idle: look at every queue once.
     this.#serveAll();
   }
@@ -211,6 +240,7 @@ export class DeviceLoop {
   #serveAll(): void {
     const fds = this.#poll.fds;
     for (let q = 0; q < (this.#queues?.length ?? 0); q++) {
+      if (this.#kernelQueues.has(q)) continue;
       drainEventfd(fds[this.#firstQueue + q]);
       this.#serve(q);
     }
@@ -220,6 +250,12 @@ export class DeviceLoop {
     const queue = this.#queues?.[q];
     if (queue === undefined) return;
     this.#backendWork((queues) => this.backend.processQueue(q, queue, this.memory, queues));
+  }
+
+  /** The kernel signalled the call eventfd of its `k`th queue: interrupt the driver. */
+  #kernelCall(k: number): void {
+    const queue = this.backend.kernelQueues?.[k];
+    if (queue !== undefined && this.#queues !== null) this.state.interrupt.queue(queue.index);
   }
 
   /** One of the backend's own descriptors is ready: let it act on its queues. */

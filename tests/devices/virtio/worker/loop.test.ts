@@ -3,6 +3,9 @@
 
 import assert from "node:assert/strict";
 import { drainEventfd, signalEventfd } from "../../../../src/ffi/eventfd.ts";
+import { close, EFD_NONBLOCK, eventfd } from "../../../../src/ffi/libc.ts";
+import type { KernelQueueSetup, VirtioBackend } from "../../../../src/devices/virtio/device.ts";
+import { VirtioDeviceType } from "../../../../src/devices/virtio/spec.ts";
 import { type BackendSpec, createBackend } from "../../../../src/devices/virtio/kinds.ts";
 import { VirtioDeviceThread } from "../../../../src/devices/virtio/worker/thread.ts";
 import { DeviceLoop } from "../../../../src/devices/virtio/worker/loop.ts";
@@ -158,6 +161,93 @@ Deno.test("a configuration update from the VMM is taken in and confirmed; the ge
     assert.deepEqual(taken[0].subarray(update.offset, update.offset + 8), update.bytes);
     assert.notEqual(regs.configGeneration, generation, "§4.1.4.3.1: config_generation changed");
   } finally {
+    bed.close();
+  }
+});
+
+/** PCI class ffh: a device that fits no class. */
+const PCI_CLASS_OTHER = 0xff_0000;
+
+/** A one-queue device whose queue the kernel serves (as vhost's are): records what the loop does. */
+class KernelServedBackend implements VirtioBackend {
+  readonly deviceType: number = VirtioDeviceType.ENTROPY;
+  readonly features = 0n;
+  readonly queueSizes: readonly number[] = [8];
+  readonly configBytes: Uint8Array = new Uint8Array(0);
+  readonly pciClass: number = PCI_CLASS_OTHER;
+  readonly kernelQueues;
+  readonly activations: KernelQueueSetup[][] = [];
+  resets = 0;
+
+  constructor(callFd: number) {
+    this.kernelQueues = [{ index: 0, callFd }];
+  }
+
+  activate(_features: bigint, queues: readonly KernelQueueSetup[]): void {
+    this.activations.push([...queues]);
+  }
+
+  processQueue(): void {
+    throw new Error("the loop served a queue the kernel serves");
+  }
+
+  reset(): void {
+    this.resets++;
+  }
+}
+
+Deno.test("a queue the kernel serves: its doorbells are left for the kernel, its call eventfd interrupts", async () => {
+  const bed = new TestBed();
+  const callFd = eventfd(0, EFD_NONBLOCK);
+  try {
+    const backend = new KernelServedBackend(callFd);
+    const loop = new DeviceLoop(new VirtioPciState(bed.device.spec), bed.memory, backend);
+    const driver = new ModernDriver(bed);
+    driver.probe();
+    driver.enable();
+    await driver.initialise(VERSION_1);
+    const { queueFds, intx } = bed.device.spec;
+    driver.setupQueue0(8, NO_VECTOR);
+    driver.notify(); // before DRIVER_OK: the kernel finds it once it has the ring
+    driver.addStatus(S.DRIVER_OK);
+    assert.ok(loop.step(STEP_MS) && loop.active);
+    assert.deepEqual(
+      backend.activations.map((qs) => qs.map((q) => [q.index, q.size, q.kickFd])),
+      [[[0, 8, queueFds[0]]]],
+      "the backend got the ring and its doorbell to hand on",
+    );
+    driver.publishWritable([16]);
+    driver.notify();
+    assert.ok(loop.step(50), "a doorbell the kernel takes wakes nothing");
+    assert.equal(driver.usedIdx(), 0, "the loop served nothing");
+    assert.equal(drainEventfd(queueFds[0]), 2n, "both doorbells are still there, for the kernel");
+
+    signalEventfd(callFd);
+    assert.ok(loop.step(STEP_MS));
+    assert.equal(drainEventfd(callFd), 0n, "the call eventfd was drained");
+    assert.equal(drainEventfd(intx!.irqfd), 1n, "INTx asserted");
+    assert.equal(bed.read(driver.region(CFG.ISR), 1), 1, "queue interrupt");
+
+    driver.setCommon(CommonCfg.DEVICE_STATUS, 0, 1);
+    assert.ok(loop.step(STEP_MS) && !loop.active);
+    assert.equal(backend.resets, 1, "a reset takes the ring back");
+    signalEventfd(callFd);
+    assert.ok(loop.step(50));
+    assert.equal(drainEventfd(intx!.irqfd), 0n, "no interrupt while the device is reset");
+    assert.equal(drainEventfd(callFd), 1n, "nor is the call eventfd watched");
+
+    driver.addStatus(S.ACKNOWLEDGE | S.DRIVER);
+    assert.ok(driver.negotiate(VERSION_1));
+    driver.setupQueue0(8, NO_VECTOR);
+    driver.addStatus(S.DRIVER_OK);
+    assert.ok(loop.step(STEP_MS) && loop.active);
+    assert.equal(backend.activations.length, 2, "the ring is handed over again");
+    bed.fn.state.regs.requestStop();
+    signalEventfd(bed.device.spec.controlFd);
+    assert.equal(loop.step(STEP_MS), false);
+    assert.equal(backend.resets, 2, "a stop with the queues running takes the ring back too");
+  } finally {
+    close(callFd);
     bed.close();
   }
 });
