@@ -65,6 +65,11 @@ export interface VirtioBackend {
   /** The driver reset the device, or the runner stops while the queues run: forget per-session state. */
   reset?(): void;
   /**
+   * The runner stops for good: close what the backend opened itself (a device Worker shares the
+   * VMM's descriptor table, so nothing may be left to the process's exit).
+   */
+  close?(): void;
+  /**
    * The queues start (DRIVER_OK) with the features the driver accepted; `kernelQueues` are the
    * enabled ones of {@link kernelQueues}, for the backend to hand to the kernel with `memory`.
    */

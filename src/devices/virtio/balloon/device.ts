@@ -182,9 +182,16 @@ export class BalloonBackend implements VirtioBackend {
     flush();
   }
 
-  /** `reporting_vq`: every readable buffer is a range of free guest memory. */
+  /**
+   * `reporting_vq`: every readable buffer is a range of free guest memory; the whole pages in it
+   * go back (Linux reports whole, aligned blocks; a range that is not gives back what it covers).
+   */
   #discardRanges(chain: DescriptorChain, memory: GuestMemory): void {
-    for (const { address, length } of chain.readable) this.#discard(memory, address, length);
+    for (const { address, length } of chain.readable) {
+      const start = Math.ceil(address / BALLOON_PAGE_SIZE) * BALLOON_PAGE_SIZE;
+      const end = Math.floor((address + length) / BALLOON_PAGE_SIZE) * BALLOON_PAGE_SIZE;
+      if (end > start) this.#discard(memory, start, end - start);
+    }
   }
 
   #discard(memory: GuestMemory, address: number, length: number): void {

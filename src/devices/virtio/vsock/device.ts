@@ -212,6 +212,13 @@ export class VsockBackend implements VirtioBackend {
     this.#spare = null;
   }
 
+  /** The runner stops: every connection ends, and the epoll set and timer are closed. */
+  close(): void {
+    this.reset();
+    this.#epoll.close();
+    this.#timer.close();
+  }
+
   // --- the guest's packets ---
 
   #transmit(queue: VirtQueue): void {

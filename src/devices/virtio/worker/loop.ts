@@ -177,6 +177,7 @@ export class DeviceLoop {
       case "stop":
         if (this.#queues !== null) this.backend.reset?.();
         this.#queues = null;
+        this.backend.close?.();
         return false;
       case "reset":
         this.#queues = null;

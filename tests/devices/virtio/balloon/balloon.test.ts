@@ -147,3 +147,16 @@ Deno.test("virtio-balloon: reported free ranges go back to the host", () => {
   assert.ok(driver.mem.read(page(8), 2 * BALLOON_PAGE_SIZE).every((b) => b === 0));
   assert.ok(driver.mem.read(page(10), 2 * BALLOON_PAGE_SIZE).every((b) => b === 0x55));
 });
+
+Deno.test("virtio-balloon: a reported range that is not page-aligned gives back the whole pages it covers, and the device goes on", () => {
+  const { driver, serve } = setup(true);
+  for (let n = 0; n < 4; n++) {
+    driver.mem.write(page(n), new Uint8Array(BALLOON_PAGE_SIZE).fill(0xbb));
+  }
+  // From the middle of page 0 to the middle of page 3: pages 1 and 2 are whole.
+  const head = driver.add([{ addr: page(0) + 100, len: 3 * BALLOON_PAGE_SIZE }]);
+  assert.deepEqual(serve(REPORTING), [{ id: head, len: 0 }]);
+  const filled = (n: number) =>
+    driver.mem.read(page(n), BALLOON_PAGE_SIZE).every((b) => b === 0xbb);
+  assert.deepEqual([0, 1, 2, 3].map(filled), [true, false, false, true]);
+});
