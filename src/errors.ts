@@ -11,10 +11,24 @@
 export class UserError extends Error {
   /**
    * A failure with one line to show.
-   * @param message one line saying what is wrong (and, where it helps, what to do)
+   * @param message one line saying what is wrong (and, where it helps, what to do); control
+   *   characters in it (from a path or an option the user gave) are shown escaped
    */
   constructor(message: string) {
-    super(message);
+    super(oneLine(message));
     this.name = new.target.name;
   }
+}
+
+/** The C0 control characters and DEL. */
+const CONTROL_CHARACTERS = /[\x00-\x1f\x7f]/g;
+/** How the commonest ones are written. */
+const ESCAPES: Readonly<Record<string, string>> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
+
+/** `text` with every control character escaped (`\n`, `\x1b`, …), so it prints as one line. */
+export function oneLine(text: string): string {
+  return text.replace(
+    CONTROL_CHARACTERS,
+    (c) => ESCAPES[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
+  );
 }
