@@ -20,7 +20,8 @@ export class UserError extends Error {
   }
 }
 
-/** The C0 control characters and DEL. */
+/** The C0 control characters and DEL (matching them is the point, hence the lint exception). */
+// deno-lint-ignore no-control-regex
 const CONTROL_CHARACTERS = /[\x00-\x1f\x7f]/g;
 /** How the commonest ones are written. */
 const ESCAPES: Readonly<Record<string, string>> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
