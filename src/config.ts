@@ -96,15 +96,19 @@ export interface NetConfig {
 }
 
 /**
- * virtio-vsock (crosvm's `--vsock`): the guest's CID, and the userspace device's Unix socket
- * (`uds-path`): host programs connect there and ask for a guest port; the guest's connections to
- * the host's port P go to the socket `<udsPath>_P`.
+ * virtio-vsock (crosvm's `--vsock`): the guest's CID, and which back end moves its packets:
+ * - `udsPath`: the userspace device on Unix sockets. Host programs connect to that socket and
+ *   ask for a guest port; the guest's connections to the host's port P go to `<udsPath>_P`;
+ * - otherwise the kernel's vhost-vsock through `vhostDevice` (`/dev/vhost-vsock` by default):
+ *   host programs use AF_VSOCK sockets to the CID.
  */
 export interface VsockConfig {
   /** The guest's context ID, 3 to 2^32 - 2. */
   cid: number;
-  /** The device's listening socket, created by the VMM (a stale one is replaced). */
-  udsPath: string;
+  /** The userspace device's listening socket, created by the VMM (a stale one is replaced). */
+  udsPath?: string;
+  /** The vhost-vsock device, without `udsPath` (default `/dev/vhost-vsock`). */
+  vhostDevice?: string;
 }
 
 /** Everything needed to build and run one VM. */

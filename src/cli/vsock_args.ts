@@ -1,8 +1,8 @@
 /**
- * `crosvm run --vsock`: crosvm's `cid=N` (or just `N`), plus our `uds-path=PATH`, the
+ * `crosvm run --vsock`: crosvm's `cid=N` (or just `N`) and `device=PATH`, the kernel's
+ * vhost-vsock (through `/dev/vhost-vsock` unless told otherwise), or our `uds-path=PATH`, the
  * userspace device on Unix sockets; and crosvm's older `--cid N`, taken with a warning naming
- * its `--vsock` form. crosvm's vhost-vsock (no `uds-path`, or `device=PATH`) is refused in one
- * line until it lands.
+ * its `--vsock` form.
  *
  * @module
  */
@@ -11,6 +11,7 @@ import type { ParseArgsOptionsConfig } from "node:util";
 import type { VsockConfig } from "../config.ts";
 import { MIN_GUEST_CID } from "../devices/virtio/vsock/spec.ts";
 import { MAX_GUEST_CID } from "../devices/virtio/vsock/sockets.ts";
+import { VHOST_VSOCK_DEVICE } from "../ffi/vhost.ts";
 import { UsageError } from "./errors.ts";
 import { type KeySchema, parseKeyValues } from "./key_values.ts";
 import type { OptionValue } from "./scan_args.ts";
@@ -25,11 +26,15 @@ export const VSOCK_OPTIONS: ParseArgsOptionsConfig = {
 };
 
 /** Help text for `--vsock`. */
-export const VSOCK_USAGE = `  --vsock <cid=N,uds-path=PATH>
-                    a virtio-vsock device for guest CID N (${MIN_GUEST_CID} to ${MAX_GUEST_CID}),
-                    in userspace: host programs connect to the Unix socket
-                    PATH and write "CONNECT <port>\\n"; the guest's
-                    connections to the host's port P go to PATH_P
+export const VSOCK_USAGE = `  --vsock <cid=N[,device=PATH]|cid=N,uds-path=PATH>
+                    a virtio-vsock device for guest CID N (${MIN_GUEST_CID} to ${MAX_GUEST_CID}):
+                      device=PATH - the kernel's vhost-vsock moves the
+                        packets (default ${VHOST_VSOCK_DEVICE}); host programs
+                        use AF_VSOCK to CID N
+                      uds-path=PATH - in userspace: host programs connect to
+                        the Unix socket PATH and write "CONNECT <port>\\n";
+                        the guest's connections to the host's port P go to
+                        PATH_P
                     (default: none)`;
 
 /** The vsock device the options ask for (if any), and a warning for `--cid`. */
@@ -56,11 +61,12 @@ export function parseVsock(options: ReadonlyMap<string, readonly OptionValue[]>)
   const number = values.integer("cid", { min: MIN_GUEST_CID, max: MAX_GUEST_CID });
   if (number === undefined) throw values.error("cid is required");
   const udsPath = values.string("uds-path");
-  if (values.has("device") || udsPath === undefined) {
-    throw values.error(
-      "vhost-vsock is not supported yet; give uds-path=PATH for the userspace device",
-    );
+  const device = values.string("device");
+  if (udsPath !== undefined && device !== undefined) {
+    throw values.error("give uds-path (the userspace device) or device (vhost-vsock), not both");
   }
   if (udsPath === "") throw values.error("uds-path is empty");
-  return { vsock: { cid: number, udsPath }, warnings };
+  if (udsPath !== undefined) return { vsock: { cid: number, udsPath }, warnings };
+  const vhostDevice = device === undefined ? {} : { vhostDevice: device };
+  return { vsock: { cid: number, ...vhostDevice }, warnings };
 }

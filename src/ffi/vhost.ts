@@ -16,6 +16,8 @@ import { StructBuffer } from "./struct.ts";
 
 /** The vhost-net device a NIC uses unless told otherwise. */
 export const VHOST_NET_DEVICE = "/dev/vhost-net";
+/** The vhost-vsock device a vsock device uses unless told otherwise. */
+export const VHOST_VSOCK_DEVICE = "/dev/vhost-vsock";
 
 /** `VHOST_VIRTIO`, the ioctl type byte of every vhost request (`<linux/vhost.h>`). */
 const VHOST_VIRTIO = 0xaf;

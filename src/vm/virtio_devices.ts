@@ -13,6 +13,7 @@ import type { BlockSpec } from "../devices/virtio/block/device.ts";
 import type { NetSpec } from "../devices/virtio/net/device.ts";
 import type { VhostNetSpec } from "../devices/virtio/net/vhost.ts";
 import type { VsockSpec } from "../devices/virtio/vsock/device.ts";
+import type { VhostVsockSpec } from "../devices/virtio/vsock/vhost.ts";
 
 /**
  * The virtio devices of `config`; `disks` are its disks, opened (see `openDisks`), `nets` its
@@ -22,7 +23,7 @@ export function virtioDeviceRequests(
   config: VmConfig,
   disks: readonly BlockSpec[],
   nets: readonly (NetSpec | VhostNetSpec)[] = [],
-  vsock?: VsockSpec,
+  vsock?: VsockSpec | VhostVsockSpec,
 ): VirtioDeviceRequest[] {
   return [
     ...disks.map((backend, i) => ({ name: `virtio-blk-${diskName(i)}`, backend })),

@@ -129,10 +129,13 @@ export class Vm {
     return this.parts.machine.cmdline;
   }
 
-  /** The host's end of the guest's vsock device; undefined without one. */
+  /**
+   * The host's end of the guest's userspace vsock device; undefined without one (with
+   * vhost-vsock, host programs use AF_VSOCK sockets to the guest's CID instead).
+   */
   get vsock(): VsockHost | undefined {
-    const { vsock } = this.parts.config;
-    return vsock === undefined ? undefined : new VsockHost(vsock.udsPath);
+    const udsPath = this.parts.config.vsock?.udsPath;
+    return udsPath === undefined ? undefined : new VsockHost(udsPath);
   }
 
   /** Output of the serial ports configured with `type: "stream"`. */

@@ -767,11 +767,27 @@ const NET_TESTS: LinuxTest[] = [
 /** The L1 side of the vsock scenarios ({@link ./vsock_host.py}). */
 const VSOCK_HOST = `python3 "$PROJECT/tests/testbed/vsock_host.py"`;
 
+/** The payload the vsock agent script moves (agent/vsock.sh), and its connections at once. */
+const VSOCK_PAYLOAD = `${4 << 20}`;
+const VSOCK_FETCHES = 17;
+
+/** What a vsock scenario must show: every copy of the guest's payload intact, every way. */
+function vsockMoved(r: ScenarioResult, agent: Map<string, string>): void {
+  const payload = agent.get("vsock_payload");
+  assert.equal(agent.get("vsock_served"), "0", "every connection served whole");
+  assert.equal(agent.get("vsock_sent"), "0");
+  assert.equal(agent.get("vsock_rebound"), "0");
+  assert.equal(lineValue(r, "l1_vsock_fetched"), `${VSOCK_FETCHES} ${payload}`);
+  assert.equal(lineValue(r, "l1_vsock_received"), `${VSOCK_PAYLOAD} ${payload}`);
+  assert.equal(lineValue(r, "l1_vsock_rebound"), `${VSOCK_PAYLOAD} ${payload}`);
+}
+
 /**
- * The userspace vsock (`--vsock cid=N,uds-path=PATH`), jailed: the guest serves 4 MiB on port
- * 1234 to 17 host connections at once (through the device's socket), sends it to host ports
- * 5000 and, after its driver is unbound and bound again, 5001 (the sockets `PATH_5000`,
- * `PATH_5001` in L1); every copy's hash is the guest's.
+ * vsock, jailed, both back ends (the guest's side is agent/vsock.sh): the guest serves 4 MiB on
+ * port 1234 to 17 host connections at once, sends it to host port 5000 and, after its driver is
+ * unbound and bound again, 5001; every copy's hash is the guest's. Userspace: the host's end is
+ * the device's socket and `PATH_5000`, `PATH_5001`. vhost-vsock (L1 has /dev/vhost-vsock): it is
+ * AF_VSOCK sockets, and a second VM asking for the same CID is refused in one line.
  */
 const VSOCK_TESTS: LinuxTest[] = [{
   name: "vsock-uds",
@@ -784,17 +800,30 @@ ${
     onConsoleLine(
       boot("vsock", `--vsock cid=3,uds-path=$uds`),
       "@@VSOCK READY",
-      `${VSOCK_HOST} fetch $uds 1234 17 &`,
+      `${VSOCK_HOST} fetch $uds 1234 ${VSOCK_FETCHES} &`,
+    )
+  }`,
+  check: vsockMoved,
+}, {
+  name: "vsock-vhost",
+  title:
+    "vhost-vsock: 17 AF_VSOCK connections fetch 4 MiB from a guest port at once, the guest sends 4 MiB to host ports before and after a driver rebind, all intact; a second VM with the same CID is refused",
+  command: `${VSOCK_HOST} vreceive 5000 l1_vsock_received &
+${VSOCK_HOST} vreceive 5001 l1_vsock_rebound &
+${
+    onConsoleLine(
+      boot("vsock", "--vsock cid=4"),
+      "@@VSOCK READY",
+      `${VSOCK_HOST} vfetch 4 1234 ${VSOCK_FETCHES} &
+echo "l1_second_vm=$(${crosvm("--vsock cid=4 /no-kernel-needed")} 2>&1 | head -n 1)"`,
     )
   }`,
   check: (r, agent) => {
-    const payload = agent.get("vsock_payload");
-    assert.equal(agent.get("vsock_served"), "0", "every connection served whole");
-    assert.equal(agent.get("vsock_sent"), "0");
-    assert.equal(agent.get("vsock_rebound"), "0");
-    assert.equal(lineValue(r, "l1_vsock_fetched"), `17 ${payload}`);
-    assert.equal(lineValue(r, "l1_vsock_received"), `${4 << 20} ${payload}`);
-    assert.equal(lineValue(r, "l1_vsock_rebound"), `${4 << 20} ${payload}`);
+    vsockMoved(r, agent);
+    assert.equal(
+      lineValue(r, "l1_second_vm"),
+      "crosvm: error: vsock: CID 4 is in use by another VM on this host",
+    );
   },
 }];
 

@@ -1,11 +1,15 @@
 """The host's end of the vsock test bed scenarios (in L1, beside the VMM).
 
-  vsock_host.py receive PATH NAME      listen on the Unix socket PATH, take one connection,
-                                       read it to its end: prints NAME=<bytes> <sha256>
-  vsock_host.py fetch UDS PORT COUNT   COUNT connections at once to guest port PORT through the
-                                       userspace device's socket UDS (CONNECT PORT, then OK),
-                                       each read to its end: prints
-                                       l1_vsock_fetched=<connections answered OK> <sha256s>
+Through the userspace device's Unix sockets:
+  vsock_host.py receive PATH NAME       listen on the Unix socket PATH, take one connection,
+                                        read it to its end: prints NAME=<bytes> <sha256>
+  vsock_host.py fetch UDS PORT COUNT    COUNT connections at once to guest port PORT through the
+                                        device's socket UDS (CONNECT PORT, then OK), each read to
+                                        its end: prints
+                                        l1_vsock_fetched=<connections answered OK> <sha256s>
+Through vhost-vsock, with AF_VSOCK sockets:
+  vsock_host.py vreceive PORT NAME      listen on vsock port PORT (any CID), as receive
+  vsock_host.py vfetch CID PORT COUNT   COUNT connections at once to CID:PORT, as fetch
 """
 
 import hashlib
@@ -25,18 +29,19 @@ def read_all(conn):
         size += len(chunk)
 
 
-def receive(path, name):
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(path)
+def receive(family, address, name):
+    server = socket.socket(family, socket.SOCK_STREAM)
+    server.bind(address)
     server.listen(1)
     conn, _ = server.accept()
     size, sha = read_all(conn)
     conn.close()
-    os.unlink(path)
+    if family == socket.AF_UNIX:
+        os.unlink(address)
     print(f"{name}={size} {sha}", flush=True)
 
 
-def fetch_one(uds, port, results):
+def fetch_unix(uds, port, results):
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     conn.connect(uds)
     conn.sendall(f"CONNECT {port}\n".encode())
@@ -51,9 +56,16 @@ def fetch_one(uds, port, results):
     conn.close()
 
 
-def fetch(uds, port, count):
+def fetch_vsock(cid, port, results):
+    conn = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+    conn.connect((cid, port))
+    results.append(read_all(conn)[1])
+    conn.close()
+
+
+def fetch(fetch_one, target, port, count):
     results = []
-    threads = [threading.Thread(target=fetch_one, args=(uds, port, results)) for _ in range(count)]
+    threads = [threading.Thread(target=fetch_one, args=(target, port, results)) for _ in range(count)]
     for t in threads:
         t.start()
     for t in threads:
@@ -61,7 +73,12 @@ def fetch(uds, port, count):
     print(f"l1_vsock_fetched={len(results)} {' '.join(sorted(set(results)))}", flush=True)
 
 
-if sys.argv[1] == "receive":
-    receive(sys.argv[2], sys.argv[3])
+mode, args = sys.argv[1], sys.argv[2:]
+if mode == "receive":
+    receive(socket.AF_UNIX, args[0], args[1])
+elif mode == "vreceive":
+    receive(socket.AF_VSOCK, (socket.VMADDR_CID_ANY, int(args[0])), args[1])
+elif mode == "fetch":
+    fetch(fetch_unix, args[0], int(args[1]), int(args[2]))
 else:
-    fetch(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    fetch(fetch_vsock, int(args[0]), int(args[1]), int(args[2]))

@@ -15,6 +15,7 @@ import { BalloonBackend, type BalloonSpec } from "./balloon/device.ts";
 import { NetBackend, type NetSpec } from "./net/device.ts";
 import { MAX_CONNECTIONS, VsockBackend, type VsockSpec } from "./vsock/device.ts";
 import { VhostNetBackend, type VhostNetSpec } from "./net/vhost.ts";
+import { VhostVsockBackend, type VhostVsockSpec } from "./vsock/vhost.ts";
 
 /** virtio-rng. */
 export interface RngSpec {
@@ -24,7 +25,7 @@ export interface RngSpec {
   maxBytesPerRequest?: number;
 }
 
-export type { BalloonSpec, BlockSpec, NetSpec, VhostNetSpec, VsockSpec };
+export type { BalloonSpec, BlockSpec, NetSpec, VhostNetSpec, VhostVsockSpec, VsockSpec };
 
 /** Any backend the device Worker can build. */
 export type BackendSpec =
@@ -33,7 +34,8 @@ export type BackendSpec =
   | BalloonSpec
   | NetSpec
   | VhostNetSpec
-  | VsockSpec;
+  | VsockSpec
+  | VhostVsockSpec;
 
 /**
  * Builds the backend `spec` names (in the device Worker, and on the main thread for its info).
@@ -53,6 +55,8 @@ export function createBackend(spec: BackendSpec): VirtioBackend {
       return new VhostNetBackend(spec);
     case "vsock":
       return new VsockBackend(spec);
+    case "vhost-vsock":
+      return new VhostVsockBackend(spec);
     default:
       // A spec from another build (it crossed a message boundary untyped).
       throw new Error(`unknown virtio backend ${JSON.stringify(spec)}`);
@@ -77,6 +81,8 @@ export function policyFileName(spec: BackendSpec): string {
       return "vhost_net_device.policy";
     case "vsock":
       return "vsock_device.policy";
+    case "vhost-vsock":
+      return "vhost_vsock_device.policy";
   }
 }
 
@@ -105,6 +111,12 @@ export function remapBackendFds(spec: BackendSpec, remap: (fd: number) => number
       };
     case "vsock":
       return { ...spec, listenFd: remap(spec.listenFd), dirFd: remap(spec.dirFd) };
+    case "vhost-vsock":
+      return {
+        ...spec,
+        vhostFd: remap(spec.vhostFd),
+        callFds: [remap(spec.callFds[0]), remap(spec.callFds[1])],
+      };
     default:
       return spec;
   }

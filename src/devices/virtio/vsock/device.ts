@@ -33,8 +33,8 @@ import {
 import type { GuestMemory } from "../../../memory.ts";
 import type { DescriptorChain } from "../descriptor.ts";
 import type { VirtioBackend, VirtQueue } from "../device.ts";
-import { VirtioDeviceType } from "../spec.ts";
 import { CONNECTION_BUFFER, VsockConnection } from "./connection.ts";
+import { VsockIdentity } from "./identity.ts";
 import {
   VIRTIO_VSOCK_OP_CREDIT_REQUEST,
   VIRTIO_VSOCK_OP_CREDIT_UPDATE,
@@ -49,15 +49,9 @@ import {
   VMADDR_CID_HOST,
   VSOCK_RX_QUEUE,
   VSOCK_TX_QUEUE,
-  VsockConfig,
   VsockHeader,
 } from "./spec.ts";
 
-/** Entries in the receive and transmit queues, and in the event queue (which we never fill). */
-const VSOCK_QUEUE_SIZE = 256;
-const EVENT_QUEUE_SIZE = 16;
-/** PCI class 07h (communication controller), sub-class 80h (other), as QEMU's vhost-vsock-pci. */
-const PCI_CLASS_COMMUNICATION_OTHER = 0x07_8000;
 /** The largest payload one packet carries either way (Linux's VIRTIO_VSOCK_MAX_PKT_BUF_SIZE). */
 export const MAX_PAYLOAD = 64 * 1024;
 /** Connections at once, both directions together; more are refused. */
@@ -127,19 +121,10 @@ export interface VsockRefusals {
 }
 
 /** The userspace vsock device. */
-export class VsockBackend implements VirtioBackend {
-  /** §5.10.1. */
-  readonly deviceType: number = VirtioDeviceType.VSOCK;
-  /** Stream sockets only (no SEQPACKET). */
-  readonly features = 0n;
-  /** §5.10.2: rx, tx, event. */
-  readonly queueSizes: readonly number[] = [VSOCK_QUEUE_SIZE, VSOCK_QUEUE_SIZE, EVENT_QUEUE_SIZE];
-  readonly configBytes: Uint8Array = new Uint8Array(VsockConfig.SIZE);
-  readonly pciClass: number = PCI_CLASS_COMMUNICATION_OTHER;
+export class VsockBackend extends VsockIdentity implements VirtioBackend {
   /** The epoll set of every host socket. */
   readonly eventFds: readonly number[];
   readonly refused: VsockRefusals = { packets: 0, connections: 0 };
-  readonly #cid: bigint;
   readonly #epoll = new Epoll();
   readonly #timer = new IntervalTimer();
   #timerRunning = false;
@@ -162,11 +147,7 @@ export class VsockBackend implements VirtioBackend {
    * @throws RangeError for a CID below 3
    */
   constructor(private readonly spec: VsockSpec) {
-    if (!Number.isSafeInteger(spec.cid) || spec.cid < 3) {
-      throw new RangeError(`vsock: CID ${spec.cid} is reserved (guests have 3 and above)`);
-    }
-    this.#cid = BigInt(spec.cid);
-    new DataView(this.configBytes.buffer).setBigUint64(VsockConfig.GUEST_CID, this.#cid, true);
+    super(spec.cid);
     this.#epoll.add(spec.listenFd, LISTEN_KEY, EpollEvent.EPOLLIN);
     this.#epoll.add(this.#timer.fd, TIMER_KEY, EpollEvent.EPOLLIN);
     this.eventFds = [this.#epoll.fd];
@@ -256,7 +237,7 @@ export class VsockBackend implements VirtioBackend {
   }
 
   #onPacket(h: GuestHeader, payload: Uint8Array): void {
-    if (h.srcCid !== this.#cid || h.dstCid !== BigInt(VMADDR_CID_HOST)) {
+    if (h.srcCid !== this.cid || h.dstCid !== BigInt(VMADDR_CID_HOST)) {
       this.refused.packets++; // not from this guest, or not for the host: nobody to answer
       return;
     }
@@ -586,7 +567,7 @@ export class VsockBackend implements VirtioBackend {
   #writePacket(chain: DescriptorChain, packet: QueuedPacket, len: number): number {
     const v = this.#headerView;
     v.setBigUint64(VsockHeader.SRC_CID, BigInt(VMADDR_CID_HOST), true);
-    v.setBigUint64(VsockHeader.DST_CID, this.#cid, true);
+    v.setBigUint64(VsockHeader.DST_CID, this.cid, true);
     v.setUint32(VsockHeader.SRC_PORT, packet.localPort, true);
     v.setUint32(VsockHeader.DST_PORT, packet.peerPort, true);
     v.setUint32(VsockHeader.LEN, len, true);
