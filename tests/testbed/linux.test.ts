@@ -37,6 +37,14 @@ const agentBoot = (args: string, params: string, kernel = "$L2_VMLINUX") =>
 const boot = (action: string, args = "", kernel = "$L2_VMLINUX") =>
   agentBoot(args, `agent.action=${action}`, kernel);
 
+/**
+ * `command` in the background of L1, detached from the scenario's shell (started by a subshell
+ * that exits at once, so init is its parent). A scenario that reads the VMM's console line by line
+ * ({@link onConsoleLine}) must start its helpers so: a child of the reading shell that ends
+ * interrupts busybox's `read` with SIGCHLD, and the part of the line read so far is lost.
+ */
+const detached = (command: string) => `(${command} &)`;
+
 /** A scenario with the checks to make on what it printed. */
 interface LinuxTest {
   name: string;
@@ -549,10 +557,10 @@ ${
         ),
         [[
           "tick=",
-          `(sleep 3
+          detached(`sleep 3
       ${ctl("suspend --full /tmp/ctl-suspend.sock")}; echo "suspend_status=$?"
       sleep 6
-      ${ctl("resume --full /tmp/ctl-suspend.sock")}; echo "resume_status=$?") &`,
+      ${ctl("resume --full /tmp/ctl-suspend.sock")}; echo "resume_status=$?"`),
         ]],
       )
     }`,
@@ -695,12 +703,12 @@ function netTest(test: Omit<LinuxTest, "command" | "check">, options: NetTestOpt
     ...test,
     command: `head -c ${NET_PAYLOAD_BYTES} /dev/urandom >/tmp/net-payload-${port}
 echo "l1_payload=$(sha256sum </tmp/net-payload-${port} | cut -d' ' -f1)"
-python3 -c '${server}' &
-server=$!
-${tapFd ? `python3 -c '${tapParent(`fdtap${subnet}`, `${host}/24`)}' sh -c '${counted}'` : counted}
-status=$?
-kill $server 2>/dev/null
-exit $status`,
+${detached(`python3 -c '${server}'`)}
+${
+      tapFd
+        ? `python3 -c '${tapParent(`fdtap${subnet}`, `${host}/24`)}' sh -c '${counted}'`
+        : counted
+    }`,
     check: (r, agent) => {
       const payload = `${NET_PAYLOAD_BYTES} ${lineValue(r, "l1_payload")}`;
       assert.equal(agent.get("net_mac"), NET_MAC);
@@ -794,13 +802,13 @@ const VSOCK_TESTS: LinuxTest[] = [{
   title:
     "vsock over Unix sockets: 17 host connections fetch 4 MiB from a guest port at once, the guest sends 4 MiB to a host port, and again after a driver rebind; all intact",
   command: `uds=/tmp/vsock-uds.sock
-${VSOCK_HOST} receive \${uds}_5000 l1_vsock_received &
-${VSOCK_HOST} receive \${uds}_5001 l1_vsock_rebound &
+${detached(`${VSOCK_HOST} receive \${uds}_5000 l1_vsock_received`)}
+${detached(`${VSOCK_HOST} receive \${uds}_5001 l1_vsock_rebound`)}
 ${
     onConsoleLine(
       boot("vsock", `--vsock cid=3,uds-path=$uds`),
       "@@VSOCK READY",
-      `${VSOCK_HOST} fetch $uds 1234 ${VSOCK_FETCHES} &`,
+      detached(`${VSOCK_HOST} fetch $uds 1234 ${VSOCK_FETCHES}`),
     )
   }`,
   check: vsockMoved,
@@ -808,13 +816,13 @@ ${
   name: "vsock-vhost",
   title:
     "vhost-vsock: 17 AF_VSOCK connections fetch 4 MiB from a guest port at once, the guest sends 4 MiB to host ports before and after a driver rebind, all intact; a second VM with the same CID is refused",
-  command: `${VSOCK_HOST} vreceive 5000 l1_vsock_received &
-${VSOCK_HOST} vreceive 5001 l1_vsock_rebound &
+  command: `${detached(`${VSOCK_HOST} vreceive 5000 l1_vsock_received`)}
+${detached(`${VSOCK_HOST} vreceive 5001 l1_vsock_rebound`)}
 ${
     onConsoleLine(
       boot("vsock", "--vsock cid=4"),
       "@@VSOCK READY",
-      `${VSOCK_HOST} vfetch 4 1234 ${VSOCK_FETCHES} &
+      `${detached(`${VSOCK_HOST} vfetch 4 1234 ${VSOCK_FETCHES}`)}
 echo "l1_second_vm=$(${crosvm("--vsock cid=4 /no-kernel-needed")} 2>&1 | head -n 1)"`,
     )
   }`,
