@@ -36,6 +36,8 @@ import {
   RAM_SIZE,
   USED,
 } from "../helpers/split_ring_driver.ts";
+import { ramRegions } from "../../src/arch/x86_64/layout.ts";
+import { GuestMemory } from "../../src/memory.ts";
 import { Random } from "./random.ts";
 
 /** Entries in each fuzzed ring: room for every request a case adds. */
@@ -77,11 +79,15 @@ export function openDescriptors(): number {
   return [...Deno.readDirSync("/proc/self/fd")].length;
 }
 
+/** Guest RAM for each queue's driver, reused from case to case (touching fresh RAM is slow). */
+const ramPool: GuestMemory[] = [];
+
 /** Fresh rings for every queue of `target`, with their live views. */
 function freshQueues(target: FuzzTarget): { drivers: Driver[]; queues: CheckedQueue[] } {
-  const drivers = target.backend.queueSizes.map(() =>
-    new Driver({ size: RING_SIZE, indirect: true, eventIdx: false })
-  );
+  const drivers = target.backend.queueSizes.map((_, q) => {
+    ramPool[q] ??= GuestMemory.allocate(ramRegions(RAM_SIZE));
+    return new Driver({ size: RING_SIZE, indirect: true, eventIdx: false, mem: ramPool[q] });
+  });
   return { drivers, queues: drivers.map((d, i) => new CheckedQueue(i, d.queue)) };
 }
 

@@ -55,7 +55,7 @@ export interface Used {
 
 /** A split-ring driver over its own guest RAM. */
 export class Driver {
-  readonly mem = GuestMemory.allocate(ramRegions(RAM_SIZE));
+  readonly mem: GuestMemory;
   readonly queue: SplitQueue;
   readonly size: number;
   readonly eventIdx: boolean;
@@ -67,7 +67,13 @@ export class Driver {
   #nextData = DATA;
   #nextTable = INDIRECT_TABLES;
 
-  constructor(opts: Partial<SplitQueueConfig> = {}) {
+  /**
+   * A driver over fresh guest RAM, or over `opts.mem` (a fuzzer reuses RAM; the rings' area is
+   * cleared, and the bump allocators start again).
+   */
+  constructor(opts: Partial<SplitQueueConfig> & { mem?: GuestMemory } = {}) {
+    this.mem = opts.mem ?? GuestMemory.allocate(ramRegions(RAM_SIZE));
+    if (opts.mem !== undefined) this.mem.slice(DESC, DATA - DESC).fill(0);
     this.size = opts.size ?? 8;
     this.eventIdx = opts.eventIdx ?? false;
     this.#free = Array.from({ length: this.size }, (_, i) => i);
