@@ -12,6 +12,7 @@ import { VirtQueue } from "../../../../src/devices/virtio/device.ts";
 import { NetBackend } from "../../../../src/devices/virtio/net/device.ts";
 import {
   controlQueue,
+  NetConfig,
   NetCtrlHeader,
   NetFeature,
   NetHeader,
@@ -399,3 +400,20 @@ tapTest(
   },
   2,
 );
+
+Deno.test("virtio-net's identity: pairs, control queue and MTU decide the features, queues and configuration", () => {
+  const has = (features: bigint, bit: number) => (features & featureBit(bit)) !== 0n;
+  const one = new NetBackend({ kind: "net", taps: [-1] });
+  assert.ok(has(one.features, NetFeature.CTRL_VQ) && !has(one.features, NetFeature.MQ));
+  assert.ok(!has(one.features, NetFeature.MTU) && !has(one.features, NetFeature.MAC));
+  assert.equal(one.queueSizes.length, 3, "rx, tx, control");
+  const four = new NetBackend({ kind: "net", taps: [-1, -1, -1, -1], mac: GUEST_MAC, mtu: 9000 });
+  assert.ok(has(four.features, NetFeature.MQ) && has(four.features, NetFeature.MTU));
+  assert.equal(four.queueSizes.length, 9, "four pairs and the control queue");
+  const config = new DataView(four.configBytes.buffer);
+  assert.equal(config.getUint16(NetConfig.MAX_VIRTQUEUE_PAIRS, true), 4);
+  assert.equal(config.getUint16(NetConfig.MTU, true), 9000);
+  assert.deepEqual([...four.configBytes.subarray(NetConfig.MAC, NetConfig.MAC + 6)], GUEST_MAC);
+  assert.throws(() => new NetBackend({ kind: "net", taps: [-1], mtu: 70000 }), /MTU 70000/);
+  assert.throws(() => new NetBackend({ kind: "net", taps: [] }), /0 queue pairs/);
+});
