@@ -36,7 +36,14 @@ export { type GuestExitReason } from "./src/devices/context.ts";
 export { LOG_LEVELS, type LogLevel } from "./src/log.ts";
 export { type VcpuStats } from "./src/vcpu/protocol.ts";
 export { type SuspendOptions, Vm, type VmOptions, type VmResult } from "./src/vm/vm.ts";
-export { VsockConnectError, VsockHost } from "./src/vm/vsock.ts";
+export {
+  VhostVsockHost,
+  type VsockConn,
+  VsockConnectError,
+  type VsockEndpoint,
+  VsockHost,
+  type VsockPortListener,
+} from "./src/vm/vsock.ts";
 export type { BalloonStats } from "./src/devices/virtio/balloon/stats.ts";
 export {
   type BalloonStatsReply,

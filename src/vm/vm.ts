@@ -31,7 +31,7 @@ import { prepareSandbox } from "./sandbox.ts";
 import { virtioDeviceRequests } from "./virtio_devices.ts";
 import { openTaps } from "../devices/virtio/net/taps.ts";
 import { openVsock } from "../devices/virtio/vsock/sockets.ts";
-import { VsockHost } from "./vsock.ts";
+import { VhostVsockHost, type VsockEndpoint, VsockHost } from "./vsock.ts";
 import {
   type BalloonStatsReply,
   VmControlError,
@@ -129,13 +129,13 @@ export class Vm {
     return this.parts.machine.cmdline;
   }
 
-  /**
-   * The host's end of the guest's userspace vsock device; undefined without one (with
-   * vhost-vsock, host programs use AF_VSOCK sockets to the guest's CID instead).
-   */
-  get vsock(): VsockHost | undefined {
-    const udsPath = this.parts.config.vsock?.udsPath;
-    return udsPath === undefined ? undefined : new VsockHost(udsPath);
+  /** The host's end of the guest's vsock device, over its back end; undefined without one. */
+  get vsock(): VsockEndpoint | undefined {
+    const vsock = this.parts.config.vsock;
+    if (vsock === undefined) return undefined;
+    return vsock.udsPath === undefined
+      ? new VhostVsockHost(vsock.cid)
+      : new VsockHost(vsock.udsPath);
   }
 
   /** Output of the serial ports configured with `type: "stream"`. */

@@ -1,9 +1,43 @@
 /**
  * The host's end of a VM's vsock (`vm.vsock`): connections to guest ports, and listeners for the
- * guest's connections to host ports, over the userspace device's Unix sockets.
+ * guest's connections to host ports, whichever back end the VM uses: the userspace device's Unix
+ * sockets ({@link VsockHost}) or, with vhost-vsock, AF_VSOCK sockets to the guest's CID
+ * ({@link VhostVsockHost}).
  *
  * @module
  */
+
+import { connectVsock, VsockListener } from "../ffi/vsock_socket.ts";
+
+/** A connection to a guest port: a duplex byte stream, as `Deno.Conn` is. */
+export interface VsockConn {
+  /** Reads into `p`: the count, or null at the end of the stream. */
+  read(p: Uint8Array): Promise<number | null>;
+  /** Writes from `p`; the count written. */
+  write(p: Uint8Array): Promise<number>;
+  /** Closes the connection. */
+  close(): void;
+  /** The bytes from the guest. */
+  readonly readable: ReadableStream<Uint8Array>;
+  /** The bytes to the guest. */
+  readonly writable: WritableStream<Uint8Array>;
+}
+
+/** The guest's connections to one host port, as `Deno.Listener` gives them. */
+export interface VsockPortListener extends AsyncIterable<VsockConn> {
+  /** The next connection. */
+  accept(): Promise<VsockConn>;
+  /** Stops listening. */
+  close(): void;
+}
+
+/** The host's end of a VM's vsock device. */
+export interface VsockEndpoint {
+  /** A stream to guest port `port`, once the guest accepted it. */
+  connect(port: number): Promise<VsockConn>;
+  /** Accepts the guest's connections to host port `port`. */
+  listen(port: number): VsockPortListener;
+}
 
 /** The longest answer the device gives a CONNECT line (`OK 4294967295\n`). */
 const MAX_REPLY = 16;
@@ -13,8 +47,8 @@ const OK_REPLY = /^OK ([0-9]+)$/;
 /** A guest port that could not be reached: nobody listens, or the guest did not answer. */
 export class VsockConnectError extends Error {}
 
-/** Host programs' side of a VM's vsock device. */
-export class VsockHost {
+/** Host programs' side of a VM's userspace vsock device. */
+export class VsockHost implements VsockEndpoint {
   /**
    * The host side of the device listening at `udsPath`.
    * @param udsPath the device's listening socket
@@ -53,5 +87,32 @@ export class VsockHost {
    */
   listen(port: number): Deno.UnixListener {
     return Deno.listen({ transport: "unix", path: `${this.udsPath}_${port}` });
+  }
+}
+
+/** Host programs' side of a VM's vhost-vsock device: AF_VSOCK sockets to the guest's CID. */
+export class VhostVsockHost implements VsockEndpoint {
+  /**
+   * The host side of the guest with CID `cid`.
+   * @param cid the guest's CID
+   */
+  constructor(readonly cid: number) {}
+
+  /**
+   * A stream to guest port `port`, once the guest accepted it.
+   * @throws VsockConnectError when nobody listens there or the guest does not answer
+   */
+  async connect(port: number): Promise<VsockConn> {
+    try {
+      return await connectVsock(this.cid, port);
+    } catch (e) {
+      if (e instanceof Error) throw new VsockConnectError(`${e.message}`);
+      throw e;
+    }
+  }
+
+  /** Accepts connections to host port `port` (from this guest, or any other). */
+  listen(port: number): VsockPortListener {
+    return new VsockListener(port);
   }
 }

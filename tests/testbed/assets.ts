@@ -68,8 +68,9 @@ const L2_KERNEL_META = "linux-image-cloud-amd64";
 const BUSYBOX_PACKAGE = "busybox-static";
 
 /**
- * L1 modules (with their dependencies): KVM on emulated SVM, virtfs, TUN for network tests, and
- * the kernel's vhost back ends (/dev/vhost-net, /dev/vhost-vsock), which our own hosts lack.
+ * L1 modules (with their dependencies): KVM on emulated SVM, virtfs, TUN for network tests, the
+ * kernel's vhost back ends (/dev/vhost-net, /dev/vhost-vsock) and vsock's loopback (CID 1, for
+ * the AF_VSOCK tests), which our own hosts lack.
  * kvm_amd is loaded last, so a failure to load it leaves the rest in place.
  */
 const L1_MODULES = [
@@ -79,6 +80,7 @@ const L1_MODULES = [
   "tun",
   "vhost_net",
   "vhost_vsock",
+  "vsock_loopback",
   "kvm_amd",
 ];
 /** L2 modules for the virtio device tests; the agent loads each one present. */

@@ -763,12 +763,14 @@ const NET_TESTS: LinuxTest[] = [
     title: "vhost-net with the device in a Worker of the VMM: the guest pings L1 and reads 4 MiB",
   }, { subnet: 4, netKeys: ",vhost-net", vmArgs: "--disable-sandbox", vhost: true }),
   {
-    // Our hosts have no /dev/vhost-net, so tests/ffi/vhost.test.ts runs for real only here.
+    // Our hosts have no /dev/vhost-net and no vsock loopback, so these run for real only here.
     name: "ffi-vhost",
-    title: "src/ffi/vhost.ts against L1's vhost-net: owner, features, memory table, a ring",
-    command: `"$DENO" test --allow-all --no-check "$PROJECT/tests/ffi/vhost.test.ts"`,
+    title:
+      "src/ffi/vhost.ts against L1's vhost-net (owner, features, memory table, a ring), and AF_VSOCK streams over L1's vsock loopback",
+    command: `"$DENO" test --allow-all --no-check "$PROJECT/tests/ffi/vhost.test.ts" \
+  "$PROJECT/tests/ffi/vsock_socket.test.ts"`,
     withoutAgent: true,
-    check: (r) => assert.match(r.output, /ok \| 1 passed \| 0 failed/),
+    check: (r) => assert.match(r.output, /ok \| 2 passed \| 0 failed/),
   },
 ];
 
@@ -795,7 +797,8 @@ function vsockMoved(r: ScenarioResult, agent: Map<string, string>): void {
  * port 1234 to 17 host connections at once, sends it to host port 5000 and, after its driver is
  * unbound and bound again, 5001; every copy's hash is the guest's. Userspace: the host's end is
  * the device's socket and `PATH_5000`, `PATH_5001`. vhost-vsock (L1 has /dev/vhost-vsock): it is
- * AF_VSOCK sockets, and a second VM asking for the same CID is refused in one line.
+ * AF_VSOCK sockets (the fetches through the TypeScript API, {@link ./vsock_fetch.ts}), and a
+ * second VM asking for the same CID is refused in one line.
  */
 const VSOCK_TESTS: LinuxTest[] = [{
   name: "vsock-uds",
@@ -822,7 +825,11 @@ ${
     onConsoleLine(
       boot("vsock", "--vsock cid=4"),
       "@@VSOCK READY",
-      `${detached(`${VSOCK_HOST} vfetch 4 1234 ${VSOCK_FETCHES}`)}
+      `${
+        detached(
+          `"$DENO" run --allow-all "$PROJECT/tests/testbed/vsock_fetch.ts" 4 1234 ${VSOCK_FETCHES}`,
+        )
+      }
 echo "l1_second_vm=$(${crosvm("--vsock cid=4 /no-kernel-needed")} 2>&1 | head -n 1)"`,
     )
   }`,

@@ -7,9 +7,9 @@ Through the userspace device's Unix sockets:
                                         device's socket UDS (CONNECT PORT, then OK), each read to
                                         its end: prints
                                         l1_vsock_fetched=<connections answered OK> <sha256s>
-Through vhost-vsock, with AF_VSOCK sockets:
+Through vhost-vsock, with AF_VSOCK sockets (the fetches go through the TypeScript API,
+vsock_fetch.ts):
   vsock_host.py vreceive PORT NAME      listen on vsock port PORT (any CID), as receive
-  vsock_host.py vfetch CID PORT COUNT   COUNT connections at once to CID:PORT, as fetch
 """
 
 import hashlib
@@ -56,13 +56,6 @@ def fetch_unix(uds, port, results):
     conn.close()
 
 
-def fetch_vsock(cid, port, results):
-    conn = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
-    conn.connect((cid, port))
-    results.append(read_all(conn)[1])
-    conn.close()
-
-
 def fetch(fetch_one, target, port, count):
     results = []
     threads = [threading.Thread(target=fetch_one, args=(target, port, results)) for _ in range(count)]
@@ -78,7 +71,5 @@ if mode == "receive":
     receive(socket.AF_UNIX, args[0], args[1])
 elif mode == "vreceive":
     receive(socket.AF_VSOCK, (socket.VMADDR_CID_ANY, int(args[0])), args[1])
-elif mode == "fetch":
-    fetch(fetch_unix, args[0], int(args[1]), int(args[2]))
 else:
-    fetch(fetch_vsock, int(args[0]), int(args[1]), int(args[2]))
+    fetch(fetch_unix, args[0], int(args[1]), int(args[2]))
