@@ -68,13 +68,18 @@ export class Driver {
   #nextTable = INDIRECT_TABLES;
 
   /**
-   * A driver over fresh guest RAM, or over `opts.mem` (a fuzzer reuses RAM; the rings' area is
+   * A driver over fresh guest RAM, or over `opts.mem` (a fuzzer reuses RAM; the rings are
    * cleared, and the bump allocators start again).
    */
   constructor(opts: Partial<SplitQueueConfig> & { mem?: GuestMemory } = {}) {
     this.mem = opts.mem ?? GuestMemory.allocate(ramRegions(RAM_SIZE));
-    if (opts.mem !== undefined) this.mem.slice(DESC, DATA - DESC).fill(0);
     this.size = opts.size ?? 8;
+    if (opts.mem !== undefined) {
+      // The rings of the size in use (their event words included), as fresh RAM has them.
+      this.mem.slice(DESC, VIRTQ_DESC_SIZE * this.size).fill(0);
+      this.mem.slice(AVAIL, VIRTQ_AVAIL_RING + 2 * this.size + 2).fill(0);
+      this.mem.slice(USED, VIRTQ_USED_RING + 8 * this.size + 2).fill(0);
+    }
     this.eventIdx = opts.eventIdx ?? false;
     this.#free = Array.from({ length: this.size }, (_, i) => i);
     this.queue = new SplitQueue(this.mem, {
