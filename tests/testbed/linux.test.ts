@@ -576,28 +576,49 @@ ${
   },
 ];
 
-/** The guest's MAC in the network tests, and the payload L1 sends it over TCP. */
+/** The guest's MAC in the network tests, and the payload sizes sent each way over TCP. */
 const NET_MAC = "52:54:00:12:34:56";
 const NET_PAYLOAD_BYTES = 4 << 20;
-/** L1's side of the TCP test: sends /tmp/net-payload to the first client on port 8000, closes. */
-const NET_SERVER = `import socket
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", 8000))
-s.listen(1)
-c, _ = s.accept()
+/** L1's ports for the TCP test: L1 sends on the first, the guest sends on the second. */
+const NET_SEND_PORT = 8000;
+const NET_RECEIVE_PORT = 8001;
+/**
+ * L1's side of the TCP test, both listening sockets bound before the guest boots: sends
+ * /tmp/net-payload to the first client on {@link NET_SEND_PORT} and closes; then reads what the
+ * first client on {@link NET_RECEIVE_PORT} sends until it closes its side, and prints
+ * `l1_received=<bytes> <sha256>`. Gives up after two minutes without a client.
+ */
+const NET_SERVER = `import hashlib, socket
+def listen(port):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", port))
+    s.listen(1)
+    s.settimeout(120)
+    return s
+send, receive = listen(${NET_SEND_PORT}), listen(${NET_RECEIVE_PORT})
+c, _ = send.accept()
 c.sendall(open("/tmp/net-payload", "rb").read())
-c.close()`;
+c.close()
+c, _ = receive.accept()
+h, n = hashlib.sha256(), 0
+while b := c.recv(1 << 16):
+    h.update(b)
+    n += len(b)
+c.close()
+print(f"l1_received={n} {h.hexdigest()}", flush=True)`;
 
 /**
  * virtio-net on a TAP in L1: the VMM creates `vmtapN` as 10.77.0.1/24 (`host-ip`), the jailed
- * device moves the frames, the guest pings L1 and reads 4 MiB over TCP from a Python server on
- * L1's side (receive offloads on: the TAP hands over TSO frames).
+ * device moves the frames, the guest pings L1, reads 4 MiB over TCP from a Python server on
+ * L1's side (receive offloads on: the TAP hands over TSO frames), then sends 4 MiB of its own
+ * back (transmit offloads: the guest's TSO frames go to the TAP whole), each checked by its
+ * sha256 on the other side.
  */
 const NET_TESTS: LinuxTest[] = [
   {
     name: "net-tap",
-    title: "virtio-net: host-ip makes a TAP; the guest pings L1 and reads 4 MiB over TCP intact",
+    title: "virtio-net: host-ip makes a TAP; the guest pings L1 and moves 4 MiB each way over TCP",
     command: `head -c ${NET_PAYLOAD_BYTES} /dev/urandom >/tmp/net-payload
 echo "l1_payload=$(sha256sum </tmp/net-payload | cut -d' ' -f1)"
 python3 -c '${NET_SERVER}' &
@@ -606,7 +627,7 @@ ${
       boot(
         "net",
         `--net host-ip=10.77.0.1,netmask=255.255.255.0,mac=${NET_MAC} -p ` +
-          `"agent.net=10.77.0.2/24 agent.peer=10.77.0.1"`,
+          `"agent.net=10.77.0.2/24 agent.peer=10.77.0.1 agent.send=${NET_PAYLOAD_BYTES}"`,
       )
     }
 status=$?
@@ -616,6 +637,9 @@ exit $status`,
       assert.equal(agent.get("net_mac"), NET_MAC);
       assert.equal(agent.get("net_ping"), "3");
       assert.equal(agent.get("net_fetched"), `${NET_PAYLOAD_BYTES} ${lineValue(r, "l1_payload")}`);
+      const sent = agent.get("net_sent");
+      assert.match(sent ?? "", new RegExp(`^${NET_PAYLOAD_BYTES} [0-9a-f]{64}$`));
+      assert.equal(lineValue(r, "l1_received"), sent);
     },
   },
 ];
