@@ -3,7 +3,8 @@
  * round rotation, the L2 initramfs with a benchmark's files appended, and the reading of the
  * snapshots their L1 scripts print around each phase ({@link ./l1_lib.sh}'s `snapshot`: L1's
  * KVM counters and other counters as `@@ST TAG name=value…`, the CPU ticks of every thread of
- * the VMM and the processes below it as `@@TH TAG tid utime stime guest_time comm`).
+ * the VMM and the processes below it as `@@TH TAG tid utime stime guest_time comm`, and their
+ * read- and write-type syscall counts as `@@IO TAG tid syscr syscw`).
  *
  * @module
  */
@@ -41,15 +42,19 @@ export async function appendToInitrd(
   return out;
 }
 
-/** A thread's CPU time over a phase, in ticks ({@link TICK_US}). */
-export interface ThreadTime {
+/** What a thread used over a phase: CPU time in ticks ({@link TICK_US}), syscalls. */
+export interface ThreadUse {
   /** User time, less guest time (the VMM's own code). */
   readonly user: number;
   readonly system: number;
   /** Time running the guest (KVM_RUN): nonzero only for vCPU threads. */
   readonly guest: number;
+  /** Read-type syscalls (read, readv, recvmsg, …: the kernel's syscr). */
+  readonly reads: number;
+  /** Write-type syscalls (write, writev, sendmsg, …: syscw). */
+  readonly writes: number;
 }
-const NO_TIME: ThreadTime = { user: 0, system: 0, guest: 0 };
+const NOTHING: ThreadUse = { user: 0, system: 0, guest: 0, reads: 0, writes: 0 };
 /** CPU ticks (USER_HZ) are 10 ms. */
 export const TICK_US = 10_000;
 
@@ -57,13 +62,13 @@ export const TICK_US = 10_000;
 export interface PhaseCounters {
   /** Counter deltas by name (L1's KVM counters and the script's extra ones). */
   readonly counters: Readonly<Record<string, number>>;
-  /** CPU time per thread name (threads of one name summed; vCPU threads get ` [vCPU]`). */
-  readonly threads: ReadonlyMap<string, ThreadTime>;
+  /** Use per thread name (threads of one name summed; vCPU threads get ` [vCPU]`). */
+  readonly threads: ReadonlyMap<string, ThreadUse>;
 }
 
 interface Snapshot {
   counters: Map<string, number>;
-  threads: Map<string, ThreadTime & { name: string }>;
+  threads: Map<string, { -readonly [K in keyof ThreadUse]: ThreadUse[K] } & { name: string }>;
 }
 
 /** The snapshots among `lines`, by tag (`B<phase>` and `E<phase>`). */
@@ -81,11 +86,18 @@ export function parseSnapshots(lines: readonly TimedLine[]): Map<string, Snapsho
         snap(s[1]).counters.set(name, Number(value));
       }
     }
+    const thread = (tag: string, tid: string) => {
+      const threads = snap(tag).threads;
+      if (!threads.has(tid)) threads.set(tid, { ...NOTHING, name: "" });
+      return threads.get(tid)!;
+    };
     const t = /^@@TH (\w+) (\d+) (\d+) (\d+) (\d+) (.*)$/.exec(text);
     if (t) {
       const [user, system, guest] = [Number(t[3]), Number(t[4]), Number(t[5])];
-      snap(t[1]).threads.set(t[2], { user: user - guest, system, guest, name: t[6] });
+      Object.assign(thread(t[1], t[2]), { user: user - guest, system, guest, name: t[6] });
     }
+    const io = /^@@IO (\w+) (\d+) (\d+) (\d+)$/.exec(text);
+    if (io) Object.assign(thread(io[1], io[2]), { reads: Number(io[3]), writes: Number(io[4]) });
   }
   return snaps;
 }
@@ -102,18 +114,41 @@ export function phaseCounters(
   for (const [name, value] of after.counters) {
     counters[name] = value - (before.counters.get(name) ?? 0);
   }
-  const threads = new Map<string, ThreadTime>();
+  const threads = new Map<string, ThreadUse>();
   for (const [tid, t] of after.threads) {
-    const t0 = before.threads.get(tid) ?? NO_TIME;
+    const t0 = before.threads.get(tid) ?? NOTHING;
     const name = t.guest > 0 ? `${t.name} [vCPU]` : t.name;
-    const sum = threads.get(name) ?? NO_TIME;
+    const sum = threads.get(name) ?? NOTHING;
     threads.set(name, {
       user: sum.user + t.user - t0.user,
       system: sum.system + t.system - t0.system,
       guest: sum.guest + t.guest - t0.guest,
+      reads: sum.reads + t.reads - t0.reads,
+      writes: sum.writes + t.writes - t0.writes,
     });
   }
   return { counters, threads };
+}
+
+/**
+ * For each thread name, the median over `phases` of each of `fields` of its use per unit of
+ * work (`units[i]` is the work of `phases[i]`: requests, MiB…), busiest first, those whose
+ * values sum to under `min` left out.
+ */
+function perThread(
+  phases: readonly PhaseCounters[],
+  units: readonly number[],
+  fields: readonly (keyof ThreadUse)[],
+  min: number,
+): { name: string; values: number[] }[] {
+  const names = new Set(phases.flatMap((p) => [...p.threads.keys()]));
+  const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
+  return [...names].map((name) => ({
+    name,
+    values: fields.map((field) =>
+      median(phases.map((p, i) => (p.threads.get(name) ?? NOTHING)[field] / units[i]))
+    ),
+  })).filter((t) => sum(t.values) >= min).sort((a, b) => sum(b.values) - sum(a.values));
 }
 
 /**
@@ -126,20 +161,24 @@ export function threadCpu(
   units: readonly number[],
   minUs = 20,
 ): string {
-  const per = (f: (p: PhaseCounters) => number) => median(phases.map((p, i) => f(p) / units[i]));
-  const names = new Set(phases.flatMap((p) => [...p.threads.keys()]));
-  const threads = [...names].map((name) => {
-    const t = (p: PhaseCounters) => p.threads.get(name) ?? NO_TIME;
-    return {
-      name,
-      user: per((p) => t(p).user * TICK_US),
-      system: per((p) => t(p).system * TICK_US),
-      guest: per((p) => t(p).guest * TICK_US),
-    };
-  }).filter((t) => t.user + t.system + t.guest >= minUs);
-  threads.sort((a, b) => b.user + b.system + b.guest - a.user - a.system - a.guest);
-  return threads.map((t) =>
-    `${t.name} ${t.guest ? `${t.guest.toFixed(0)}+` : ""}` +
-    `${Math.max(0, t.user).toFixed(0)}+${t.system.toFixed(0)}`
-  ).join(", ");
+  const ticks = perThread(phases, units, ["guest", "user", "system"], minUs / TICK_US);
+  return ticks.map(({ name, values }) => {
+    const [guest, user, system] = values.map((v) => v * TICK_US);
+    return `${name} ${guest ? `${guest.toFixed(0)}+` : ""}` +
+      `${Math.max(0, user).toFixed(0)}+${system.toFixed(0)}`;
+  }).join(", ");
+}
+
+/**
+ * The read- and write-type syscalls each thread made per unit of work, median over `phases`,
+ * as `name reads+writes`, busiest first, leaving out threads under `min`.
+ */
+export function threadSyscalls(
+  phases: readonly PhaseCounters[],
+  units: readonly number[],
+  min = 0.5,
+): string {
+  return perThread(phases, units, ["reads", "writes"], min)
+    .map(({ name, values: [reads, writes] }) => `${name} ${reads.toFixed(1)}+${writes.toFixed(1)}`)
+    .join(", ");
 }

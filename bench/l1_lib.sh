@@ -56,10 +56,22 @@ vhost_workers() { # VMM
   done
 }
 
+io_of() { # TASK_DIR: REPLY="<syscr> <syscw>", the read- and write-type syscalls it made
+  local key value r=0 w=0
+  while read -r key value; do
+    case "$key" in
+      syscr:) r=$value ;;
+      syscw:) w=$value ;;
+    esac
+  done 2>/dev/null <"$1/io"
+  REPLY="$r $w"
+}
+
 # Appends to FILE `@@ST TAG name=value…` (L1's KVM counters, then each `name=path` of
 # $SNAP_EXTRA read from its file) and one `@@TH TAG <tid> <utime> <stime> <guest_time>
-# [<who> ]<comm>` per thread of VMM, of every process below it (who: "jail", a jailed device's)
-# and of its vhost workers (who: "vhost").
+# [<who> ]<comm>` and one `@@IO TAG <tid> <syscr> <syscw>` (/proc/…/io: read- and write-type
+# syscalls) per thread of VMM, of every process below it (who: "jail", a jailed device's) and of
+# its vhost workers ("vhost worker").
 snapshot() { # TAG VMM FILE
   local tag=$1 vmm=$2 out=$3 s f v name path p parent prefix t st comm
   s="@@ST $tag"
@@ -81,10 +93,13 @@ snapshot() { # TAG VMM FILE
     for t in /proc/$p/task/*; do
       read -r st 2>/dev/null <"$t/stat" || continue
       read -r comm 2>/dev/null <"$t/comm" || continue
+      [ "$parent" = vhost ] && comm=worker # not vhost-<pid>: one name across runs
       # Fields 14, 15 and 43 of the stat line: utime, stime, guest_time (the text after the
       # command name starts at field 3).
       set -- ${st##*) }
       echo "@@TH $tag ${t##*/} ${12} ${13} ${41} $prefix$comm" >>"$out"
+      io_of "$t"
+      echo "@@IO $tag ${t##*/} $REPLY" >>"$out"
     done
   done
 }

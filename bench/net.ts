@@ -38,6 +38,7 @@ import {
   phaseCounters,
   rotated,
   threadCpu,
+  threadSyscalls,
 } from "./bed_lib.ts";
 
 const { values: opts, positionals } = parseArgs({
@@ -220,6 +221,7 @@ for (const phase of PHASES) {
 function costs(ms: PhaseMeasure[], phase: Phase): string {
   const per = (f: (p: PhaseMeasure) => number) => median(ms.map((p) => f(p) / p.units));
   const count = (name: string) => per((p) => p.counters[name] ?? NaN);
+  const units = ms.map((p) => p.units);
   const frames = DATA_FRAMES[phase];
   const frameKiB = median(
     ms.map((p) => p.counters[`${frames}_bytes`] / p.counters[`${frames}_packets`] / 1024),
@@ -230,7 +232,8 @@ function costs(ms: PhaseMeasure[], phase: Phase): string {
     `${per((p) => p.irqs[1]).toFixed(1)} tx; L1 KVM ${count("exits").toFixed(1)} exits ` +
     `(${count("mmio_exits").toFixed(1)} MMIO, ${count("io_exits").toFixed(1)} PIO to the VMM), ` +
     `${count("irq_injections").toFixed(1)} irq, ${count("halt_exits").toFixed(1)} hlt; ` +
-    `CPU µs ([guest+]user+sys): ${threadCpu(ms, ms.map((p) => p.units))}`;
+    `CPU µs ([guest+]user+sys): ${threadCpu(ms, units)}; syscalls (read+write kinds): ` +
+    threadSyscalls(ms, units);
 }
 
 console.log("where the time goes, medians (tx, rx: per MiB moved; rr: per request):");
