@@ -82,10 +82,20 @@ interface Variant {
 }
 /** Our VMM with `flags`, its NIC on the TAP with `netOptions` appended to `--net`. */
 const ours = (flags: string, netOptions = "") =>
-  `"$DENO" run --allow-all "$PROJECT/main.ts" run --mem ${MEM_MIB} --cpus 1 --no-rng --no-balloon ${flags} --net tap-name=${TAP},mac=${GUEST_MAC}${netOptions} -p "${GUEST_PARAMS}" -i "${INITRD}" "$L2_VMLINUX"`;
+  [
+    `"$DENO" run --allow-all "$PROJECT/main.ts" run --mem ${MEM_MIB} --cpus 1`,
+    `--no-rng --no-balloon ${flags} --net tap-name=${TAP},mac=${GUEST_MAC}${netOptions}`,
+    `-p "${GUEST_PARAMS}" -i "${INITRD}" "$L2_VMLINUX"`,
+  ].join(" ");
 /** QEMU (`-M microvm` with PCIe, KVM) with virtio-net-pci on the TAP, `vhost=on|off`. */
 const qemu = (vhost: "on" | "off") =>
-  `qemu-system-x86_64 -accel kvm -M microvm,rtc=on,pcie=on -cpu host -m ${MEM_MIB} -smp 1 -name net,debug-threads=on -nodefaults -no-user-config -display none -serial stdio -no-reboot -netdev tap,id=n0,ifname=${TAP},script=no,downscript=no,vhost=${vhost} -device virtio-net-pci,netdev=n0,mac=${GUEST_MAC} -kernel "$L2_VMLINUX" -initrd "${INITRD}" -append "console=ttyS0 ${GUEST_PARAMS}"`;
+  [
+    `qemu-system-x86_64 -accel kvm -M microvm,rtc=on,pcie=on -cpu host -m ${MEM_MIB} -smp 1`,
+    "-name net,debug-threads=on -nodefaults -no-user-config -display none -serial stdio",
+    `-no-reboot -netdev tap,id=n0,ifname=${TAP},script=no,downscript=no,vhost=${vhost}`,
+    `-device virtio-net-pci,netdev=n0,mac=${GUEST_MAC} -kernel "$L2_VMLINUX" -initrd "${INITRD}"`,
+    `-append "console=ttyS0 ${GUEST_PARAMS}"`,
+  ].join(" ");
 /** What each round runs, in this order rotated by the round. */
 const VARIANTS: readonly Variant[] = [
   { name: "qemu", command: qemu("off") },
