@@ -135,7 +135,10 @@ async function toolFiles(): Promise<string[][]> {
   );
 }
 
-/** The tools' files with their sizes and mtimes: part of the cache key, since the host's change. */
+/**
+ * The tools' files with their sizes and mtimes, for the cache key: they are the host's, and an
+ * upgrade changes them without changing any package version the bed resolves.
+ */
 async function toolsFingerprint(files: string[][]): Promise<string> {
   const stats = await Promise.all(
     files.flat().map(async (path) => {

@@ -576,10 +576,10 @@ ${
   },
 ];
 
-/** The guest's MAC in the network tests, and the payload sizes sent each way over TCP. */
+/** The guest's MAC in the network tests, and the bytes sent each way over TCP. */
 const NET_MAC = "52:54:00:12:34:56";
 const NET_PAYLOAD_BYTES = 4 << 20;
-/** L1's ports for the TCP test: L1 sends on the first, the guest sends on the second. */
+/** L1's ports for the TCP test (agent/net.sh's): L1 sends on the first, the guest on the second. */
 const NET_SEND_PORT = 8000;
 const NET_RECEIVE_PORT = 8001;
 /**
