@@ -21,7 +21,8 @@
  * (`ours("", ",vhost-net")` with `needs: "/dev/vhost-net"`) and a ratio against `qemu-vhost`.
  *
  * Run: `deno run --allow-all bench/net.ts [ROUNDS] [--secs S] [--rr-secs S]` (root; builds the
- * bed on first use). Each run's results are saved in `bench/.build/net/last-run.json`;
+ * bed on first use; about 3 minutes a round). README.md's Benchmarks section has a run and what
+ * its costs say. Each run's results are saved in `bench/.build/net/last-run.json`;
  * `--replay FILE` prints them again without booting anything.
  *
  * @module
