@@ -33,8 +33,15 @@
 
 import { parseArgs } from "node:util";
 import { type Assets, CACHE_DIR, ensureAssets, PROJECT_ROOT } from "../tests/testbed/assets.ts";
-import { buildCpio } from "../tests/testbed/cpio.ts";
 import { type ScenarioResult, Testbed } from "../tests/testbed/harness.ts";
+import {
+  appendToInitrd,
+  median,
+  parseSnapshots,
+  type PhaseCounters,
+  phaseCounters,
+  threadCpu,
+} from "./bed_lib.ts";
 
 const { values: opts, positionals } = parseArgs({
   args: Deno.args,
@@ -105,22 +112,14 @@ async function extractBrd(assets: Assets): Promise<string> {
 
 /** The test agent's initramfs with the benchmark (`/agent/blkbench{,.sh}`) appended. */
 async function buildInitrd(assets: Assets, tool: string): Promise<string> {
-  const base = await Deno.readFile(assets.l2Initrd);
-  const extra = buildCpio([
+  return await appendToInitrd(assets.l2Initrd, [
     {
       kind: "file",
       path: "agent/blkbench.sh",
       data: await Deno.readFile(`${HERE}guest/blk_agent.sh`),
     },
     { kind: "file", path: "agent/blkbench", data: await Deno.readFile(tool), mode: 0o755 },
-  ]);
-  const start = Math.ceil(base.length / 4) * 4;
-  const initrd = new Uint8Array(start + extra.length);
-  initrd.set(base);
-  initrd.set(extra, start);
-  const out = `${BUILD}/initrd.cpio`;
-  await Deno.writeFile(out, initrd);
-  return out;
+  ], `${BUILD}/initrd.cpio`);
 }
 
 await Deno.mkdir(BUILD, { recursive: true });
@@ -167,18 +166,8 @@ if (opts.replay) {
   await Deno.writeTextFile(RECORD, JSON.stringify({ results: [...results], notes }));
 }
 
-/** A VMM thread's CPU time over a phase, in ticks (1/100 s). */
-interface ThreadTime {
-  /** User time, less guest time (the VMM's own code). */
-  user: number;
-  system: number;
-  /** Time running the guest (KVM_RUN): nonzero only for vCPU threads. */
-  guest: number;
-}
-const NO_TIME: ThreadTime = { user: 0, system: 0, guest: 0 };
-
-/** What one VMM run measured, per phase. */
-interface PhaseMeasure {
+/** What one VMM run measured, per phase (L1's KVM counters and the VMM's CPU as counters). */
+interface PhaseMeasure extends PhaseCounters {
   ops: number;
   bytes: number;
   hostSeconds: number;
@@ -186,13 +175,7 @@ interface PhaseMeasure {
   /** Requests the guest's block layer completed. */
   requests: number;
   sectors: number;
-  /** L1 KVM counter deltas by name. */
-  kvm: Record<string, number>;
-  /** CPU time per VMM thread name (threads of one name summed). */
-  threads: Map<string, ThreadTime>;
 }
-
-type Snapshot = { kvm: Map<string, number>; threads: Map<string, ThreadTime & { name: string }> };
 
 function parseRun(r: ScenarioResult): Record<Phase, PhaseMeasure> {
   const fail = (why: string) => new Error(`${r.name}: ${why}\n${r.output}`);
@@ -200,11 +183,6 @@ function parseRun(r: ScenarioResult): Record<Phase, PhaseMeasure> {
   const marks = new Map<string, number>();
   const ends = new Map<string, number[]>();
   const queue: number[][] = [];
-  const snaps = new Map<string, Snapshot>();
-  const snap = (tag: string) => {
-    if (!snaps.has(tag)) snaps.set(tag, { kvm: new Map(), threads: new Map() });
-    return snaps.get(tag)!;
-  };
   for (const line of r.lines) {
     const b = /@B (\w+)/.exec(line.text);
     if (b) marks.set(`B${b[1]}`, line.ms);
@@ -215,19 +193,8 @@ function parseRun(r: ScenarioResult): Record<Phase, PhaseMeasure> {
     }
     const q = /@Q ([\d ]+)/.exec(line.text);
     if (q) queue.push(q[1].trim().split(/\s+/).map(Number));
-    const s = /^@@ST (\w+) (.*)$/.exec(line.text);
-    if (s) {
-      for (const pair of s[2].split(" ")) {
-        const [name, value] = pair.split("=");
-        snap(s[1]).kvm.set(name, Number(value));
-      }
-    }
-    const t = /^@@TH (\w+) (\d+) (\d+) (\d+) (\d+) (.*)$/.exec(line.text);
-    if (t) {
-      const [user, system, guest] = [Number(t[3]), Number(t[4]), Number(t[5])];
-      snap(t[1]).threads.set(t[2], { user: user - guest, system, guest, name: t[6] });
-    }
   }
+  const snaps = parseSnapshots(r.lines);
   if (queue.length !== 4) throw fail(`${queue.length} @Q lines, not 4`);
   const out = {} as Record<Phase, PhaseMeasure>;
   for (const [i, phase] of PHASES.entries()) {
@@ -237,39 +204,19 @@ function parseRun(r: ScenarioResult): Record<Phase, PhaseMeasure> {
     if (begin === undefined || end === undefined || !guest) throw fail(`no ${phase} phase`);
     const [q0, q1] = [queue[i], queue[i + 1]];
     const writes = phase === "write";
-    const before = snap(`B${phase}`);
-    const after = snap(`E${phase}`);
-    const kvm: Record<string, number> = {};
-    for (const [name, value] of after.kvm) kvm[name] = value - (before.kvm.get(name) ?? 0);
-    const threads = new Map<string, ThreadTime>();
-    for (const [tid, t] of after.threads) {
-      const t0 = before.threads.get(tid) ?? NO_TIME;
-      const name = t.guest > 0 ? `${t.name} [vCPU]` : t.name;
-      const sum = threads.get(name) ?? NO_TIME;
-      threads.set(name, {
-        user: sum.user + t.user - t0.user,
-        system: sum.system + t.system - t0.system,
-        guest: sum.guest + t.guest - t0.guest,
-      });
-    }
+    const counters = phaseCounters(snaps, phase);
+    if (!counters) throw fail(`no snapshots around the ${phase} phase`);
     out[phase] = {
+      ...counters,
       ops: guest[0],
       bytes: guest[1],
       hostSeconds: (end - begin) / 1000,
       guestSeconds: guest[2] / 1e9,
       requests: writes ? q1[3] - q0[3] : q1[0] - q0[0],
       sectors: writes ? q1[4] - q0[4] : q1[1] - q0[1],
-      kvm,
-      threads,
     };
   }
   return out;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 const MiB = 1 << 20;
@@ -289,35 +236,18 @@ const SETTINGS: Record<Mode, string> = {
   cached: "raw file on L1's tmpfs, host page cache on all: ours -b /tmp/blk.img; " +
     "QEMU virtio-blk-pci cache=writeback,aio=threads",
 };
-/** CPU ticks are 10 ms. */
-const TICK_US = 10_000;
 
 /** One line of where one VMM's time went in one phase, per guest request (medians). */
 function perRequest(ms: PhaseMeasure[]): string {
   const per = (f: (p: PhaseMeasure) => number) => median(ms.map((p) => f(p) / p.requests));
-  const kvm = (name: string) => per((p) => p.kvm[name] ?? NaN);
-  const names = new Set(ms.flatMap((p) => [...p.threads.keys()]));
-  const threads = [...names].map((name) => {
-    const t = (p: PhaseMeasure) => p.threads.get(name) ?? NO_TIME;
-    return {
-      name,
-      user: per((p) => t(p).user * TICK_US),
-      system: per((p) => t(p).system * TICK_US),
-      guest: per((p) => t(p).guest * TICK_US),
-    };
-  }).filter((t) => t.user + t.system + t.guest >= 20);
-  threads.sort((a, b) => b.user + b.system + b.guest - a.user - a.system - a.guest);
-  const cpu = threads.map((t) =>
-    `${t.name} ${t.guest ? `${t.guest.toFixed(0)}+` : ""}` +
-    `${Math.max(0, t.user).toFixed(0)}+${t.system.toFixed(0)}`
-  );
+  const kvm = (name: string) => per((p) => p.counters[name] ?? NaN);
   return `${median(ms.map((p) => p.requests)).toFixed(0)} req of ` +
     `${per((p) => p.sectors / 2).toFixed(0)} KiB, ${per((p) => p.hostSeconds * 1e6).toFixed(0)} ` +
     `µs each; L1 KVM/req: ${kvm("exits").toFixed(1)} exits, ` +
     `${kvm("irq_injections").toFixed(1)} irq, ${kvm("halt_exits").toFixed(1)} hlt ` +
     `(${(kvm("halt_wait_ns") / 1000).toFixed(0)} µs halted), ` +
     `${kvm("insn_emulation").toFixed(1)} emulated; CPU µs/req ([guest+]user+sys): ${
-      cpu.join(", ")
+      threadCpu(ms, ms.map((p) => p.requests))
     }`;
 }
 

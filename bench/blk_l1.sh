@@ -14,12 +14,6 @@
 #                                      on the console mid-phase.
 set -u
 . "$(dirname "$0")/l1_lib.sh"
-KVM=/sys/kernel/debug/kvm
-# L1's KVM counters (summed over its VMs: only the benchmark's VM runs) and halt times in ns.
-STATS="exits io_exits mmio_exits signal_exits irq_window_exits halt_exits halt_wakeup
-  irq_injections insn_emulation pf_emulate pf_fast req_event halt_wait_ns halt_poll_success_ns
-  halt_poll_fail_ns"
-
 disk() {
   case "$1" in
     direct) echo /dev/ram0 ;;
@@ -28,8 +22,8 @@ disk() {
 }
 
 setup() { # MODE MIB [BRD_KO]
-  grep -q " /sys/kernel/debug " /proc/mounts || mount -t debugfs debugfs /sys/kernel/debug
-  [ -r $KVM/exits ] || echo "@@BLK WARN no $KVM/exits"
+  mount_debugfs
+  [ -r $KVM_DEBUGFS/exits ] || echo "@@BLK WARN no $KVM_DEBUGFS/exits"
   # Whether L1's tmpfs takes O_DIRECT (Linux 6.6+ only).
   if dd if=/dev/zero of=/tmp/.odirect bs=4096 count=1 oflag=direct 2>/dev/null; then
     echo "@@BLK tmpfs_odirect=yes"
@@ -82,41 +76,8 @@ run() { # VMM MODE INITRD PARAMS
         </dev/null >"$dir/out" 2>&1 &
       ;;
   esac
-  pid=$!
-  snaps="$dir/snaps"
-  : >"$snaps"
-  snap() { # TAG
-    s="@@ST $1"
-    for f in $STATS; do
-      [ -r "$KVM/$f" ] && read -r v <"$KVM/$f" && s="$s $f=$v"
-    done
-    echo "$s" >>"$snaps"
-    tag=$1
-    # The VMM's threads, then those of the processes below it, named "jail <thread name>".
-    { echo "$pid -" && descendants "$pid"; } | while read -r p parent; do
-      [ "$parent" = - ] && prefix= || prefix="jail "
-      for t in /proc/$p/task/*; do
-        read -r st 2>/dev/null <"$t/stat" || continue
-        read -r comm 2>/dev/null <"$t/comm" || continue
-        set -- ${st##*) }
-        echo "@@TH $tag ${t##*/} ${12} ${13} ${41} $prefix$comm" >>"$snaps"
-      done
-    done
-  }
-  while IFS= read -r line; do
-    echo "$line"
-    case "$line" in
-      *"@B write"*) snap Bwrite ;;
-      *"@E write"*) snap Ewrite ;;
-      *"@B read"*) snap Bread ;;
-      *"@E read"*) snap Eread ;;
-      *"@B rand"*) snap Brand ;;
-      *"@E rand"*) snap Erand ;;
-    esac
-  done <"$dir/out"
-  wait $pid
+  relay_with_snapshots $! "$dir/out"
   status=$?
-  cat "$snaps"
   rm -rf "$dir"
   return $status
 }

@@ -28,6 +28,7 @@ import {
   Testbed,
   typeLines,
 } from "../tests/testbed/harness.ts";
+import { median, rotated } from "./bed_lib.ts";
 
 const ROUNDS = Number(Deno.args[0] ?? 3);
 if (!(ROUNDS >= 1)) {
@@ -89,16 +90,6 @@ function secondsTo(result: ScenarioResult, pattern: string | RegExp): number {
   if (!line) throw new Error(`${result.name}: no ${pattern} in:\n${result.output}`);
   return (line.ms - result.startMs) / 1000;
 }
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
-
-/** `items` rotated left by `n` places: each round starts with another VMM. */
-const rotated = <T>(items: readonly T[], n: number) =>
-  items.map((_, i) => items[(i + n) % items.length]);
 
 const scenarios = Array.from({ length: ROUNDS }, (_, i) => [
   ...rotated(VMMS, i).map((vmm) => ({

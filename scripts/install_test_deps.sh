@@ -10,7 +10,8 @@
 # through FFI as libseccomp.so.2), and libseccomp-dev for the <seccomp.h> the seccomp ABI test
 # compiles against, and python3 for the crosvm-format control-socket client the control tests
 # speak through (and resize2fs, from e2fsprogs, which the disk-resize test runs inside L2), and
-# iproute2 (ip) for the network namespaces the virtio-net tests put their TAPs in.
+# iproute2 (ip) for the network namespaces the virtio-net tests put their TAPs in, and iperf3
+# for the network benchmark (in L1 through the host's /usr, in L2 copied with its libraries).
 # The test bed's L1 runs the host's bwrap and libseccomp through its /usr.
 # Does nothing when everything is present.
 set -euo pipefail
@@ -32,6 +33,7 @@ grep -q 'libseccomp\.so\.2 ' <(/sbin/ldconfig -p) || missing+=(libseccomp2)
 command -v python3 >/dev/null || missing+=(python3)
 [ -x /usr/sbin/ip ] || [ -x /usr/bin/ip ] || missing+=(iproute2)
 [ -x /usr/sbin/resize2fs ] || missing+=(e2fsprogs)
+command -v iperf3 >/dev/null || missing+=(iperf3)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

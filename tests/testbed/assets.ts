@@ -3,7 +3,8 @@
  * L1 = Debian's generic kernel (ELF vmlinux, for QEMU's fast PVH entry) with a busybox
  * initramfs that loads kvm_amd and 9p and runs scenarios ({@link ./l1_init.sh}); L2 =
  * Debian's cloud kernel (bzImage and ELF vmlinux) with a busybox test agent
- * ({@link ./l2_init.sh}).
+ * ({@link ./l2_init.sh}), and the same agent with the host's network tools (iperf3) and
+ * their shared libraries.
  *
  * Needs root (apt). Everything lands in `.cache/testbed/` and is rebuilt only when a package
  * version or this recipe (these sources) changes. Packages are `apt-get download`ed and
@@ -38,6 +39,11 @@ export interface Assets {
   readonly l2Vmlinux: string;
   /** L2 initramfs with the test agent (uncompressed newc cpio). */
   readonly l2Initrd: string;
+  /**
+   * {@link l2Initrd} plus the {@link L2_TOOLS} in `/bin`, with their shared libraries at the
+   * paths the host's loader found them (8 MB more, so only for those who run them).
+   */
+  readonly l2ToolsInitrd: string;
   /** The host's qemu-system-x86_64. */
   readonly qemu: string;
   /** Versions the assets were built from: Debian package name to version. */
@@ -61,6 +67,12 @@ const HOST_TOOLS: Readonly<Record<string, string>> = {
   gzip: "gzip",
   bzip2: "bzip2",
 };
+/**
+ * Host programs the L2 tools initramfs carries, by command, with the Debian package providing
+ * each (installed on the host when missing; L1 runs the same through the host's /usr): iperf3
+ * for the network benchmark.
+ */
+const L2_TOOLS: Readonly<Record<string, string>> = { iperf3: "iperf3" };
 /** Kernel metapackages, resolved to the versioned image package they depend on. */
 const L1_KERNEL_META = "linux-image-amd64";
 const L2_KERNEL_META = "linux-image-cloud-amd64";
@@ -109,6 +121,59 @@ const L1_USR_LINKS: CpioEntry[] = [
 const RECIPE_FILES = ["assets.ts", "cpio.ts", "l1_init.sh", "l2_init.sh"];
 /** The agent's scripts (`agent.run=NAME` runs `/agent/NAME.sh`), in this directory. */
 const AGENT_DIR = "agent";
+
+/**
+ * The {@link L2_TOOLS} and every file they load at start (the ELF interpreter and the shared
+ * libraries `ldd` lists), as absolute host paths: the program's own path first.
+ */
+async function toolFiles(): Promise<string[][]> {
+  return await Promise.all(
+    Object.keys(L2_TOOLS).map(async (cmd) => {
+      const program = await which(cmd);
+      if (!program) throw new Error(`${cmd} is not installed (Debian ${L2_TOOLS[cmd]})`);
+      const loaded = [...(await run("ldd", [program])).matchAll(/(?:=> )?(\/\S+) \(0x/g)];
+      return [program, ...loaded.map((m) => m[1])];
+    }),
+  );
+}
+
+/**
+ * The tools' files with their sizes and mtimes, for the cache key: they are the host's, and an
+ * upgrade changes them without changing any package version the bed resolves.
+ */
+async function toolsFingerprint(files: string[][]): Promise<string> {
+  const stats = await Promise.all(
+    files.flat().map(async (path) => {
+      const info = await Deno.stat(path);
+      return `${path}:${info.size}:${info.mtime?.getTime()}`;
+    }),
+  );
+  return stats.join("\n");
+}
+
+/** Cpio entries for the tools (in /bin) and their libraries (at their own paths), parents first. */
+async function toolEntries(files: string[][]): Promise<CpioEntry[]> {
+  const entries: CpioEntry[] = [];
+  const dirs = new Set(["bin"]);
+  const add = async (path: string, data: string) => {
+    const parts = path.split("/");
+    for (let i = 1; i < parts.length; i++) {
+      const dir = parts.slice(0, i).join("/");
+      if (!dirs.has(dir)) entries.push({ kind: "dir", path: dir });
+      dirs.add(dir);
+    }
+    entries.push({ kind: "file", path, data: await Deno.readFile(data), mode: 0o755 });
+  };
+  const libraries = new Set<string>();
+  for (const [program, ...loaded] of files) {
+    await add(`bin/${program.slice(program.lastIndexOf("/") + 1)}`, program);
+    for (const lib of loaded) {
+      if (!libraries.has(lib)) await add(lib.slice(1), lib);
+      libraries.add(lib);
+    }
+  }
+  return entries;
+}
 
 /** The agent's files ending in `extension`, by name, sorted. */
 async function agentFiles(extension: string): Promise<string[]> {
@@ -255,7 +320,7 @@ class Apt {
 
 /** What `assets/manifest.json` records about a build. */
 interface Manifest {
-  /** Hash of {@link RECIPE_FILES}. */
+  /** Hash of {@link RECIPE_FILES} and the agent's scripts, and {@link toolsFingerprint}. */
   recipe: string;
   /** {@link listsFingerprint} when the versions were last resolved. */
   lists: string;
@@ -442,7 +507,7 @@ async function buildAssets(options: EnsureAssetsOptions): Promise<Assets> {
   const apt = new Apt(log);
 
   const missing: string[] = [];
-  for (const [cmd, pkg] of Object.entries(HOST_TOOLS)) {
+  for (const [cmd, pkg] of Object.entries({ ...HOST_TOOLS, ...L2_TOOLS })) {
     if (!await which(cmd) && !missing.includes(pkg)) missing.push(pkg);
   }
   if (missing.length > 0) await apt.install(missing);
@@ -453,11 +518,12 @@ async function buildAssets(options: EnsureAssetsOptions): Promise<Assets> {
     ...(await agentScripts()).map((name) => `${AGENT_DIR}/${name}`),
     ...(await agentPrograms()).map((name) => `${AGENT_DIR}/${name}`),
   ];
+  const tools = await toolFiles();
   const recipe = await sha256Hex(
     (await Promise.all(
       recipeFiles.map(async (f) => `${f}\0${await Deno.readTextFile(`${HERE}${f}`)}`),
     ))
-      .join("\0"),
+      .join("\0") + `\0${await toolsFingerprint(tools)}`,
   );
   const dir = `${cacheDir}/assets`;
   const assets = (versions: Record<string, string>): Assets => ({
@@ -467,6 +533,7 @@ async function buildAssets(options: EnsureAssetsOptions): Promise<Assets> {
     l2Kernel: `${dir}/l2-bzImage`,
     l2Vmlinux: `${dir}/l2-vmlinux`,
     l2Initrd: `${dir}/l2-initramfs.cpio`,
+    l2ToolsInitrd: `${dir}/l2-tools-initramfs.cpio`,
     qemu,
     versions,
   });
@@ -536,6 +603,10 @@ async function buildAssets(options: EnsureAssetsOptions): Promise<Assets> {
       ...await moduleEntries(tree, [...modules]),
     ];
     await Deno.writeFile(`${out}/${level}-initramfs.cpio`, buildCpio(entries));
+    if (level === "l2") {
+      const withTools = [...entries, ...await toolEntries(tools)];
+      await Deno.writeFile(`${out}/l2-tools-initramfs.cpio`, buildCpio(withTools));
+    }
     log(`${level}: ${kver}, modules ${
       decoder.decode(
         (entries.at(-1) as { data: Uint8Array }).data,

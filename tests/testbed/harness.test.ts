@@ -49,6 +49,7 @@ async function withStandIn(
       l2Kernel: unused,
       l2Vmlinux: unused,
       l2Initrd: unused,
+      l2ToolsInitrd: unused,
       qemu,
       versions: {},
     };

@@ -28,14 +28,18 @@ export const L1_PATHS = {
   deno: "/mnt/deno/deno",
   /** `$WORK`: this run's directory, read-write, shared with the host (uncached). */
   work: "/mnt/work",
-  /** `$ASSETS`: the built assets; `$L2_KERNEL`, `$L2_VMLINUX`, `$L2_INITRD` point in here. */
+  /**
+   * `$ASSETS`: the built assets; `$L2_KERNEL`, `$L2_VMLINUX`, `$L2_INITRD`, `$L2_TOOLS_INITRD`
+   * point in here.
+   */
   assets: "/mnt/assets",
 } as const;
 
 /**
  * A shell command run in L1 by busybox `sh`, in /tmp (a tmpfs), with stdin /dev/null and
  * stdout/stderr on the serial console. Environment: `$DENO`, `$PROJECT`, `$WORK`,
- * `$ASSETS`, `$L2_KERNEL` (bzImage), `$L2_VMLINUX`, `$L2_INITRD`, `$DENO_DIR` (a tmpfs
+ * `$ASSETS`, `$L2_KERNEL` (bzImage), `$L2_VMLINUX`, `$L2_INITRD`, `$L2_TOOLS_INITRD` (the
+ * agent's initramfs with iperf3 and its libraries), `$DENO_DIR` (a tmpfs
  * directory), `PATH=/bin:/usr/bin:/usr/sbin` (busybox first, then the host's /usr).
  */
 export interface Scenario {
@@ -349,6 +353,7 @@ async function writeWorkDir(
     L2_KERNEL: inAssets(assets.l2Kernel),
     L2_VMLINUX: inAssets(assets.l2Vmlinux),
     L2_INITRD: inAssets(assets.l2Initrd),
+    L2_TOOLS_INITRD: inAssets(assets.l2ToolsInitrd),
   };
   await Deno.writeTextFile(
     `${dir}/env.sh`,

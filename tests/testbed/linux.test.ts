@@ -586,50 +586,39 @@ ${
   },
 ];
 
-/** The guest's MAC in the network tests, and the payload L1 sends it over TCP. */
+/** The guest's MAC in the network tests, and the bytes sent each way over TCP. */
 const NET_MAC = "52:54:00:12:34:56";
 const NET_PAYLOAD_BYTES = 4 << 20;
-/** L1's side of the TCP test: sends /tmp/net-payload-PORT to the first client on PORT, closes. */
-const netServer = (port: number) =>
-  `import socket
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", ${port}))
-s.listen(1)
-c, _ = s.accept()
-c.sendall(open("/tmp/net-payload-${port}", "rb").read())
-c.close()`;
-
 /**
- * L1's side of the vhost-net test: sends /tmp/net-payload-PORT to each of two clients on PORT
- * (before and after the guest rebinds its driver), and takes the payload back on PORT + 1:
- * `l1_received=<bytes> <sha256>` once it has all of it, then closes.
+ * L1's side of the TCP test, both listening sockets bound before the guest boots: sends
+ * /tmp/net-payload-PORT to each of the first `fetches` clients on PORT (a guest that rebinds its
+ * driver fetches again), and reads what the first client on PORT + 1 sends until it closes its
+ * side: `l1_received=<bytes> <sha256>`. Gives up after two minutes without a client.
  */
-const netEchoServer = (port: number) =>
+const netServer = (port: number, fetches: number) =>
   `import hashlib, socket, threading
-data = open("/tmp/net-payload-${port}", "rb").read()
 def listen(port):
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(("0.0.0.0", port))
     s.listen(2)
+    s.settimeout(120)
     return s
-sender, receiver = listen(${port}), listen(${port + 1})
+send, receive = listen(${port}), listen(${port + 1})
+data = open("/tmp/net-payload-${port}", "rb").read()
 def serve():
-    for _ in range(2):
-        c, _ = sender.accept()
+    for _ in range(${fetches}):
+        c, _ = send.accept()
         c.sendall(data)
         c.close()
 threading.Thread(target=serve).start()
-c, _ = receiver.accept()
-got = bytearray()
-while len(got) < len(data):
-    chunk = c.recv(1 << 16)
-    if not chunk:
-        break
-    got += chunk
+c, _ = receive.accept()
+h, n = hashlib.sha256(), 0
+while b := c.recv(1 << 16):
+    h.update(b)
+    n += len(b)
 c.close()
-print("l1_received=%d %s" % (len(got), hashlib.sha256(got).hexdigest()), flush=True)`;
+print(f"l1_received={n} {h.hexdigest()}", flush=True)`;
 
 /** The descriptor a parent hands the VMM its TAP on (`tap-fd`). */
 const PARENT_TAP_FD = 9;
@@ -664,11 +653,8 @@ interface NetTestOptions {
   tapFd?: boolean;
   /** The kernel moves the frames: a vhost worker must run in L1. */
   vhost?: boolean;
-  /**
-   * The guest also sends the payload back (netsend.sh), then unbinds and binds its driver and
-   * fetches it again (netrebind.sh).
-   */
-  roundTrip?: boolean;
+  /** The guest then unbinds and binds its driver and fetches the payload again (netrebind.sh). */
+  rebind?: boolean;
 }
 
 /**
@@ -679,17 +665,18 @@ interface NetTestOptions {
  * TSO frames). Each scenario has its own subnet and ports, so they can run side by side in L1.
  */
 function netTest(test: Omit<LinuxTest, "command" | "check">, options: NetTestOptions): LinuxTest {
-  const { subnet, netKeys = "", vmArgs = "", queues = 1, tapFd, vhost, roundTrip } = options;
+  const { subnet, netKeys = "", vmArgs = "", queues = 1, tapFd, vhost, rebind } = options;
   const port = 8000 + 2 * subnet;
   const queueNames = (kind: string) => Array.from({ length: queues }, (_, i) => `${kind}-${i}`);
   const host = `10.77.${subnet}.1`;
   const tap = tapFd
     ? `tap-fd=${PARENT_TAP_FD},mac=${NET_MAC}`
     : `host-ip=${host},netmask=255.255.255.0,mac=${NET_MAC}`;
-  const params = `agent.net=10.77.${subnet}.2/24 agent.peer=${host} agent.port=${port}`;
+  const params = `agent.net=10.77.${subnet}.2/24 agent.peer=${host} agent.port=${port} ` +
+    `agent.send=${NET_PAYLOAD_BYTES}`;
   const vmOptions = `${vmArgs} --net ${tap}${netKeys}`;
-  const booted = roundTrip
-    ? agentBoot(vmOptions, `agent.run=net,netsend,netrebind ${params}`)
+  const booted = rebind
+    ? agentBoot(vmOptions, `agent.run=net,netrebind ${params}`)
     : boot("net", `${vmOptions} -p "${params}"`);
   const counted = vhost
     ? onConsoleLine(
@@ -698,7 +685,7 @@ function netTest(test: Omit<LinuxTest, "command" | "check">, options: NetTestOpt
       `echo "l1_vhost_tasks=$(cat /proc/[0-9]*/task/*/comm 2>/dev/null | grep -c '^vhost-')"`,
     )
     : booted;
-  const server = roundTrip ? netEchoServer(port) : netServer(port);
+  const server = netServer(port, rebind ? 2 : 1);
   return {
     ...test,
     command: `head -c ${NET_PAYLOAD_BYTES} /dev/urandom >/tmp/net-payload-${port}
@@ -723,10 +710,11 @@ ${
       );
       assert.equal(agent.get("net_ping"), "3");
       assert.equal(agent.get("net_fetched"), payload);
+      const sent = agent.get("net_sent");
+      assert.match(sent ?? "", new RegExp(`^${NET_PAYLOAD_BYTES} [0-9a-f]{64}$`));
+      assert.equal(lineValue(r, "l1_received"), sent, "what the guest sent, intact");
       if (vhost) assert.ok(Number(lineValue(r, "l1_vhost_tasks")) > 0, "a vhost worker runs");
-      if (!roundTrip) return;
-      assert.equal(agent.get("net_sent"), "0");
-      assert.equal(lineValue(r, "l1_received"), payload);
+      if (!rebind) return;
       assert.match(agent.get("netrebind") ?? "", /^0000:00:[0-9a-f]{2}\.0 gone=yes eth\d+$/);
       assert.equal(agent.get("netrebind_ping"), "3");
       assert.equal(agent.get("netrebind_fetched"), payload);
@@ -737,7 +725,7 @@ ${
 const NET_TESTS: LinuxTest[] = [
   netTest({
     name: "net-tap",
-    title: "virtio-net: host-ip makes a TAP; the guest pings L1 and reads 4 MiB over TCP intact",
+    title: "virtio-net: host-ip makes a TAP; the guest pings L1 and moves 4 MiB each way over TCP",
   }, { subnet: 0 }),
   netTest({
     name: "net-mq",
@@ -755,8 +743,8 @@ const NET_TESTS: LinuxTest[] = [
   netTest({
     name: "net-vhost",
     title:
-      "vhost-net: the guest pings L1, reads 4 MiB and sends it back intact, then rebinds its driver and does it again",
-  }, { subnet: 3, netKeys: ",vhost-net", vhost: true, roundTrip: true }),
+      "vhost-net: the guest pings L1 and moves 4 MiB each way intact, then rebinds its driver, pings and fetches again",
+  }, { subnet: 3, netKeys: ",vhost-net", vhost: true, rebind: true }),
   // With --disable-sandbox the device's Worker is the owner: the VMM's own mapping of RAM.
   netTest({
     name: "net-vhost-worker",
