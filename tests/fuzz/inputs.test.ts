@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { loadBootImages } from "../../src/arch/x86_64/boot/load.ts";
 import { MIB, ramRegions } from "../../src/arch/x86_64/layout.ts";
+import { HelpRequested } from "../../src/cli/errors.ts";
 import { parseRunArgs } from "../../src/cli/run_args.ts";
 import { decodeRequest, encodeRequest, ProtocolError } from "../../src/control/protocol.ts";
 import type { ControlRequest } from "../../src/control/protocol.ts";
@@ -82,9 +83,10 @@ const ARGVS = [
 ].map((argv) => encoder.encode(argv.join("\0")));
 
 Deno.test("fuzz: crosvm run's command line", () => {
+  // A mutation that makes an argument `-h` or `--help` asks for the usage text, as it should.
   fuzzInputs("argv", ARGVS, (input) => {
     parseRunArgs(decoder.decode(input).split("\0"));
-  }, oneLineUserError);
+  }, (e) => oneLineUserError(e) || e instanceof HelpRequested);
 });
 
 const REQUESTS: ControlRequest[] = [

@@ -148,8 +148,11 @@ function fillRings(random: Random, target: FuzzTarget, drivers: Driver[]): void 
 class CheckedQueue extends VirtQueue {
   /** The first impossible completion, if any. */
   wrong: string | null = null;
+  /** Chains the device returned. */
+  returned = 0;
 
   override pushUsed(chain: DescriptorChain, writtenLength: number): void {
+    this.returned++;
     if (writtenLength > chain.writableLength) {
       this.wrong ??= `head ${chain.head} returned with ${writtenLength} bytes written, ` +
         `its writable part holds ${chain.writableLength}`;
@@ -162,6 +165,10 @@ class CheckedQueue extends VirtQueue {
 export interface FuzzReport {
   readonly cases: number;
   readonly resets: number;
+  /** Chains the device served and returned (well-formed or not), across every case. */
+  readonly chains: number;
+  /** Queues (one per queue per case) that met a malformed chain or ring, which the device survived. */
+  readonly faults: number;
 }
 
 /**
@@ -171,6 +178,8 @@ export interface FuzzReport {
 export function fuzzDevice(target: FuzzTarget, seed: number, cases: number): FuzzReport {
   const random = new Random(seed);
   let resets = 0;
+  let chains = 0;
+  let faults = 0;
   const fail = (k: number, what: string): never => {
     throw new FuzzFailure(
       `${target.name}: case ${k} of seed ${seed} (FUZZ_SEED=${seed} FUZZ_CASES=${k + 1}): ${what}`,
@@ -204,7 +213,11 @@ export function fuzzDevice(target: FuzzTarget, seed: number, cases: number): Fuz
         resets++;
       }
     }
-    for (const queue of queues) if (queue.wrong !== null) fail(k, queue.wrong);
+    for (const queue of queues) {
+      if (queue.wrong !== null) fail(k, queue.wrong);
+      chains += queue.returned;
+      if (queue.takeFault() !== null) faults++;
+    }
     const broken = target.check?.();
     if (broken) fail(k, broken);
     // The guest resets the device and starts again: it must work.
@@ -221,5 +234,5 @@ export function fuzzDevice(target: FuzzTarget, seed: number, cases: number): Fuz
     if (answer !== null) fail(k, `after a reset: ${answer}`);
     guarded(k, "reset", () => target.backend.reset?.());
   }
-  return { cases, resets };
+  return { cases, resets, chains, faults };
 }
