@@ -35,6 +35,7 @@ import { parseArgs } from "node:util";
 import { type Assets, CACHE_DIR, ensureAssets, PROJECT_ROOT } from "../tests/testbed/assets.ts";
 import { buildCpio } from "../tests/testbed/cpio.ts";
 import { type ScenarioResult, Testbed } from "../tests/testbed/harness.ts";
+import { median } from "./stats.ts";
 
 const { values: opts, positionals } = parseArgs({
   args: Deno.args,
@@ -264,12 +265,6 @@ function parseRun(r: ScenarioResult): Record<Phase, PhaseMeasure> {
     };
   }
   return out;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 const MiB = 1 << 20;

@@ -28,6 +28,7 @@ import {
   Testbed,
   typeLines,
 } from "../tests/testbed/harness.ts";
+import { median } from "./stats.ts";
 
 const ROUNDS = Number(Deno.args[0] ?? 3);
 if (!(ROUNDS >= 1)) {
@@ -88,12 +89,6 @@ function secondsTo(result: ScenarioResult, pattern: string | RegExp): number {
   );
   if (!line) throw new Error(`${result.name}: no ${pattern} in:\n${result.output}`);
   return (line.ms - result.startMs) / 1000;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 /** `items` rotated left by `n` places: each round starts with another VMM. */
