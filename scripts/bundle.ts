@@ -14,6 +14,7 @@ const DEFAULT_OUTPUT = decodeURIComponent(new URL("../crosvm.js", import.meta.ur
 
 /** Bundles the VMM into `output`. @throws Error with deno bundle's messages when it fails */
 export async function buildBundle(output: string): Promise<void> {
+  await Deno.mkdir(output.slice(0, output.lastIndexOf("/") + 1) || ".", { recursive: true });
   const { success, stderr } = await new Deno.Command(Deno.execPath(), {
     args: ["bundle", "--quiet", "--platform", "deno", "--output", output, MAIN],
     stdout: "null",

@@ -161,14 +161,21 @@ export class Vm {
       const vsock = config.vsock === undefined ? undefined : openVsock(config.vsock, cleanup);
       const virtio = virtioDeviceRequests(config, disks, nets, vsock);
       const sandbox = prepareSandbox(config.sandbox, virtio);
-      // The vCPU Workers load their modules while the kernel is read and the machine built.
+      // The images are read in the background while the vCPU Workers are made (each blocks this
+      // thread until its isolate exists); the Workers load their modules while the machine is
+      // built.
+      const kernelBytes = readInBackground("kernel", config.kernel);
+      const initrdBytes = config.initrd === undefined
+        ? undefined
+        : readInBackground("initrd", config.initrd);
       const control = new VmControl(VmControl.createBuffer());
       const threads = new VcpuThreads(control, config.cpus);
       cleanup.defer(() => threads.terminate());
-      const kernel = { path: config.kernel, bytes: await readImage("kernel", config.kernel) };
-      const initrd = config.initrd === undefined
+      log.debug(`vm: KVM open, ${config.cpus} vCPU Workers starting`);
+      const kernel = { path: config.kernel, bytes: await kernelBytes };
+      const initrd = initrdBytes === undefined || config.initrd === undefined
         ? undefined
-        : { path: config.initrd, bytes: await readImage("initrd", config.initrd) };
+        : { path: config.initrd, bytes: await initrdBytes };
       log.debug(`vm: read the kernel (${kernel.bytes.length} bytes) and initrd`);
       const machine = buildMachine(kvm, {
         config,
@@ -235,6 +242,7 @@ export class Vm {
         this.#pump.start();
       }
       const exits = await threads.join();
+      log.debug("vm: every vCPU has left KVM_RUN");
       const deviceError = await devices.stop();
       return {
         reason: deviceFailure === undefined ? control.reason ?? "stop" : "error",
@@ -441,6 +449,16 @@ export class Vm {
     this.#queue = result.catch(() => {});
     return result;
   }
+}
+
+/**
+ * Starts reading an image (see {@link readImage}); a failure is reported where the result is
+ * awaited, and is no unhandled rejection if an earlier failure means it never is.
+ */
+function readInBackground(what: string, path: string): Promise<Uint8Array> {
+  const reading = readImage(what, path);
+  reading.catch(() => {});
+  return reading;
 }
 
 /** Grows an image from `old` to `bytes`; a disk that is not sparse gets the new blocks allocated. */
