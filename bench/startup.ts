@@ -10,6 +10,11 @@
  * Cases: no virtio devices (`--no-rng --no-balloon`) on 1 and 4 vCPUs, and the default devices
  * (virtio-rng and virtio-balloon; QEMU gets the same two) jailed and unjailed.
  *
+ * Then the footprint of a running VM (tests/guests/spin.S, which runs until stopped) with the
+ * default devices, from the source tree, jailed and unjailed: the VMM's and each jailed device
+ * process's resident and private memory (`/proc/PID/smaps_rollup`), and how long each device
+ * process took to be ready (the VMM's `--log-level debug` lines).
+ *
  * Run: `deno task bench:startup [ROUNDS]` (needs /dev/kvm, binutils, qemu-system-x86_64; ten
  * rounds by default).
  *
@@ -17,6 +22,7 @@
  */
 
 import { buildGuest } from "../tests/helpers/guests.ts";
+import { descendantPids } from "../src/sandbox/jail.ts";
 import { buildBundle } from "../scripts/bundle.ts";
 import { median } from "./stats.ts";
 
@@ -152,6 +158,77 @@ for (const [i, c] of CASES.entries()) {
       `  ${`${label} (${unit})`.padEnd(28)}` +
         VMMS.map((v) => cell(median(of(v)).toFixed(1))).join("") +
         cell(ratio("source")) + cell(ratio("bundle")),
+    );
+  }
+}
+
+/** What `/proc/PID/smaps_rollup` says of a process, in MiB. */
+interface Footprint {
+  readonly rssMiB: number;
+  readonly privateMiB: number;
+}
+
+/** A line of smaps_rollup: a name and a size in kB. */
+const SMAPS_LINE = /^(\w+):\s+(\d+) kB$/;
+
+async function footprintOf(pid: number): Promise<Footprint> {
+  const kib = new Map<string, number>();
+  for (const line of (await Deno.readTextFile(`/proc/${pid}/smaps_rollup`)).split("\n")) {
+    const m = SMAPS_LINE.exec(line);
+    if (m) kib.set(m[1], Number(m[2]));
+  }
+  const get = (key: string) => (kib.get(key) ?? 0) / KIB_PER_MIB;
+  return { rssMiB: get("Rss"), privateMiB: get("Private_Clean") + get("Private_Dirty") };
+}
+
+/** The debug line that says the VM runs, and those that say a device process is ready. */
+const RUNNING_LINE = /vCPUs in KVM_RUN/;
+const READY_LINE = /(\S+): device process (\d+) ready in ([\d.]+) ms/g;
+
+/** Starts the spin guest with `options`; once it runs, measures the VMM and its device processes. */
+async function runningFootprint(guest: string, options: readonly string[]) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      ...["run", "--allow-all", MAIN, "run", "--log-level", "debug", "-m", `${GUEST_MIB}`],
+      ...options,
+      guest,
+    ],
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  let said = "";
+  const decoder = new TextDecoder();
+  for await (const chunk of child.stderr) {
+    said += decoder.decode(chunk, { stream: true });
+    if (RUNNING_LINE.test(said)) break;
+  }
+  const vmm = await footprintOf(child.pid);
+  const devices = [];
+  for (const [, name, pid, ms] of said.matchAll(READY_LINE)) {
+    devices.push({ name, readyMs: Number(ms), ...(await footprintOf(Number(pid))) });
+  }
+  const processes = descendantPids(child.pid).length;
+  child.kill("SIGTERM");
+  await child.status;
+  return { vmm, devices, processes };
+}
+
+const spin = await buildGuest("spin");
+const mib = (n: number) => `${n.toFixed(1)} MiB`;
+console.log(`\nrunning VM, rng + balloon, ${GUEST_MIB} MiB (spin guest, from the source tree)`);
+for (
+  const [label, options] of [["jailed", []], ["--disable-sandbox", ["--disable-sandbox"]]] as const
+) {
+  const { vmm, devices, processes } = await runningFootprint(spin, options);
+  console.log(
+    `  ${label}: VMM RSS ${mib(vmm.rssMiB)}, private ${mib(vmm.privateMiB)}; ` +
+      `${processes} processes under it`,
+  );
+  for (const d of devices) {
+    console.log(
+      `    ${d.name}: ready ${d.readyMs.toFixed(0)} ms after spawn, RSS ${mib(d.rssMiB)}, ` +
+        `private ${mib(d.privateMiB)}`,
     );
   }
 }
