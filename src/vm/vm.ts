@@ -26,7 +26,7 @@ import { pollUntil } from "../sync.ts";
 import { VmControl, type VmExitReason } from "../vcpu/control.ts";
 import type { VcpuStats } from "../vcpu/protocol.ts";
 import { VcpuThreads } from "../vcpu/threads.ts";
-import { openKvm, readImage, VmSetupError } from "./host.ts";
+import { openImage, openKvm, VmSetupError } from "./host.ts";
 import { prepareSandbox } from "./sandbox.ts";
 import { virtioDeviceRequests } from "./virtio_devices.ts";
 import { openTaps } from "../devices/virtio/net/taps.ts";
@@ -146,7 +146,12 @@ export class Vm {
    * @throws UserError (one line) for anything the user can fix: a bad image, no KVM, too many
    *   vCPUs, a file that cannot be opened
    */
-  static async create(config: VmConfig, options: VmOptions = {}): Promise<Vm> {
+  static create(config: VmConfig, options: VmOptions = {}): Promise<Vm> {
+    // Built synchronously today; a failure is a rejection all the same.
+    return new Promise((resolve) => resolve(Vm.#build(config, options)));
+  }
+
+  static #build(config: VmConfig, options: VmOptions): Vm {
     const cleanup = new DisposableStack();
     try {
       const kvm = openKvm(config.kvmDevice ?? DEFAULT_KVM_DEVICE);
@@ -161,22 +166,18 @@ export class Vm {
       const vsock = config.vsock === undefined ? undefined : openVsock(config.vsock, cleanup);
       const virtio = virtioDeviceRequests(config, disks, nets, vsock);
       const sandbox = prepareSandbox(config.sandbox, virtio);
-      // The images are read in the background while the vCPU Workers are made (each blocks this
-      // thread until its isolate exists); the Workers load their modules while the machine is
-      // built.
-      const kernelBytes = readInBackground("kernel", config.kernel);
-      const initrdBytes = config.initrd === undefined
-        ? undefined
-        : readInBackground("initrd", config.initrd);
+      // The images are read when the machine is built, each part straight into guest RAM, and
+      // closed once it is.
+      using images = new DisposableStack();
+      const open = (what: string, path: string) =>
+        images.adopt(openImage(what, path), (image) => image.close());
+      const kernel = open("kernel", config.kernel);
+      const initrd = config.initrd === undefined ? undefined : open("initrd", config.initrd);
+      // The vCPU Workers load their modules while the machine is built.
       const control = new VmControl(VmControl.createBuffer());
       const threads = new VcpuThreads(control, config.cpus);
       cleanup.defer(() => threads.terminate());
-      log.debug(`vm: KVM open, ${config.cpus} vCPU Workers starting`);
-      const kernel = { path: config.kernel, bytes: await kernelBytes };
-      const initrd = initrdBytes === undefined || config.initrd === undefined
-        ? undefined
-        : { path: config.initrd, bytes: await initrdBytes };
-      log.debug(`vm: read the kernel (${kernel.bytes.length} bytes) and initrd`);
+      log.debug(`vm: KVM and the images open, ${config.cpus} vCPU Workers starting`);
       const machine = buildMachine(kvm, {
         config,
         kernel,
@@ -449,16 +450,6 @@ export class Vm {
     this.#queue = result.catch(() => {});
     return result;
   }
-}
-
-/**
- * Starts reading an image (see {@link readImage}); a failure is reported where the result is
- * awaited, and is no unhandled rejection if an earlier failure means it never is.
- */
-function readInBackground(what: string, path: string): Promise<Uint8Array> {
-  const reading = readImage(what, path);
-  reading.catch(() => {});
-  return reading;
 }
 
 /** Grows an image from `old` to `bytes`; a disk that is not sparse gets the new blocks allocated. */
