@@ -203,6 +203,21 @@ export class Vm {
     const { devices, vcpus } = machine;
     let deviceFailure: string | undefined;
     try {
+      // The vCPUs go first: their Workers are loaded, and starting a device Worker holds this
+      // thread until its isolate exists. Whatever the driver does before its device runs waits
+      // in shared state and eventfds.
+      const specs = devices.specs;
+      const vcpusStarted = vcpus.map((vcpu) =>
+        threads.spawn({
+          id: vcpu.fd.id,
+          vcpuFd: vcpu.fd.fd,
+          runAddress: vcpu.runAddress,
+          runSize: machine.runSize,
+          devices: specs,
+          control: control.buffer,
+          logLevel: config.logLevel,
+        })
+      );
       // A device that dies (a crash, a seccomp kill) ends the VM at once, with its story.
       const devicesStarted = devices.start(config.logLevel, (message) => {
         deviceFailure ??= message;
@@ -210,21 +225,7 @@ export class Vm {
         control.requestExit("error");
         threads.kickAll();
       });
-      const specs = devices.specs;
-      const started = await Promise.allSettled([
-        ...vcpus.map((vcpu) =>
-          threads.spawn({
-            id: vcpu.fd.id,
-            vcpuFd: vcpu.fd.fd,
-            runAddress: vcpu.runAddress,
-            runSize: machine.runSize,
-            devices: specs,
-            control: control.buffer,
-            logLevel: config.logLevel,
-          })
-        ),
-        devicesStarted,
-      ]);
+      const started = await Promise.allSettled([...vcpusStarted, devicesStarted]);
       const failed = started.find((s) => s.status === "rejected");
       if (failed !== undefined) {
         // The vCPUs that did start must be out of KVM_RUN before their VM goes away.
