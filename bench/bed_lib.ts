@@ -11,13 +11,9 @@
 
 import { buildCpio, type CpioEntry } from "../tests/testbed/cpio.ts";
 import type { TimedLine } from "../tests/testbed/harness.ts";
+import { median } from "./stats.ts";
 
-/** The median of `values` (the mean of the middle two for an even count). */
-export function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
+export { median } from "./stats.ts";
 
 /** `items` rotated left by `n` places: each round starts with another VMM. */
 export const rotated = <T>(items: readonly T[], n: number): T[] =>

@@ -24,6 +24,7 @@ import {
   Testbed,
   typeLines,
 } from "../tests/testbed/harness.ts";
+import { median } from "./stats.ts";
 
 const ROUNDS = Number(Deno.args[0] ?? 2);
 if (!(ROUNDS >= 1)) {
@@ -85,11 +86,6 @@ ${
     ])
   }`;
 }
-
-const median = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
-};
 
 /** The `bench_KEY=` values of a run. */
 function values(r: ScenarioResult): Map<string, string> {

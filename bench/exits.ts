@@ -11,6 +11,7 @@
 
 import { defaultConfig, Vm } from "../mod.ts";
 import { buildBenchArtifacts, type ExitRates, runCBaseline, setIterations } from "./c_baseline.ts";
+import { median } from "./stats.ts";
 
 const BUILD_DIR = new URL(".build/", import.meta.url).pathname;
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -80,11 +81,6 @@ async function startupAndRss(elf: string): Promise<{ firstByteMs: number; rssMiB
   await child.stdout.cancel();
   await child.status;
   return { firstByteMs, rssMiB: rssKiB / 1024 };
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
 }
 
 const artifacts = await buildBenchArtifacts(BUILD_DIR);

@@ -32,8 +32,13 @@ export function enabled(level: Exclude<LogLevel, "off">): boolean {
   return LOG_LEVELS.indexOf(level) <= LOG_LEVELS.indexOf(current);
 }
 
+/** Levels whose lines also say when, in ms since this thread (or process) started. */
+const TIMED_LEVELS: readonly LogLevel[] = ["debug", "trace"];
+
 function emit(level: Exclude<LogLevel, "off">, message: string): void {
-  if (enabled(level)) console.error(`[${level.toUpperCase()}] ${message}`);
+  if (!enabled(level)) return;
+  const when = TIMED_LEVELS.includes(level) ? ` ${performance.now().toFixed(1)}ms` : "";
+  console.error(`[${level.toUpperCase()}${when}] ${message}`);
 }
 
 /** Logs an error. */

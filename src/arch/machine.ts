@@ -1,7 +1,7 @@
 /**
  * What an architecture's machine builder takes and gives back, independent of the architecture:
  * a {@link MachineDescription} (the configuration plus the host resources already opened: disk
- * images, kernel and initrd bytes) in, a {@link Machine} (KVM VM, RAM, devices, vCPUs) out.
+ * images, kernel and initrd files) in, a {@link Machine} (KVM VM, RAM, devices, vCPUs) out.
  * The VM lifecycle (`src/vm/vm.ts`) runs whatever `Machine` it is handed.
  *
  * @module
@@ -14,12 +14,17 @@ import type { BackendSpec } from "../devices/virtio/kinds.ts";
 import type { VcpuFd, VmFd } from "../ffi/kvm.ts";
 import type { GuestMemory } from "../memory.ts";
 
-/** A file's path (for messages) and its bytes. */
-export interface ImageBytes {
-  /** Where it was read from. */
+/**
+ * A kernel or initrd image, read a part at a time straight to where the part goes (guest RAM),
+ * so that a 50 MB vmlinux is never a 50 MB buffer too.
+ */
+export interface BootImage {
+  /** Its path, for messages. */
   readonly path: string;
-  /** Its contents. */
-  readonly bytes: Uint8Array;
+  /** Its size in bytes. */
+  readonly size: number;
+  /** Fills `into` with the image's bytes from `offset` on (the caller keeps within `size`). */
+  read(offset: number, into: Uint8Array): void;
 }
 
 /** A virtio device to place on the machine, in the order the guest should find it. */
@@ -35,9 +40,9 @@ export interface MachineDescription {
   /** The VM's configuration. */
   readonly config: VmConfig;
   /** The kernel image. */
-  readonly kernel: ImageBytes;
+  readonly kernel: BootImage;
   /** The initial ramdisk, if any. */
-  readonly initrd?: ImageBytes;
+  readonly initrd?: BootImage;
   /** Kernel parameters from the devices and the user, in order (the architecture adds its own). */
   readonly params: readonly string[];
   /** The virtio devices, in slot order. */

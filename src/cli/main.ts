@@ -44,7 +44,7 @@ async function run(args: RunCommand): Promise<number> {
   const { config } = args;
   log.setLogLevel(config.logLevel);
   for (const warning of args.warnings) log.warn(warning);
-  log.debug("crosvm: starting");
+  log.debug("crosvm: starting (the command line parsed)");
   // The socket path is checked before anything is built; requests are served once it runs.
   const server = args.socket === undefined ? undefined : ControlServer.listen(args.socket);
   try {

@@ -95,6 +95,14 @@ const COMMANDS: Readonly<Record<string, CommandSpec>> = {
 /** The column command summaries start at in {@link TOP_USAGE}. */
 const SUMMARY_COLUMN = 20;
 
+/**
+ * Orders strings by their UTF-16 code units (ours are ASCII). Not `localeCompare`: its first call
+ * builds ICU's collator, some 20 ms of every start-up.
+ */
+function codeUnitOrder(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
 /** Help text for `crosvm`: its global options and its commands. */
 export const TOP_USAGE = `Usage: crosvm [--log-level <LEVEL>] <command> [<args>]
 
@@ -107,7 +115,7 @@ Options:
 
 Commands:
 ${
-  Object.entries(COMMANDS).sort(([a], [b]) => a.localeCompare(b)).map(([name, spec]) =>
+  Object.entries(COMMANDS).sort(([a], [b]) => codeUnitOrder(a, b)).map(([name, spec]) =>
     `  ${name.padEnd(SUMMARY_COLUMN - 2)}${spec.summary}`
   ).join("\n")
 }`;

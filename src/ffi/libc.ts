@@ -216,12 +216,34 @@ const SYMBOLS = {
 
 type LibcSymbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 
-let lib: Deno.DynamicLibrary<typeof SYMBOLS> | undefined;
+const LIBC_SONAME = "libc.so.6";
+let symbols: LibcSymbols | undefined;
 
-/** The raw libc symbols of this isolate (opened on first use). Prefer the checked wrappers. */
+/**
+ * The raw libc symbols of this isolate. Prefer the checked wrappers. Each symbol is bound on its
+ * first use: binding all of them at once costs every isolate some 6 ms (about 0.1 ms a symbol),
+ * and a vCPU Worker uses a handful.
+ */
 export function libc(): LibcSymbols {
-  lib ??= Deno.dlopen("libc.so.6", SYMBOLS);
-  return lib.symbols;
+  symbols ??= lazySymbols();
+  return symbols;
+}
+
+/** A table whose every property binds its symbol when first read, then holds it. */
+function lazySymbols(): LibcSymbols {
+  const table = {};
+  for (const name of Object.keys(SYMBOLS) as (keyof typeof SYMBOLS)[]) {
+    Object.defineProperty(table, name, {
+      configurable: true,
+      enumerable: true,
+      get() {
+        const bound = Deno.dlopen(LIBC_SONAME, { [name]: SYMBOLS[name] }).symbols[name];
+        Object.defineProperty(table, name, { value: bound, enumerable: true });
+        return bound;
+      },
+    });
+  }
+  return table as LibcSymbols;
 }
 
 /** Reads `errno` of the calling thread. Call it right after the failing call. */

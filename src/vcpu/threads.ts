@@ -7,10 +7,10 @@
 
 import { KVM_RUN_LAYOUT } from "../ffi/kvm_abi.ts";
 import { SIGUSR2, tgkill, viewOf } from "../ffi/libc.ts";
+import { workerUrl } from "../program.ts";
 import type { VmControl } from "./control.ts";
 import type { VcpuExited, VcpuInit, VcpuMessage, VcpuStats } from "./protocol.ts";
 
-const WORKER_URL = new URL("./worker.ts", import.meta.url).href;
 let kickHandlerInstalled = false;
 
 /**
@@ -47,7 +47,7 @@ export class VcpuThreads {
   constructor(private readonly control: VmControl, count: number) {
     this.#idle = Array.from(
       { length: count },
-      (_, id) => new Worker(WORKER_URL, { type: "module", name: `vcpu${id}` }),
+      (_, id) => new Worker(workerUrl("vcpu"), { type: "module", name: `vcpu${id}` }),
     );
   }
 

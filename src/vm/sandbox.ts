@@ -14,16 +14,22 @@ import { policyFileName } from "../devices/virtio/kinds.ts";
 import { UserError } from "../errors.ts";
 import { checkUserNamespaces, findBubblewrap } from "../sandbox/jail.ts";
 import { encodeMessage, MAX_MESSAGE_BYTES } from "../sandbox/messages.ts";
-import { parsePolicyFile, type SeccompPolicy } from "../sandbox/policy.ts";
+import { parsePolicy, parsePolicyFile, type SeccompPolicy } from "../sandbox/policy.ts";
 import { checkSeccompPolicy } from "../sandbox/seccomp.ts";
+import { SHIPPED_POLICIES } from "../sandbox/shipped_policies.ts";
+import { BUNDLED } from "../program.ts";
 
 /** A policy's share of a device's start-up message; the rest is the device's own description. */
 const MAX_POLICY_BYTES = MAX_MESSAGE_BYTES / 2;
 
-/** The policies shipped with the VMM, one per device type, in crosvm's layout. */
-export const SHIPPED_POLICY_DIR = decodeURIComponent(
-  new URL("../../seccomp/x86_64/", import.meta.url).pathname,
-);
+/**
+ * Where the policies shipped with the VMM (one per device type, in crosvm's layout) are in the
+ * source tree; the VMM reads its own copies ({@link SHIPPED_POLICIES}), and names them by these
+ * paths (by the tree's relative path when bundled).
+ */
+const SHIPPED_POLICY_DIR = BUNDLED
+  ? "seccomp/x86_64/"
+  : decodeURIComponent(new URL("../../seccomp/x86_64/", import.meta.url).pathname);
 
 /**
  * The sandbox for `devices`, or null when `config` turns it off.
@@ -37,14 +43,16 @@ export function prepareSandbox(
   if (!sandbox.enabled || devices.length === 0) return null;
   findBubblewrap();
   checkUserNamespaces();
-  const dir = sandbox.policyDir ?? SHIPPED_POLICY_DIR;
-  checkPolicyDir(dir);
+  const dir = sandbox.policyDir;
+  if (dir !== undefined) checkPolicyDir(dir);
   const policies = new Map<string, { file: string; policy: SeccompPolicy }>();
   for (const { backend } of devices) {
     const name = policyFileName(backend);
     if (policies.has(name)) continue;
-    const file = `${dir.replace(/\/+$/, "")}/${name}`;
-    const policy = parsePolicyFile(file);
+    const file = dir === undefined
+      ? SHIPPED_POLICY_DIR + name
+      : `${dir.replace(/\/+$/, "")}/${name}`;
+    const policy = dir === undefined ? parseShippedPolicy(file, name) : parsePolicyFile(file);
     checkSeccompPolicy(policy, { logFailures: sandbox.logFailures });
     const bytes = encodeMessage(policy).length;
     if (bytes > MAX_POLICY_BYTES) {
@@ -62,6 +70,16 @@ export function prepareSandbox(
       return found;
     },
   };
+}
+
+/** Parses the shipped policy `name`, named `file`; its includes are shipped policies too. */
+function parseShippedPolicy(file: string, name: string): SeccompPolicy {
+  const shipped = (path: string) => {
+    const text = SHIPPED_POLICIES[path.slice(path.lastIndexOf("/") + 1)];
+    if (text === undefined) throw new Error(`no shipped seccomp policy ${path}`);
+    return text;
+  };
+  return parsePolicy(shipped(name), file, shipped);
 }
 
 function checkPolicyDir(dir: string): void {

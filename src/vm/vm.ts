@@ -26,7 +26,7 @@ import { pollUntil } from "../sync.ts";
 import { VmControl, type VmExitReason } from "../vcpu/control.ts";
 import type { VcpuStats } from "../vcpu/protocol.ts";
 import { VcpuThreads } from "../vcpu/threads.ts";
-import { openKvm, readImage, VmSetupError } from "./host.ts";
+import { openImage, openKvm, VmSetupError } from "./host.ts";
 import { prepareSandbox } from "./sandbox.ts";
 import { virtioDeviceRequests } from "./virtio_devices.ts";
 import { openTaps } from "../devices/virtio/net/taps.ts";
@@ -149,7 +149,12 @@ export class Vm {
    * @throws UserError (one line) for anything the user can fix: a bad image, no KVM, too many
    *   vCPUs, a file that cannot be opened
    */
-  static async create(config: VmConfig, options: VmOptions = {}): Promise<Vm> {
+  static create(config: VmConfig, options: VmOptions = {}): Promise<Vm> {
+    // Built synchronously today; a failure is a rejection all the same.
+    return new Promise((resolve) => resolve(Vm.#build(config, options)));
+  }
+
+  static #build(config: VmConfig, options: VmOptions): Vm {
     const cleanup = new DisposableStack();
     try {
       const kvm = openKvm(config.kvmDevice ?? DEFAULT_KVM_DEVICE);
@@ -164,15 +169,18 @@ export class Vm {
       const vsock = config.vsock === undefined ? undefined : openVsock(config.vsock, cleanup);
       const virtio = virtioDeviceRequests(config, disks, nets, vsock);
       const sandbox = prepareSandbox(config.sandbox, virtio);
-      // The vCPU Workers load their modules while the kernel is read and the machine built.
+      // The images are read when the machine is built, each part straight into guest RAM, and
+      // closed once it is.
+      using images = new DisposableStack();
+      const open = (what: string, path: string) =>
+        images.adopt(openImage(what, path), (image) => image.close());
+      const kernel = open("kernel", config.kernel);
+      const initrd = config.initrd === undefined ? undefined : open("initrd", config.initrd);
+      // The vCPU Workers load their modules while the machine is built.
       const control = new VmControl(VmControl.createBuffer());
       const threads = new VcpuThreads(control, config.cpus);
       cleanup.defer(() => threads.terminate());
-      const kernel = { path: config.kernel, bytes: await readImage("kernel", config.kernel) };
-      const initrd = config.initrd === undefined
-        ? undefined
-        : { path: config.initrd, bytes: await readImage("initrd", config.initrd) };
-      log.debug(`vm: read the kernel (${kernel.bytes.length} bytes) and initrd`);
+      log.debug(`vm: KVM and the images open, ${config.cpus} vCPU Workers starting`);
       const machine = buildMachine(kvm, {
         config,
         kernel,
@@ -198,6 +206,21 @@ export class Vm {
     const { devices, vcpus } = machine;
     let deviceFailure: string | undefined;
     try {
+      // The vCPUs go first: their Workers are loaded, and starting a device Worker holds this
+      // thread until its isolate exists. Whatever the driver does before its device runs waits
+      // in shared state and eventfds.
+      const specs = devices.specs;
+      const vcpusStarted = vcpus.map((vcpu) =>
+        threads.spawn({
+          id: vcpu.fd.id,
+          vcpuFd: vcpu.fd.fd,
+          runAddress: vcpu.runAddress,
+          runSize: machine.runSize,
+          devices: specs,
+          control: control.buffer,
+          logLevel: config.logLevel,
+        })
+      );
       // A device that dies (a crash, a seccomp kill) ends the VM at once, with its story.
       const devicesStarted = devices.start(config.logLevel, (message) => {
         deviceFailure ??= message;
@@ -205,21 +228,7 @@ export class Vm {
         control.requestExit("error");
         threads.kickAll();
       });
-      const specs = devices.specs;
-      const started = await Promise.allSettled([
-        ...vcpus.map((vcpu) =>
-          threads.spawn({
-            id: vcpu.fd.id,
-            vcpuFd: vcpu.fd.fd,
-            runAddress: vcpu.runAddress,
-            runSize: machine.runSize,
-            devices: specs,
-            control: control.buffer,
-            logLevel: config.logLevel,
-          })
-        ),
-        devicesStarted,
-      ]);
+      const started = await Promise.allSettled([...vcpusStarted, devicesStarted]);
       const failed = started.find((s) => s.status === "rejected");
       if (failed !== undefined) {
         // The vCPUs that did start must be out of KVM_RUN before their VM goes away.
@@ -238,6 +247,7 @@ export class Vm {
         this.#pump.start();
       }
       const exits = await threads.join();
+      log.debug("vm: every vCPU has left KVM_RUN");
       const deviceError = await devices.stop();
       return {
         reason: deviceFailure === undefined ? control.reason ?? "stop" : "error",

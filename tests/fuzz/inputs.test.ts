@@ -5,6 +5,7 @@
 // TypeError) is a failure, reported with the seed and case that reproduce it.
 
 import assert from "node:assert/strict";
+import { bytesImage } from "../../src/arch/x86_64/boot/image.ts";
 import { loadBootImages } from "../../src/arch/x86_64/boot/load.ts";
 import { MIB, ramRegions } from "../../src/arch/x86_64/layout.ts";
 import { HelpRequested } from "../../src/cli/errors.ts";
@@ -62,13 +63,10 @@ Deno.test("fuzz: the kernel loaders (ELF, bzImage) with an initrd and a command 
   fuzzInputs("kernels", [elf, bzImage], (kernel, random) => {
     const mem = GuestMemory.allocate(ramRegions(32 * MIB));
     const initrd = random.chance(0.5)
-      ? {
-        path: "initrd",
-        bytes: new Uint8Array(random.chance(0.9) ? random.below(1 << 20) : 40 * MIB),
-      }
+      ? bytesImage("initrd", new Uint8Array(random.chance(0.9) ? random.below(1 << 20) : 40 * MIB))
       : undefined;
     const cmdline = "console=ttyS0 ".repeat(random.chance(0.9) ? 1 : 500);
-    loadBootImages(mem, { kernel: { path: "vmlinux", bytes: kernel }, initrd, cmdline });
+    loadBootImages(mem, { kernel: bytesImage("vmlinux", kernel), initrd, cmdline });
   }, oneLineUserError);
 });
 

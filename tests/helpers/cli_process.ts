@@ -18,19 +18,33 @@ export interface CliRun {
   stderr: string;
 }
 
-/** Starts `crosvm ARGS` with piped stdout and stderr, and stdin piped or /dev/null. */
-export function spawnCrosvm(args: string[], stdin: "piped" | "null" = "piped"): Deno.ChildProcess {
+/**
+ * Starts `crosvm ARGS` with piped stdout and stderr, and stdin piped or /dev/null; `program` is
+ * the main module to run (the source tree's, or a bundle).
+ */
+export function spawnCrosvm(
+  args: string[],
+  stdin: "piped" | "null" = "piped",
+  program: string = MAIN,
+): Deno.ChildProcess {
   return new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", MAIN, ...args],
+    args: ["run", "--allow-all", program, ...args],
     stdin,
     stdout: "piped",
     stderr: "piped",
   }).spawn();
 }
 
-/** Runs `crosvm ARGS` to its end, writing `input` to its stdin (none: stdin closed at once). */
-export async function crosvm(args: string[], input?: string): Promise<CliRun> {
-  const child = spawnCrosvm(args);
+/**
+ * Runs `crosvm ARGS` (`program`: see {@link spawnCrosvm}) to its end, writing `input` to its
+ * stdin (none: stdin closed at once).
+ */
+export async function crosvm(
+  args: string[],
+  input?: string,
+  program: string = MAIN,
+): Promise<CliRun> {
+  const child = spawnCrosvm(args, "piped", program);
   const writer = child.stdin.getWriter();
   if (input !== undefined) await writer.write(new TextEncoder().encode(input));
   await writer.close();

@@ -5,6 +5,8 @@
 import assert from "node:assert/strict";
 import { DEVICE_PROCESS_COMMAND } from "../../src/devices/virtio/process/command.ts";
 import { resolveSyscallNumber } from "../../src/ffi/seccomp.ts";
+import { buildBundle } from "../../scripts/bundle.ts";
+import { PROJECT_ROOT } from "./assets.ts";
 import {
   onConsoleLine,
   onConsoleLines,
@@ -28,14 +30,19 @@ const BASE_PARAMS = "quiet reboot=t panic=-1";
  * Scenarios with policies of their own are left out.
  */
 const AUDIT = Deno.env.get("TESTBED_SECCOMP_AUDIT") === "1";
-const crosvm = (args: string) =>
-  `"$DENO" run --allow-all "$PROJECT/main.ts" run ${AUDIT ? "--seccomp-log-failures " : ""}${args}`;
+/** The VMM's main module in L1: the source tree's. */
+const SOURCE_MAIN = "$PROJECT/main.ts";
+/** The single-file VMM (scripts/bundle.ts), built on the host into the project L1 shares. */
+const BUNDLE = ".cache/bundle/crosvm.js";
+/** `crosvm run ARGS` from `program` (a main module in L1). */
+const crosvm = (args: string, program = SOURCE_MAIN) =>
+  `"$DENO" run --allow-all "${program}" run ${AUDIT ? "--seccomp-log-failures " : ""}${args}`;
 /** Boots the agent with `args` and the agent parameters `params` (agent.run=, agent.token=…). */
-const agentBoot = (args: string, params: string, kernel = "$L2_VMLINUX") =>
-  crosvm(`${args} -p "${BASE_PARAMS} ${params}" -i "$L2_INITRD" "${kernel}"`);
+const agentBoot = (args: string, params: string, kernel = "$L2_VMLINUX", program?: string) =>
+  crosvm(`${args} -p "${BASE_PARAMS} ${params}" -i "$L2_INITRD" "${kernel}"`, program);
 /** Boots the agent to do `action` when it has reported. */
-const boot = (action: string, args = "", kernel = "$L2_VMLINUX") =>
-  agentBoot(args, `agent.action=${action}`, kernel);
+const boot = (action: string, args = "", kernel = "$L2_VMLINUX", program?: string) =>
+  agentBoot(args, `agent.action=${action}`, kernel, program);
 
 /**
  * `command` in the background of L1, detached from the scenario's shell (started by a subshell
@@ -53,6 +60,8 @@ interface LinuxTest {
   title: string;
   /** The scenario's command; without it the test checks the scenario `name` some other test runs. */
   command?: string;
+  /** Runs the single-file bundle, built before the bed boots. */
+  needsBundle?: boolean;
   /** The VM ends inside the agent's report (the check gets the lines it printed). */
   cutShort?: boolean;
   /** Boots no guest (runs a host test in L1): the check gets no agent report. */
@@ -841,6 +850,17 @@ const TESTS: LinuxTest[] = [
     },
   },
   {
+    name: "bundle-elf-reboot",
+    title: "the single-file bundle: ELF vmlinux + initrd with jailed devices reaches userspace, " +
+      "and `reboot` ends the VM with status 0",
+    command: boot("reboot", "", "$L2_VMLINUX", `$PROJECT/${BUNDLE}`),
+    needsBundle: true,
+    check: (r, agent) => {
+      assert.equal(agent.get("cpus"), "1");
+      assert.match(r.output, /vm ended: (reset|triple-fault)/);
+    },
+  },
+  {
     name: "bzimage-poweroff",
     title: "bzImage + initrd reaches userspace and `poweroff` ends the VM with status 0",
     command: boot("poweroff", "", "$L2_KERNEL"),
@@ -972,7 +992,8 @@ const bed = new Testbed({ memMiB: 6144, cpus: 4 });
 let results: Promise<Map<string, ScenarioResult>> | undefined;
 /** Boots L1 once, on first use, with every scenario. */
 function bedResults(): Promise<Map<string, ScenarioResult>> {
-  const scenarios: Scenario[] = TESTS.filter(selected).flatMap((t) =>
+  const chosen = TESTS.filter(selected);
+  const scenarios: Scenario[] = chosen.flatMap((t) =>
     t.command === undefined ? [] : [{
       name: t.name,
       command: audited(t.command),
@@ -980,7 +1001,10 @@ function bedResults(): Promise<Map<string, ScenarioResult>> {
       needs: t.needs,
     }]
   );
-  results ??= bed.boot(scenarios);
+  results ??= (async () => {
+    if (chosen.some((t) => t.needsBundle)) await buildBundle(`${PROJECT_ROOT}/${BUNDLE}`);
+    return await bed.boot(scenarios);
+  })();
   return results;
 }
 

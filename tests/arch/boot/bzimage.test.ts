@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { BootParams } from "../../../src/arch/x86_64/boot/boot_params.ts";
 import { HIGH_MEMORY_START, MIB, ramRegions } from "../../../src/arch/x86_64/layout.ts";
 import { isBzImage, loadBzImage } from "../../../src/arch/x86_64/boot/bzimage.ts";
-import { ImageError } from "../../../src/arch/x86_64/boot/image.ts";
+import { bytesImage, ImageError } from "../../../src/arch/x86_64/boot/image.ts";
 import { loadKernel } from "../../../src/arch/x86_64/boot/kernel.ts";
 import { GuestMemory } from "../../../src/memory.ts";
 import {
@@ -49,7 +49,7 @@ Deno.test("a bzImage's protected-mode kernel lands at 1 MiB and is entered at 1 
   const payload = pattern(12_345, 3);
   const image = buildBzImage({ setupSects: 1, payload, initSize: 2 * MIB });
   const mem = GuestMemory.allocate(ramRegions(MEM_SIZE));
-  const kernel = loadKernel(mem, image, PATH);
+  const kernel = loadKernel(mem, bytesImage(PATH, image));
   assert.equal(kernel.entry, STARTUP_64);
   assert.deepEqual(mem.read(HIGH_MEMORY_START, payload.length), payload);
   assert.equal(kernel.end, HIGH_MEMORY_START + 2 * MIB, "the kernel reserves init_size");
@@ -63,14 +63,14 @@ Deno.test("a bzImage's protected-mode kernel lands at 1 MiB and is entered at 1 
 Deno.test("bzImage: setup_sects 0 means 4 setup sectors (boot.rst)", () => {
   const payload = pattern(1024, 9);
   const mem = GuestMemory.allocate(ramRegions(MEM_SIZE));
-  loadBzImage(mem, buildBzImage({ setupSects: 0, payload }), PATH);
+  loadBzImage(mem, bytesImage(PATH, buildBzImage({ setupSects: 0, payload })));
   assert.deepEqual(mem.read(HIGH_MEMORY_START, payload.length), payload);
 });
 
 Deno.test("bzImage: a payload larger than init_size reserves the payload's size", () => {
   const payload = pattern(64 * 1024);
   const mem = GuestMemory.allocate(ramRegions(MEM_SIZE));
-  const kernel = loadBzImage(mem, buildBzImage({ payload, initSize: 4096 }), PATH);
+  const kernel = loadBzImage(mem, bytesImage(PATH, buildBzImage({ payload, initSize: 4096 })));
   assert.equal(kernel.end, HIGH_MEMORY_START + payload.length);
 });
 
@@ -120,7 +120,7 @@ const BAD_HEADERS: { what: string; image: () => Uint8Array; says: RegExp }[] = [
 for (const { what, image, says } of BAD_HEADERS) {
   Deno.test(`loadKernel refuses a bzImage with ${what}: ImageError`, () => {
     assertImageError(
-      () => loadKernel(GuestMemory.allocate(ramRegions(MEM_SIZE)), image(), PATH),
+      () => loadKernel(GuestMemory.allocate(ramRegions(MEM_SIZE)), bytesImage(PATH, image())),
       says,
     );
   });
@@ -128,7 +128,10 @@ for (const { what, image, says } of BAD_HEADERS) {
 
 Deno.test("bzImage: init_size that exactly fits between 1 MiB and the end of RAM loads", () => {
   const spec: BzImageSpec = { initSize: MEM_SIZE - HIGH_MEMORY_START };
-  const kernel = loadBzImage(GuestMemory.allocate(ramRegions(MEM_SIZE)), buildBzImage(spec), PATH);
+  const kernel = loadBzImage(
+    GuestMemory.allocate(ramRegions(MEM_SIZE)),
+    bytesImage(PATH, buildBzImage(spec)),
+  );
   assert.equal(kernel.end, MEM_SIZE);
 });
 
@@ -138,7 +141,7 @@ Deno.test("loadKernel: bytes that are neither ELF nor bzImage are not a kernel",
   junk[BootParams.BOOT_FLAG] = 0; // not 0xAA55
   for (const image of [junk, new Uint8Array(0)]) {
     assertImageError(
-      () => loadKernel(GuestMemory.allocate(ramRegions(MEM_SIZE)), image, PATH),
+      () => loadKernel(GuestMemory.allocate(ramRegions(MEM_SIZE)), bytesImage(PATH, image)),
       /not a kernel: neither an ELF vmlinux nor a bzImage/,
     );
   }
@@ -159,7 +162,7 @@ Deno.test({
     const setupSects = image[BootParams.SETUP_HEADER];
     const initSize = view.getUint32(SetupHeader.INIT_SIZE, true);
     const mem = GuestMemory.allocate(ramRegions(256 * MIB));
-    const kernel = loadKernel(mem, image, DEBIAN!);
+    const kernel = loadKernel(mem, bytesImage(DEBIAN!, image));
     assert.equal(kernel.entry, STARTUP_64);
     assert.equal(kernel.end, HIGH_MEMORY_START + initSize, "init_size exceeds the image");
     const protectedMode = image.subarray((setupSects + 1) * 512);
@@ -169,7 +172,10 @@ Deno.test({
     // Its first 200,000 bytes (the setup code and a sliver of the kernel) are refused.
     assert.throws(
       () =>
-        loadKernel(GuestMemory.allocate(ramRegions(256 * MIB)), image.slice(0, 200_000), DEBIAN!),
+        loadKernel(
+          GuestMemory.allocate(ramRegions(256 * MIB)),
+          bytesImage(DEBIAN!, image.slice(0, 200_000)),
+        ),
       /truncated: the setup header declares \d+ bytes of protected-mode kernel after \d+ bytes of setup, the file has \d+/,
     );
   },

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { MIB, ramRegions } from "../../../src/arch/x86_64/layout.ts";
 import { loadElf } from "../../../src/arch/x86_64/boot/elf.ts";
-import { ImageError } from "../../../src/arch/x86_64/boot/image.ts";
+import { bytesImage, ImageError } from "../../../src/arch/x86_64/boot/image.ts";
 import { loadKernel } from "../../../src/arch/x86_64/boot/kernel.ts";
 import { GuestMemory } from "../../../src/memory.ts";
 import { buildGuest } from "../../helpers/guests.ts";
@@ -63,7 +63,7 @@ Deno.test("the hello guest is the ELF these tests assume: ET_EXEC x86_64, code P
 
 Deno.test("loadElf places each PT_LOAD segment at p_paddr and returns e_entry and the end", () => {
   const mem = GuestMemory.allocate(ramRegions(MEM_SIZE));
-  const kernel = loadKernel(mem, HELLO, PATH);
+  const kernel = loadKernel(mem, bytesImage(PATH, HELLO));
   assert.equal(kernel.entry, Number(helloView.getBigUint64(E_ENTRY, true)));
   assert.equal(kernel.entry, 2 * MIB);
   assert.equal(kernel.end, TEXT_PADDR + TEXT_FILESZ);
@@ -79,7 +79,7 @@ Deno.test("loadElf zeroes a segment's bss (p_memsz beyond p_filesz) over dirty m
   const image = patched(setPhdr(TEXT, P_MEMSZ, TEXT_FILESZ + BSS));
   const mem = GuestMemory.allocate(ramRegions(MEM_SIZE));
   mem.slice(TEXT_PADDR, TEXT_FILESZ + BSS + 16).fill(0xee);
-  const kernel = loadElf(mem, image, PATH);
+  const kernel = loadElf(mem, bytesImage(PATH, image));
   assert.equal(kernel.end, TEXT_PADDR + TEXT_FILESZ + BSS);
   assert.deepEqual(
     mem.read(TEXT_PADDR, TEXT_FILESZ),
@@ -170,7 +170,7 @@ const BAD_ELVES: { what: string; image: () => Uint8Array; says: RegExp }[] = [
 for (const { what, image, says } of BAD_ELVES) {
   Deno.test(`loadKernel refuses an ELF with ${what}: ImageError naming the file`, () => {
     const mem = GuestMemory.allocate(ramRegions(MEM_SIZE));
-    assert.throws(() => loadKernel(mem, image(), PATH), (e: unknown) => {
+    assert.throws(() => loadKernel(mem, bytesImage(PATH, image())), (e: unknown) => {
       assert.ok(e instanceof ImageError, `${e}`);
       assert.equal(e.path, PATH);
       assert.ok(e.message.startsWith(`${PATH}: `), e.message);

@@ -49,7 +49,7 @@ import {
 import { getSegment, type Segment, type Sregs } from "../../../src/ffi/kvm.ts";
 import { KVM_SREGS } from "../../../src/ffi/kvm_abi.ts";
 import { StructBuffer } from "../../../src/ffi/struct.ts";
-import { ImageError } from "../../../src/arch/x86_64/boot/image.ts";
+import { bytesImage, ImageError } from "../../../src/arch/x86_64/boot/image.ts";
 import { GuestMemory } from "../../../src/memory.ts";
 import {
   buildBzImage,
@@ -62,7 +62,7 @@ import { buildGuest } from "../../helpers/guests.ts";
 import { kvmTest, withVcpu } from "../../helpers/vcpu.ts";
 
 const HELLO_PATH = await buildGuest("hello");
-const HELLO = { path: HELLO_PATH, bytes: await Deno.readFile(HELLO_PATH) };
+const HELLO = bytesImage(HELLO_PATH, await Deno.readFile(HELLO_PATH));
 /** The hello ELF's entry and where its last segment ends (code at 2 MiB, 0x30 bytes). */
 const HELLO_ENTRY = 2 * MIB;
 const HELLO_END = 2 * MIB + 0x30;
@@ -174,7 +174,7 @@ Deno.test("loadBootImages: the initrd goes page aligned, above the kernel, below
   const mem = GuestMemory.allocate(ramRegions(MEM));
   loadBootImages(mem, {
     kernel: HELLO,
-    initrd: { path: "initrd.img", bytes: initrd },
+    initrd: bytesImage("initrd.img", initrd),
     cmdline: "",
   });
   const { ramdiskImage, ramdiskSize } = readZeroPage(mem);
@@ -189,7 +189,7 @@ Deno.test("loadBootImages: the initrd goes page aligned, above the kernel, below
 Deno.test("loadBootImages: an initrd that cannot fit above the kernel is an ImageError", () => {
   for (const size of [63 * MIB, 64 * MIB, 100 * MIB]) {
     const mem = GuestMemory.allocate(ramRegions(64 * MIB));
-    const initrd = { path: "/tmp/huge.img", bytes: new Uint8Array(size) };
+    const initrd = bytesImage("/tmp/huge.img", new Uint8Array(size));
     assert.throws(
       () => loadBootImages(mem, { kernel: HELLO, initrd, cmdline: "" }),
       (e: unknown) =>
@@ -215,7 +215,7 @@ Deno.test("loadBootImages: a command line longer than the kernel accepts is a Cm
 Deno.test("loadBootImages (bzImage): the zero page carries the kernel's setup header", () => {
   const image = buildBzImage({ initSize: 3 * MIB });
   const mem = GuestMemory.allocate(ramRegions(64 * MIB));
-  const entry = loadBootImages(mem, { kernel: { path: "bz", bytes: image }, cmdline: CMDLINE });
+  const entry = loadBootImages(mem, { kernel: bytesImage("bz", image), cmdline: CMDLINE });
   assert.equal(entry, HIGH_MEMORY_START + 0x200);
   const zp = readZeroPage(mem);
   assert.equal(zp.version, 0x020f, "copied from the image");
@@ -233,8 +233,8 @@ Deno.test("loadBootImages (bzImage): the initrd ends at or below initrd_addr_max
   const initrd = pattern(3 * PAGE_SIZE + 1, 2);
   const mem = GuestMemory.allocate(ramRegions(64 * MIB));
   loadBootImages(mem, {
-    kernel: { path: "bz", bytes: image },
-    initrd: { path: "initrd", bytes: initrd },
+    kernel: bytesImage("bz", image),
+    initrd: bytesImage("initrd", initrd),
     cmdline: "",
   });
   const { ramdiskImage, ramdiskSize } = readZeroPage(mem);
@@ -248,7 +248,7 @@ Deno.test("loadBootImages (bzImage): cmdline_size bytes are accepted, one more b
   const image = buildBzImage({ cmdlineSize: 255 }); // boot.rst: the limit before protocol 2.06
   const load = (cmdline: string) =>
     loadBootImages(GuestMemory.allocate(ramRegions(16 * MIB)), {
-      kernel: { path: "bz", bytes: image },
+      kernel: bytesImage("bz", image),
       cmdline,
     });
   load("y".repeat(255));
@@ -266,8 +266,9 @@ Deno.test({
     : `a real Debian bzImage's setup header reaches the zero page [ignored: ${NO_DEBIAN_BZIMAGE}]`,
   ignore: DEBIAN === undefined,
   fn: async () => {
-    const kernel = { path: DEBIAN!, bytes: await Deno.readFile(DEBIAN!) };
-    const header = new DataView(kernel.bytes.buffer);
+    const bytes = await Deno.readFile(DEBIAN!);
+    const kernel = bytesImage(DEBIAN!, bytes);
+    const header = new DataView(bytes.buffer);
     const cmdlineSize = header.getUint32(BootParams.CMDLINE_SIZE, true);
     const mem = GuestMemory.allocate(ramRegions(256 * MIB));
     loadBootImages(mem, { kernel, cmdline: "z".repeat(cmdlineSize) });

@@ -9,7 +9,7 @@
 import { BOOT_FLAG_MAGIC, BootParams, HDRS_MAGIC } from "./boot_params.ts";
 import { HIGH_MEMORY_START } from "../layout.ts";
 import type { GuestMemory } from "../../../memory.ts";
-import { ImageError, type LoadedKernel } from "./image.ts";
+import { type BootImage, headOf, ImageError, type LoadedKernel } from "./image.ts";
 
 /** The 64-bit entry is 0x200 bytes into the protected-mode kernel (boot.rst, 64-bit boot protocol). */
 const STARTUP_64_OFFSET = 0x200;
@@ -44,46 +44,47 @@ export function isBzImage(image: Uint8Array): boolean {
 }
 
 /** Loads a bzImage's protected-mode kernel at 1 MiB. Throws ImageError on a bad header. */
-export function loadBzImage(mem: GuestMemory, image: Uint8Array, path: string): LoadedKernel {
-  const fail = (reason: string) => new ImageError(path, reason);
-  if (!isBzImage(image)) throw fail("no boot protocol setup header");
-  const view = new DataView(image.buffer, image.byteOffset, image.byteLength);
-  const headerEnd = BootParams.HEADER + image[SETUP_HEADER_JUMP_DISPLACEMENT];
-  if (image.length < Math.max(headerEnd, INIT_SIZE + 4)) throw fail("truncated setup header");
+export function loadBzImage(mem: GuestMemory, image: BootImage): LoadedKernel {
+  const fail = (reason: string) => new ImageError(image.path, reason);
+  const head = headOf(image);
+  if (!isBzImage(head)) throw fail("no boot protocol setup header");
+  const view = new DataView(head.buffer);
+  const headerEnd = BootParams.HEADER + head[SETUP_HEADER_JUMP_DISPLACEMENT];
+  if (head.length < Math.max(headerEnd, INIT_SIZE + 4)) throw fail("truncated setup header");
   const version = view.getUint16(BootParams.VERSION, true);
   if (version < MIN_PROTOCOL_VERSION) {
     throw fail(`boot protocol ${version >> 8}.${version & 0xff} is too old (need 2.12)`);
   }
-  if ((image[XLOADFLAGS] & XLF_KERNEL_64) === 0) throw fail("kernel has no 64-bit entry point");
-  if ((image[BootParams.LOADFLAGS] & LOADED_HIGH) === 0) throw fail("kernel does not load high");
-  const setupSects = image[BootParams.SETUP_HEADER] || DEFAULT_SETUP_SECTS;
+  if ((head[XLOADFLAGS] & XLF_KERNEL_64) === 0) throw fail("kernel has no 64-bit entry point");
+  if ((head[BootParams.LOADFLAGS] & LOADED_HIGH) === 0) throw fail("kernel does not load high");
+  const setupSects = head[BootParams.SETUP_HEADER] || DEFAULT_SETUP_SECTS;
   const kernelOffset = (setupSects + 1) * SECTOR_SIZE;
-  if (kernelOffset >= image.length) {
+  if (kernelOffset >= image.size) {
     throw fail(
       `truncated: ${setupSects} setup sectors and the kernel after them need more than ` +
-        `${kernelOffset} bytes, the file has ${image.length}`,
+        `${kernelOffset} bytes, the file has ${image.size}`,
     );
   }
-  const kernel = image.subarray(kernelOffset);
+  const kernelLength = image.size - kernelOffset;
   // A file cut short would otherwise boot into whatever follows it in guest memory.
   // syssize counts whole paragraphs, the last one possibly short.
-  const paragraphs = Math.ceil(kernel.length / SYSSIZE_UNIT);
+  const paragraphs = Math.ceil(kernelLength / SYSSIZE_UNIT);
   const payloadEnd = view.getUint32(PAYLOAD_OFFSET, true) + view.getUint32(PAYLOAD_LENGTH, true);
-  if (paragraphs < view.getUint32(SYSSIZE, true) || kernel.length < payloadEnd) {
+  if (paragraphs < view.getUint32(SYSSIZE, true) || kernelLength < payloadEnd) {
     const declared = Math.max(view.getUint32(SYSSIZE, true) * SYSSIZE_UNIT, payloadEnd);
     throw fail(
       `truncated: the setup header declares ${declared} bytes of protected-mode kernel after ` +
-        `${kernelOffset} bytes of setup, the file has ${kernel.length}`,
+        `${kernelOffset} bytes of setup, the file has ${kernelLength}`,
     );
   }
-  const initSize = Math.max(view.getUint32(INIT_SIZE, true), kernel.length);
+  const initSize = Math.max(view.getUint32(INIT_SIZE, true), kernelLength);
   if (!mem.contains(HIGH_MEMORY_START, initSize)) {
     throw fail(`kernel needs ${initSize} bytes from 1 MiB, more than guest memory has`);
   }
-  mem.write(HIGH_MEMORY_START, kernel);
+  image.read(kernelOffset, mem.slice(HIGH_MEMORY_START, kernelLength));
   return {
     entry: HIGH_MEMORY_START + STARTUP_64_OFFSET,
     end: HIGH_MEMORY_START + initSize,
-    setupHeader: image.slice(BootParams.SETUP_HEADER, headerEnd),
+    setupHeader: head.slice(BootParams.SETUP_HEADER, headerEnd),
   };
 }

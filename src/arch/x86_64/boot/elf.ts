@@ -1,5 +1,5 @@
 /**
- * ELF64 kernel loading: PT_LOAD segments placed at their physical addresses
+ * ELF64 kernel loading: PT_LOAD segments read from the file straight to their physical addresses
  * (`p_paddr`, as Linux's vmlinux needs), entered at `e_entry`.
  * Header layouts from the System V gABI, "ELF Header" and "Program Header".
  *
@@ -7,7 +7,7 @@
  */
 
 import type { GuestMemory } from "../../../memory.ts";
-import { ImageError, type LoadedKernel } from "./image.ts";
+import { type BootImage, ImageError, type LoadedKernel, readBytes } from "./image.ts";
 
 /** `\x7fELF`. */
 const ELF_MAGIC = [0x7f, 0x45, 0x4c, 0x46];
@@ -45,11 +45,12 @@ function u64(view: DataView, at: number): number {
 }
 
 /** Loads an x86_64 ELF64 executable into guest memory. Throws ImageError on any inconsistency. */
-export function loadElf(mem: GuestMemory, image: Uint8Array, path: string): LoadedKernel {
-  const fail = (reason: string) => new ImageError(path, reason);
-  if (image.length < EHDR_SIZE) throw fail("truncated ELF header");
-  const view = new DataView(image.buffer, image.byteOffset, image.byteLength);
-  if (image[EI_CLASS] !== ELFCLASS64 || image[EI_DATA] !== ELFDATA2LSB) {
+export function loadElf(mem: GuestMemory, image: BootImage): LoadedKernel {
+  const fail = (reason: string) => new ImageError(image.path, reason);
+  if (image.size < EHDR_SIZE) throw fail("truncated ELF header");
+  const header = readBytes(image, 0, EHDR_SIZE);
+  const view = new DataView(header.buffer);
+  if (header[EI_CLASS] !== ELFCLASS64 || header[EI_DATA] !== ELFDATA2LSB) {
     throw fail("not a little-endian ELF64 file");
   }
   if (view.getUint16(Ehdr.E_MACHINE, true) !== EM_X86_64) throw fail("ELF is not for x86_64");
@@ -59,25 +60,26 @@ export function loadElf(mem: GuestMemory, image: Uint8Array, path: string): Load
   if (view.getUint16(Ehdr.E_PHENTSIZE, true) !== PHDR_SIZE || phnum === 0) {
     throw fail("ELF has no usable program headers");
   }
-  if (phoff + phnum * PHDR_SIZE > image.length) {
+  if (phoff + phnum * PHDR_SIZE > image.size) {
     throw fail(
       `truncated: ${phnum} program headers end at byte ${phoff + phnum * PHDR_SIZE}, the file ` +
-        `has ${image.length}`,
+        `has ${image.size}`,
     );
   }
+  const table = new DataView(readBytes(image, phoff, phnum * PHDR_SIZE).buffer);
 
   let end = 0;
   let loaded = 0;
   for (let i = 0; i < phnum; i++) {
-    const at = phoff + i * PHDR_SIZE;
-    if (view.getUint32(at + Phdr.P_TYPE, true) !== PT_LOAD) continue;
-    const offset = u64(view, at + Phdr.P_OFFSET);
-    const paddr = u64(view, at + Phdr.P_PADDR);
-    const filesz = u64(view, at + Phdr.P_FILESZ);
-    const memsz = u64(view, at + Phdr.P_MEMSZ);
-    if (offset + filesz > image.length) {
+    const at = i * PHDR_SIZE;
+    if (table.getUint32(at + Phdr.P_TYPE, true) !== PT_LOAD) continue;
+    const offset = u64(table, at + Phdr.P_OFFSET);
+    const paddr = u64(table, at + Phdr.P_PADDR);
+    const filesz = u64(table, at + Phdr.P_FILESZ);
+    const memsz = u64(table, at + Phdr.P_MEMSZ);
+    if (offset + filesz > image.size) {
       throw fail(
-        `truncated: segment ${i} ends at byte ${offset + filesz}, the file has ${image.length}`,
+        `truncated: segment ${i} ends at byte ${offset + filesz}, the file has ${image.size}`,
       );
     }
     if (memsz < filesz) throw fail(`segment ${i} is larger in the file than in memory`);
@@ -86,7 +88,7 @@ export function loadElf(mem: GuestMemory, image: Uint8Array, path: string): Load
         `segment ${i} at 0x${paddr.toString(16)} (+${memsz} bytes) does not fit in guest memory`,
       );
     }
-    mem.write(paddr, image.subarray(offset, offset + filesz));
+    image.read(offset, mem.slice(paddr, filesz));
     mem.slice(paddr + filesz, memsz - filesz).fill(0);
     end = Math.max(end, paddr + memsz);
     loaded++;

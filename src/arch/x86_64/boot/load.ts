@@ -9,7 +9,7 @@
 import { UserError } from "../../../errors.ts";
 import type { VcpuFd } from "../../../ffi/kvm.ts";
 import { cString } from "../../../ffi/libc.ts";
-import { ImageError } from "./image.ts";
+import { type BootImage, ImageError } from "./image.ts";
 import { loadKernel } from "./kernel.ts";
 import type { GuestMemory } from "../../../memory.ts";
 import {
@@ -36,10 +36,10 @@ const PAGE_SIZE = 4096;
 
 /** What to boot. */
 export interface BootSource {
-  /** Kernel image bytes and path (for messages). */
-  kernel: { path: string; bytes: Uint8Array };
-  /** Initrd bytes and path, if any. */
-  initrd?: { path: string; bytes: Uint8Array };
+  /** The kernel image. */
+  kernel: BootImage;
+  /** The initrd, if any. */
+  initrd?: BootImage;
   /** The full kernel command line. */
   cmdline: string;
   /** The ACPI tables, already in guest memory: where the RSDP is and the range they occupy. */
@@ -81,7 +81,7 @@ export function e820Map(mem: GuestMemory): E820Entry[] {
 
 /** Loads the kernel, initrd and boot data into guest memory; returns the 64-bit entry point. */
 export function loadBootImages(mem: GuestMemory, source: BootSource): number {
-  const kernel = loadKernel(mem, source.kernel.bytes, source.kernel.path);
+  const kernel = loadKernel(mem, source.kernel);
   const header = kernel.setupHeader;
   const headerU32 = (offset: number, fallback: number) => {
     const at = offset - BootParams.SETUP_HEADER;
@@ -96,18 +96,18 @@ export function loadBootImages(mem: GuestMemory, source: BootSource): number {
 
   let initrd: { address: number; size: number } | undefined;
   if (source.initrd) {
-    const { path, bytes } = source.initrd;
+    const { path, size } = source.initrd;
     const lowTop = mem.regions[0].size;
     const top = Math.min(
       headerU32(BootParams.INITRD_ADDR_MAX, DEFAULT_INITRD_ADDR_MAX) + 1,
       lowTop,
     );
-    const address = Math.floor((top - bytes.length) / PAGE_SIZE) * PAGE_SIZE;
+    const address = Math.floor((top - size) / PAGE_SIZE) * PAGE_SIZE;
     if (address < kernel.end) {
-      throw new ImageError(path, `initrd of ${bytes.length} bytes does not fit in guest memory`);
+      throw new ImageError(path, `initrd of ${size} bytes does not fit in guest memory`);
     }
-    mem.write(address, bytes);
-    initrd = { address, size: bytes.length };
+    source.initrd.read(0, mem.slice(address, size));
+    initrd = { address, size };
   }
 
   mem.write(

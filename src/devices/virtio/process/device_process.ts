@@ -47,6 +47,7 @@ import type { DeviceRunner } from "../runner.ts";
 import type { VirtioPciDevice } from "../transport/pci/create.ts";
 import { VirtioPciState } from "../transport/pci/state.ts";
 import { DEVICE_PROCESS_COMMAND } from "./command.ts";
+import { BUNDLED, mainModulePath } from "../../../program.ts";
 import {
   type DeviceProcessInit,
   deviceProcessMessage,
@@ -392,17 +393,33 @@ function exitText(exit: ChildExit): string {
   return signal !== null ? `killed by ${signalName(signal)}` : `status ${exit.code}`;
 }
 
+/** `deno run`'s options for a device process: quiet, no network, only what the device needs. */
+const DENO_RUN_OPTIONS = [
+  "run",
+  "--quiet",
+  "--no-config",
+  "--no-code-cache",
+  "--allow-ffi",
+  "--allow-read",
+  "--allow-env",
+];
+
 /**
  * What runs in the jail: this same program with the device-process command. Under `deno run`
- * that is Deno with the project's main module (the binary, the module tree and the libraries it
- * loads are bound read-only); a single-file build is just itself.
+ * that is Deno with the program's main module (the binary, the main module, for the source tree
+ * the module tree, and the libraries it loads are bound read-only); a compiled program is just
+ * itself.
  */
 function jailSpec(): JailSpec {
   const files = runtimeFiles([LIBSECCOMP_SONAME]);
   if (Deno.build.standalone) {
     return { command: [Deno.execPath(), DEVICE_PROCESS_COMMAND], readOnlyPaths: files, env: {} };
   }
-  const main = decodeURIComponent(new URL("../../../../main.ts", import.meta.url).pathname);
+  const main = mainModulePath();
+  const command = [Deno.execPath(), ...DENO_RUN_OPTIONS, main, DEVICE_PROCESS_COMMAND];
+  const env = { ...DENO_JAIL_ENV };
+  // A bundle is one JavaScript file: nothing else to show, nothing to transpile.
+  if (BUNDLED) return { command, readOnlyPaths: [...files, main], env };
   const src = decodeURIComponent(new URL("../../../", import.meta.url).pathname);
   const root = main.slice(0, main.lastIndexOf("/"));
   const warm = warmEmitCache(root);
@@ -410,20 +427,9 @@ function jailSpec(): JailSpec {
     readOnlyBinds: warm === undefined
       ? []
       : [{ source: warm, target: `${DENO_JAIL_ENV.DENO_DIR}/${EMIT_CACHE}${root}` }],
-    command: [
-      Deno.execPath(),
-      "run",
-      "--quiet",
-      "--no-config",
-      "--no-code-cache",
-      "--allow-ffi",
-      "--allow-read",
-      "--allow-env",
-      main,
-      DEVICE_PROCESS_COMMAND,
-    ],
+    command,
     readOnlyPaths: [...files, main, src],
-    env: { ...DENO_JAIL_ENV },
+    env,
   };
 }
 

@@ -8,8 +8,7 @@ import { signalEventfd } from "../../../ffi/eventfd.ts";
 import type { DeviceWorkerInit, DeviceWorkerMessage } from "./protocol.ts";
 import type { DeviceRunner } from "../runner.ts";
 import { VirtioPciState } from "../transport/pci/state.ts";
-
-const WORKER_URL = new URL("./entry.ts", import.meta.url).href;
+import { workerUrl } from "../../../program.ts";
 
 /** A running device Worker. */
 export class VirtioDeviceThread implements DeviceRunner {
@@ -29,7 +28,7 @@ export class VirtioDeviceThread implements DeviceRunner {
    * @throws Error when the Worker fails before its loop starts (it is terminated)
    */
   static async start(init: DeviceWorkerInit): Promise<VirtioDeviceThread> {
-    const worker = new Worker(WORKER_URL, { type: "module", name: init.spec.name });
+    const worker = new Worker(workerUrl("device"), { type: "module", name: init.spec.name });
     const ready = Promise.withResolvers<void>();
     const exited = Promise.withResolvers<string | undefined>();
     const end = (error: string | undefined) => {
