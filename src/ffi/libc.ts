@@ -229,6 +229,16 @@ export function libc(): LibcSymbols {
   return symbols;
 }
 
+/**
+ * Binds every symbol now. A process about to load a seccomp filter calls it first: binding a
+ * symbol (`dlopen` and the runtime's bookkeeping, which may seed a hash with `getrandom`) must
+ * not happen under a filter that allows none of it.
+ */
+export function bindAllLibcSymbols(): void {
+  const table = libc();
+  for (const name of Object.keys(SYMBOLS) as (keyof typeof SYMBOLS)[]) void table[name];
+}
+
 /** A table whose every property binds its symbol when first read, then holds it. */
 function lazySymbols(): LibcSymbols {
   const table = {};

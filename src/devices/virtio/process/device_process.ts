@@ -143,6 +143,23 @@ export class DeviceProcess implements DeviceRunner {
     const first = receiveMessageAsync(child.socket);
     const hello = await Promise.race([first, child.process.exited.then(() => "ended"), timeout]);
     clearTimeout(timer);
+    if (hello === "ended") {
+      // It may have said `ready` and died at once, on the first request a running guest had
+      // waiting: then it started, and its death is a running device's, said the same way.
+      const late = await first;
+      if (late.kind === "message" && deviceProcessMessage(late.value)?.type === "ready") {
+        const exit = await child.process.exited;
+        await child.close();
+        const syscall = exitSignal(exit) === SIGNAL_CONSTANTS.SIGSYS
+          ? await kills.find()
+          : undefined;
+        throw new UserError(
+          `${name}: device process ${child.process.pid} ${
+            deathText(exit, syscall, options.sandbox.policyFile)
+          }`,
+        );
+      }
+    }
     const message = typeof hello === "string" || hello.kind !== "message"
       ? undefined
       : deviceProcessMessage(hello.value);
@@ -210,7 +227,12 @@ export class DeviceProcess implements DeviceRunner {
     const who = `${this.options.device.spec.name}: device process ${this.child.pid}`;
     const signal = exitSignal(exit);
     // The kernel's story (a signal) comes before the process's own.
-    if (signal !== null && !protocolBroken) return this.#killed(who, signal);
+    if (signal !== null && !protocolBroken) {
+      const syscall = signal === SIGNAL_CONSTANTS.SIGSYS
+        ? await findSeccompKill(this.child.jailed)
+        : undefined;
+      return `${who} ${deathText(exit, syscall, this.options.sandbox.policyFile)}`;
+    }
     if (protocolBroken) return `${who} broke the control protocol and was killed`;
     if (message?.type === "exited" && message.error !== undefined) {
       return `${this.options.device.spec.name}: ${message.error}`;
@@ -218,14 +240,19 @@ export class DeviceProcess implements DeviceRunner {
     if (this.#stopping && exit.code === 0) return undefined;
     return `${who} exited with status ${exit.code}`;
   }
+}
 
-  /** One line saying which signal killed the process, and for a seccomp kill which syscall. */
-  async #killed(who: string, signal: number): Promise<string> {
-    const died = `${who} was killed by ${signalName(signal)}`;
-    if (signal !== SIGNAL_CONSTANTS.SIGSYS) return died;
-    const syscall = await findSeccompKill(this.child.jailed);
-    return `${died}: ${describeSeccompKill(syscall, this.options.sandbox.policyFile)}`;
-  }
+/**
+ * How a device process ended, after its name: the signal that killed it and, for a seccomp kill,
+ * the syscall (from the kernel's record) and the policy that does not allow it; or its status.
+ */
+function deathText(exit: ChildExit, syscall: number | undefined, policyFile: string): string {
+  const signal = exitSignal(exit);
+  if (signal === null) return `exited with status ${exit.code}`;
+  const died = `was killed by ${signalName(signal)}`;
+  return signal === SIGNAL_CONSTANTS.SIGSYS
+    ? `${died}: ${describeSeccompKill(syscall, policyFile)}`
+    : died;
 }
 
 /** A spawned jail: bubblewrap, its descendants, the control socket and the stderr relay. */

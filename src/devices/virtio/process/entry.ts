@@ -9,7 +9,7 @@
  */
 
 import { GsiRouter } from "../../../irq_routing.ts";
-import { RLIMIT_NOFILE, setrlimit } from "../../../ffi/libc.ts";
+import { bindAllLibcSymbols, RLIMIT_NOFILE, setrlimit } from "../../../ffi/libc.ts";
 import { setLogLevel } from "../../../log.ts";
 import { GuestMemory, HUGE_PAGE_SIZE, ramSize } from "../../../memory.ts";
 import { loadSeccompPolicy } from "../../../sandbox/seccomp.ts";
@@ -56,6 +56,7 @@ export function runDeviceProcess(): number {
       memory,
       createBackend(init.backend),
     );
+    bindAllLibcSymbols(); // binding one later would run under the filter
     loadSeccompPolicy(init.seccomp.policy, { logFailures: init.seccomp.logFailures });
     reply({ type: "ready" });
     loop.run();
