@@ -18,10 +18,18 @@ export interface CliRun {
   stderr: string;
 }
 
-/** Starts `crosvm ARGS` with piped stdout and stderr, and stdin piped or /dev/null. */
-export function spawnCrosvm(args: string[], stdin: "piped" | "null" = "piped"): Deno.ChildProcess {
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", MAIN, ...args],
+/**
+ * Starts `crosvm ARGS` with piped stdout and stderr, and stdin piped or /dev/null; with `via`, as
+ * the command that program runs (`["ip", "netns", "exec", NS]`: in network namespace NS).
+ */
+export function spawnCrosvm(
+  args: string[],
+  stdin: "piped" | "null" = "piped",
+  via: readonly string[] = [],
+): Deno.ChildProcess {
+  const command = [...via, Deno.execPath(), "run", "--allow-all", MAIN, ...args];
+  return new Deno.Command(command[0], {
+    args: command.slice(1),
     stdin,
     stdout: "piped",
     stderr: "piped",

@@ -1,0 +1,157 @@
+/**
+ * Many VMs at once (issue 13): rounds of N VMs of the linger guest started together through the
+ * real CLI (`crosvm run`), with the devices jailed (the default) and with `--disable-sandbox`.
+ * Every VM has a control socket in a directory of the test's and a NIC on a TAP the VMM creates
+ * (`host-ip`) in a network namespace of the test's, so every kind of host resource a VM holds
+ * is there to leak. After each round: every VMM exited 0 with the guest's output, and nothing of
+ * them is left: no process (VMM, bwrap, device process: our descendants and anything naming this
+ * checkout), no socket in the directory, no TAP in the namespace or on the host, and this
+ * process has no more descriptors or mappings than before.
+ *
+ * `RELIABILITY_VMS=20 RELIABILITY_ROUNDS=10` for the long run (`deno task reliability`).
+ */
+
+import assert from "node:assert/strict";
+import { spawnCrosvm } from "../helpers/cli_process.ts";
+import { settledFdCount } from "../helpers/fds.ts";
+import { buildGuest } from "../helpers/guests.ts";
+import { HAVE_KVM, NO_KVM } from "../helpers/kvm.ts";
+import { descendantPids, processesMentioning } from "../helpers/proc.ts";
+
+/** VMs at once, and rounds of them, per mode. */
+const VMS = Number(Deno.env.get("RELIABILITY_VMS") ?? 8);
+const ROUNDS = Number(Deno.env.get("RELIABILITY_ROUNDS") ?? 2);
+/** Each VM's TAP is on its own /24, 10.78.INDEX.0. */
+const MAX_VMS = 256;
+/** What tests/guests/linger.S prints on COM1 before it resets. */
+const LINGER_OUTPUT = "UD\n";
+/** Guest memory per VM, in MiB: the guest needs little, and each VM's RAM is reserved anew. */
+const GUEST_MIB = 64;
+/** The checkout's root: every VMM and device process of ours names it on its command line. */
+const ROOT = new URL("../..", import.meta.url).pathname;
+/** The TAPs the VMM creates for `host-ip` (src/devices/virtio/net/taps.ts). */
+const TAP_PREFIX = "vmtap";
+
+async function ip(...args: string[]): Promise<string> {
+  const out = await new Deno.Command("ip", { args, stdout: "piped", stderr: "piped" }).output();
+  const decoder = new TextDecoder();
+  assert.ok(out.success, `ip ${args.join(" ")}: ${decoder.decode(out.stderr)}`);
+  return decoder.decode(out.stdout);
+}
+
+/** Why the TAPs cannot be had here (root and iproute2's `ip netns`), or undefined. */
+async function netnsProblem(): Promise<string | undefined> {
+  if (Deno.uid() !== 0) return "needs root to make a network namespace and TAPs";
+  try {
+    const ok = (await new Deno.Command("ip", { args: ["-V"], stdout: "null" }).output()).success;
+    return ok ? undefined : "needs iproute2 (ip)";
+  } catch {
+    return "needs iproute2 (ip)";
+  }
+}
+
+const PROBLEM = HAVE_KVM ? await netnsProblem() : NO_KVM;
+
+/** The TAP names `ip -o link` lists (in namespace `ns`, or the host's). */
+async function taps(ns?: string): Promise<string[]> {
+  const out = await ip(...(ns ? ["-n", ns] : []), "-o", "link");
+  return [...out.matchAll(new RegExp(`^\\d+: (${TAP_PREFIX}\\d+)[:@]`, "gm"))].map((m) => m[1]);
+}
+
+/**
+ * This process's mappings of something named (files, memfds, devices; `/proc/self/maps` lines
+ * with a path), sorted: anonymous ones come and go with V8's heap, so they show no leak.
+ */
+const namedMappings = () =>
+  Deno.readTextFileSync("/proc/self/maps").split("\n").flatMap((line) => {
+    const path = line.split(/\s+/).slice(5).join(" ");
+    return path === "" ? [] : [path];
+  }).sort();
+
+/** Whatever of a round's VMs is still on the host. */
+interface Leftovers {
+  processes: string[];
+  sockets: string[];
+  taps: string[];
+}
+
+async function leftovers(sockets: string, ns: string, hostTaps: string[]): Promise<Leftovers> {
+  const below = descendantPids(Deno.pid).map((pid) => `${pid} (a descendant)`);
+  const named = processesMentioning(ROOT).map((p) => `${p.pid}: ${p.cmdline.slice(0, 120)}`);
+  const nowOnHost = await taps();
+  return {
+    processes: [...below, ...named],
+    sockets: [...Deno.readDirSync(sockets)].map((e) => e.name),
+    taps: [...await taps(ns), ...nowOnHost.filter((t) => !hostTaps.includes(t))],
+  };
+}
+
+const hex = (byte: number) => byte.toString(16).padStart(2, "0");
+
+/** One VM of the linger guest through the CLI; its status and what it printed. */
+async function runVm(guest: string, index: number, sockets: string, ns: string, args: string[]) {
+  const child = spawnCrosvm([
+    "run",
+    "-m",
+    String(GUEST_MIB),
+    "-s",
+    sockets,
+    "--net",
+    `host-ip=10.78.${index}.1,netmask=255.255.255.0,mac=52:54:00:78:00:${hex(index)}`,
+    ...args,
+    guest,
+  ], "null", ["ip", "netns", "exec", ns]);
+  const { code, stdout, stderr } = await child.output();
+  const decoder = new TextDecoder();
+  return { code, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
+}
+
+function manyVmsTest(mode: string, args: string[]): void {
+  const name = `${VMS} VMs at once through the CLI (${mode}), ${ROUNDS} rounds: all exit 0, ` +
+    "no process, socket, TAP, descriptor or mapping left";
+  Deno.test({
+    name: PROBLEM === undefined ? name : `${name} [ignored: ${PROBLEM}]`,
+    ignore: PROBLEM !== undefined,
+    fn: async () => {
+      assert.ok(VMS >= 1 && VMS <= MAX_VMS && ROUNDS >= 1, `RELIABILITY_VMS 1..${MAX_VMS}`);
+      const guest = await buildGuest("linger");
+      const sockets = await Deno.makeTempDir({ prefix: "crosvm-many-" });
+      const ns = `crosvm-many-${crypto.randomUUID().slice(0, 8)}`;
+      await ip("netns", "add", ns);
+      try {
+        const hostTaps = await taps();
+        const fds = await settledFdCount();
+        const maps = namedMappings();
+        for (let round = 1; round <= ROUNDS; round++) {
+          const started = performance.now();
+          const runs = await Promise.all(
+            Array.from({ length: VMS }, (_, i) => runVm(guest, i, sockets, ns, args)),
+          );
+          for (const run of runs) {
+            assert.equal(run.code, 0, run.stderr);
+            assert.equal(run.stdout, LINGER_OUTPUT, run.stderr);
+          }
+          const left = await leftovers(sockets, ns, hostTaps);
+          const fdGrowth = await settledFdCount() - fds;
+          const mapGrowth = namedMappings().length - maps.length;
+          const seconds = ((performance.now() - started) / 1000).toFixed(1);
+          console.log(
+            `  round ${round}: ${VMS} VMs exited 0 in ${seconds} s; left: ` +
+              `${left.processes.length} processes, ${left.sockets.length} sockets, ` +
+              `${left.taps.length} TAPs, ${fdGrowth} descriptors, ${mapGrowth} mappings`,
+          );
+          assert.deepEqual(left, { processes: [], sockets: [], taps: [] });
+          assert.equal(fdGrowth, 0, "descriptors of the test process");
+          assert.deepEqual(namedMappings(), maps, "the test process's mappings");
+        }
+        console.log(`  ${mode}: ${VMS * ROUNDS} VMs, ${VMS} at once, 0 leaked resources`);
+      } finally {
+        await ip("netns", "del", ns);
+        await Deno.remove(sockets, { recursive: true });
+      }
+    },
+  });
+}
+
+manyVmsTest("devices jailed", []);
+manyVmsTest("--disable-sandbox", ["--disable-sandbox"]);
