@@ -15,6 +15,8 @@ import { onConsoleLines } from "./harness.ts";
 
 /** The disk every round writes to, in L1's /tmp (its own name: scenarios run side by side). */
 const IMAGE = "/tmp/crash-rounds.img";
+/** The second disk, raw: each record also lands in a 4 KiB block of its own, O_DIRECT. */
+const RAW_IMAGE = "/tmp/crash-rounds-raw.img";
 /** The rounds' acknowledged records so far: `<token> <count>` lines. */
 const ACKED = "/tmp/crash-rounds.acked";
 /** The kill comes at a random moment up to this long after the guest began writing. */
@@ -37,9 +39,13 @@ export interface CrashRound {
   /** `e2fsck -fn` before the journal's replay, and after it. */
   fsckRaw: number;
   fsck: number;
-  /** Acknowledged records not in the image: this round's, and earlier rounds'. */
+  /**
+   * Acknowledged records not in the file system: this round's, and earlier rounds'; and this
+   * round's not in their blocks of the raw disk.
+   */
   lost: number;
   lostEarlier: number;
+  lostRaw: number;
 }
 
 /**
@@ -48,7 +54,7 @@ export interface CrashRound {
  */
 export function crashRoundsScript(
   rounds: number,
-  boot: (token: string, image: string) => string,
+  boot: (token: string, image: string, raw: string) => string,
 ): string {
   const quietAcks = `case "$line" in
     acked=*) acked=\${line#acked=} ;;
@@ -58,7 +64,7 @@ export function crashRoundsScript(
       if [ "$target" = vmm ]; then victim=$vmm; else victim=$(device_of $vmm); fi
       echo "$victim" >$work/victim
       kill -KILL $victim`;
-  const console = onConsoleLines(boot("$token", IMAGE), [[
+  const console = onConsoleLines(boot("$token", IMAGE, RAW_IMAGE), [[
     "acked_ready",
     `( { sleep $delay; ${kill}; } & )`,
   ]], quietAcks);
@@ -73,13 +79,15 @@ device_of() {
       { echo $p; return; }
   done
 }
-# Acknowledged records of round TOKEN (COUNT of them) not in the image.
+# Of the records on stdin, one a line, how many of round TOKEN's first COUNT are missing.
 missing() {
-  debugfs -R "cat /acked-$1" ${IMAGE} 2>/dev/null |
-    awk -v t="$1" -v n="$2" 'NR <= n && $1 == t && $2 == NR { ok++ } END { print n - ok }'
+  awk -v t="$1" -v n="$2" 'NR <= n && $1 == t && $2 == NR { ok++ } END { print n - ok }'
 }
-rm -f ${IMAGE} ${ACKED} && touch ${ACKED}
+# The records of round TOKEN in the file system's log file.
+logged() { debugfs -R "cat /acked-$1" ${IMAGE} 2>/dev/null; }
+rm -f ${IMAGE} ${RAW_IMAGE} ${ACKED} && touch ${ACKED}
 mkfs.ext4 -q ${IMAGE} 64M || exit 1
+truncate -s 16M ${RAW_IMAGE}
 work=$(mktemp -d)
 round=1
 while [ $round -le ${rounds} ]; do
@@ -106,10 +114,11 @@ while [ $round -le ${rounds} ]; do
   fsck=$?
   [ $fsck -eq 0 ] || cat $work/fsck
   lost_earlier=0
-  while read -r t n; do lost_earlier=$((lost_earlier + $(missing $t $n))); done <${ACKED}
-  lost=$(missing $token $acked)
+  while read -r t n; do lost_earlier=$((lost_earlier + $(logged $t | missing $t $n))); done <${ACKED}
+  lost=$(logged $token | missing $token $acked)
+  lost_raw=$(head -c $((acked * 4096)) ${RAW_IMAGE} | missing $token $acked)
   echo "$token $acked" >>${ACKED}
-  echo "crash_round=$round target=$target victim=$(cat $work/victim 2>/dev/null) delay_ms=$ms acked=$acked vmm_status=$vmm_status jail_left=$left fsck_raw=$fsck_raw fsck=$fsck lost=$lost lost_earlier=$lost_earlier"
+  echo "crash_round=$round target=$target victim=$(cat $work/victim 2>/dev/null) delay_ms=$ms acked=$acked vmm_status=$vmm_status jail_left=$left fsck_raw=$fsck_raw fsck=$fsck lost=$lost lost_raw=$lost_raw lost_earlier=$lost_earlier"
   rm -rf "$dir"
   round=$((round + 1))
 done`;
@@ -131,6 +140,7 @@ export function crashRoundResults(output: string): CrashRound[] {
       fsck: num("fsck"),
       lost: num("lost"),
       lostEarlier: num("lost_earlier"),
+      lostRaw: num("lost_raw"),
     };
   });
 }
@@ -139,9 +149,11 @@ export function crashRoundResults(output: string): CrashRound[] {
 export function crashRoundsSummary(rounds: readonly CrashRound[]): string {
   const count = (f: (r: CrashRound) => boolean) => rounds.filter(f).length;
   const acked = rounds.reduce((sum, r) => sum + r.acked, 0);
-  const lost = rounds.reduce((sum, r) => sum + r.lost + r.lostEarlier, 0);
+  const lost = rounds.reduce((sum, r) => sum + r.lost + r.lostEarlier + r.lostRaw, 0);
   return `${rounds.length} SIGKILL rounds (${count((r) => r.target === "vmm")} of the VMM, ` +
     `${count((r) => r.target === "device")} of the device process), ${acked} acknowledged ` +
-    `records, ${lost} lost, ${count((r) => r.fsck !== 0)} e2fsck errors after journal replay ` +
+    `records (each in the file system and on the raw disk), ${lost} lost, ${
+      count((r) => r.fsck !== 0)
+    } e2fsck errors after journal replay ` +
     `(${count((r) => r.fsckRaw !== 0)} complaints before it)`;
 }

@@ -294,8 +294,11 @@ ${unchanged("ro_image", "/tmp/blk-ro.sha")}`,
       "at random moments of fsynced appends: no acknowledged record lost, e2fsck clean",
     command: crashRoundsScript(
       CRASH_ROUNDS,
-      (token, image) =>
-        agentBoot(`--no-rng --no-balloon -b ${image}`, `agent.action=acked agent.token=${token}`),
+      (token, image, raw) =>
+        agentBoot(
+          `--no-rng --no-balloon -b ${image} -b ${raw}`,
+          `agent.action=acked agent.acked_raw=vdb agent.token=${token}`,
+        ),
     ),
     withoutAgent: true,
     timeoutSeconds: 60 + CRASH_ROUND_SECONDS * CRASH_ROUNDS,
@@ -311,6 +314,7 @@ ${unchanged("ro_image", "/tmp/blk-ro.sha")}`,
         assert.equal(round.fsck, 0, `${what}: e2fsck -fn after the journal's replay`);
         assert.equal(round.lost, 0, `${what}: acknowledged records lost`);
         assert.equal(round.lostEarlier, 0, `${what}: earlier rounds' records lost`);
+        assert.equal(round.lostRaw, 0, `${what}: acknowledged O_DIRECT blocks lost`);
       }
       const deviceKills = rounds.filter((round) => round.target === "device").length;
       const reported = r.output.match(/device process \d+ was killed by SIGKILL/g) ?? [];
