@@ -56,8 +56,9 @@ export function crashRoundsScript(
   rounds: number,
   boot: (token: string, image: string, raw: string) => string,
 ): string {
+  // A console line ends in CR LF: "20\r" would make awk compare NR <= n as text.
   const quietAcks = `case "$line" in
-    acked=*) acked=\${line#acked=} ;;
+    acked=*) acked=\${line#acked=} acked=\${acked%"$cr"} ;;
     *) echo "$line" ;;
   esac`;
   const kill = `echo "$(descendants $vmm | tr '\\n' ' ')" >$work/jail
@@ -85,6 +86,7 @@ missing() {
 }
 # The records of round TOKEN in the file system's log file.
 logged() { debugfs -R "cat /acked-$1" ${IMAGE} 2>/dev/null; }
+cr=$(printf '\\r')
 rm -f ${IMAGE} ${RAW_IMAGE} ${ACKED} && touch ${ACKED}
 mkfs.ext4 -q ${IMAGE} 64M || exit 1
 truncate -s 16M ${RAW_IMAGE}
