@@ -1,11 +1,13 @@
 /**
  * Crash-consistency rounds in the test bed (issue 13): one L1 scenario boots L2 again and again
- * on the same ext4 disk; in each round the guest appends records with fsync and reports each one
- * acknowledged (agent/acked.sh) until L1 SIGKILLs, at a random moment, the VMM (odd rounds) or
- * the jailed virtio-blk device process (even rounds). Then L1 checks the image as the next boot
- * would find it: `e2fsck -fn` as the kill left it (reported), the journal replayed (as a mount
- * does), `e2fsck -fn` again (must be clean), and every record any round saw acknowledged read
- * back with debugfs. One `crash_round=` line per round; {@link crashRoundResults} reads them.
+ * on the same ext4 disk and raw disk; in each round the guest appends records with fsync to a
+ * file and with O_DIRECT and fsync to the raw disk, and reports each one acknowledged
+ * (agent/acked.sh) until L1 SIGKILLs, at a random moment, the VMM (odd rounds) or a jailed
+ * virtio-blk device process (even rounds). Then L1 checks the images as the next boot would
+ * find them: `e2fsck -fn` as the kill left it (reported), the journal replayed (as a mount
+ * does), `e2fsck -fn` again (must be clean), every record any round saw acknowledged read back
+ * with debugfs, and this round's records in their blocks of the raw disk. One `crash_round=`
+ * line per round; {@link crashRoundResults} reads them.
  *
  * @module
  */
@@ -49,8 +51,9 @@ export interface CrashRound {
 }
 
 /**
- * The scenario's script: `rounds` rounds, each running `boot(token, image)`: a VMM booting the
- * agent with `agent.action=acked agent.token=<token>` and `image` as its only disk.
+ * The scenario's script: `rounds` rounds, each running `boot(token, image, raw)`: a VMM booting
+ * the agent with `agent.action=acked agent.acked_raw=vdb agent.token=<token>` and two disks,
+ * `image` (ext4, vda) and `raw` (vdb).
  */
 export function crashRoundsScript(
   rounds: number,
