@@ -1,18 +1,20 @@
 /**
- * Many VMs at once (issue 13): rounds of N VMs of the linger guest started together through the
- * real CLI (`crosvm run`), half with the devices jailed (the default), half with
- * `--disable-sandbox`.
- * Every VM has a control socket in a directory of the test's and a NIC on a TAP the VMM creates
+ * Many VMs at once (issue 13): rounds of N VMs started together through the real CLI (`crosvm
+ * run`), half with the devices jailed (the default), half with `--disable-sandbox`. Each runs the
+ * spin guest, which says it runs and counts until stopped: once every guest of the round runs
+ * (N VMs held at once), each VM is stopped through its control socket, as `crosvm stop` does.
+ * Every VM has that socket in a directory of the test's and a NIC on a TAP the VMM creates
  * (`host-ip`) in a network namespace of the test's, so every kind of host resource a VM holds
  * is there to leak. After each round: every VMM exited 0 with the guest's output, and nothing of
- * them is left: no process (VMM, bwrap, device process: our descendants, and anything naming this
- * checkout that was not there before), no socket in the directory, no TAP in the namespace or on the host, and this
- * process has no more descriptors or mappings than before.
+ * them is left: no process (VMM, bwrap, device process: our descendants, and anything naming
+ * this checkout that was not there before), no socket in the directory, no TAP in the namespace
+ * or on the host, and this process has no more descriptors or named mappings than before.
  *
  * `RELIABILITY_VMS=20 RELIABILITY_ROUNDS=10` for the long run (`deno task reliability`).
  */
 
 import assert from "node:assert/strict";
+import { connect } from "../../mod.ts";
 import { spawnCrosvm } from "../helpers/cli_process.ts";
 import { settledFdCount } from "../helpers/fds.ts";
 import { buildGuest } from "../helpers/guests.ts";
@@ -24,8 +26,8 @@ const VMS = Number(Deno.env.get("RELIABILITY_VMS") ?? 8);
 const ROUNDS = Number(Deno.env.get("RELIABILITY_ROUNDS") ?? 2);
 /** Each VM's TAP is on its own /24, 10.78.INDEX.0. */
 const MAX_VMS = 256;
-/** What tests/guests/linger.S prints on COM1 before it resets. */
-const LINGER_OUTPUT = "UD\n";
+/** What tests/guests/spin.S prints on COM1 once it runs (then it counts until stopped). */
+const SPIN_RUNNING = "R";
 /** Guest memory per VM, in MiB: the guest needs little, and each VM's RAM is reserved anew. */
 const GUEST_MIB = 64;
 /** The checkout's root: every VMM and device process of ours names it on its command line. */
@@ -96,8 +98,23 @@ async function leftovers(sockets: string, ns: string, before: Before): Promise<L
 
 const hex = (byte: number) => byte.toString(16).padStart(2, "0");
 
-/** One VM of the linger guest through the CLI; its status and what it printed. */
-async function runVm(guest: string, index: number, sockets: string, ns: string, args: string[]) {
+/** A VM of the spin guest, started through the CLI, and what it printed so far. */
+interface StartedVm {
+  child: Deno.ChildProcess;
+  stdout: ReadableStreamDefaultReader<Uint8Array>;
+  stderr: Promise<string>;
+  /** Everything the VM printed until its guest said it runs (or until the VM ended). */
+  printed: string;
+}
+
+/** Starts a VM of the spin guest and waits until its guest runs (or the VM has ended). */
+async function startVm(
+  guest: string,
+  index: number,
+  sockets: string,
+  ns: string,
+  args: string[],
+): Promise<StartedVm> {
   const child = spawnCrosvm(
     [
       "run",
@@ -113,23 +130,44 @@ async function runVm(guest: string, index: number, sockets: string, ns: string, 
     "null",
     ["ip", "netns", "exec", ns],
   );
-  const { code, stdout, stderr } = await child.output();
+  const stderr = new Response(child.stderr).text();
+  const stdout = child.stdout.getReader();
   const decoder = new TextDecoder();
-  return { code, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
+  let printed = "";
+  while (!printed.includes(SPIN_RUNNING)) {
+    const { value, done } = await stdout.read();
+    if (done) break;
+    printed += decoder.decode(value);
+  }
+  return { child, stdout, stderr, printed };
+}
+
+/** Stops a started VM through its control socket (`crosvm stop`); how it ended. */
+async function stopVm(vm: StartedVm, sockets: string) {
+  if (vm.printed.includes(SPIN_RUNNING)) {
+    using client = connect(`${sockets}/crosvm-${vm.child.pid}.sock`);
+    await client.stop();
+  }
+  const decoder = new TextDecoder();
+  for (let r = await vm.stdout.read(); !r.done; r = await vm.stdout.read()) {
+    vm.printed += decoder.decode(r.value);
+  }
+  return { code: (await vm.child.status).code, stdout: vm.printed, stderr: await vm.stderr };
 }
 
 /** Even VMs run their devices jailed (the default), odd ones with `--disable-sandbox`. */
 const jailed = (index: number) => index % 2 === 0;
 
 const NAME = `${VMS} VMs at once through the CLI (half jailed, half --disable-sandbox), ` +
-  `${ROUNDS} rounds: all exit 0, no process, socket, TAP, descriptor or mapping left`;
+  `${ROUNDS} rounds, stopped through their sockets: all exit 0, no process, socket, TAP, ` +
+  "descriptor or mapping left";
 
 Deno.test({
   name: PROBLEM === undefined ? NAME : `${NAME} [ignored: ${PROBLEM}]`,
   ignore: PROBLEM !== undefined,
   fn: async () => {
     assert.ok(VMS >= 1 && VMS <= MAX_VMS && ROUNDS >= 1, `RELIABILITY_VMS 1..${MAX_VMS}`);
-    const guest = await buildGuest("linger");
+    const guest = await buildGuest("spin");
     const sockets = await Deno.makeTempDir({ prefix: "crosvm-many-" });
     const ns = `crosvm-many-${crypto.randomUUID().slice(0, 8)}`;
     await ip("netns", "add", ns);
@@ -137,24 +175,28 @@ Deno.test({
       const before = { processes: processesMentioning(ROOT).map((p) => p.pid), taps: await taps() };
       const fds = await settledFdCount();
       const maps = namedMappings();
+      let held = 0;
       for (let round = 1; round <= ROUNDS; round++) {
-        const started = performance.now();
-        const runs = await Promise.all(
+        const since = performance.now();
+        const started = await Promise.all(
           Array.from(
             { length: VMS },
-            (_, i) => runVm(guest, i, sockets, ns, jailed(i) ? [] : ["--disable-sandbox"]),
+            (_, i) => startVm(guest, i, sockets, ns, jailed(i) ? [] : ["--disable-sandbox"]),
           ),
         );
+        // Every guest runs now: the round holds all its VMs at once.
+        held = Math.max(held, started.filter((vm) => vm.printed === SPIN_RUNNING).length);
+        const runs = await Promise.all(started.map((vm) => stopVm(vm, sockets)));
         for (const run of runs) {
           assert.equal(run.code, 0, run.stderr);
-          assert.equal(run.stdout, LINGER_OUTPUT, run.stderr);
+          assert.equal(run.stdout, SPIN_RUNNING, run.stderr);
         }
         const left = await leftovers(sockets, ns, before);
         const fdGrowth = await settledFdCount() - fds;
         const mapGrowth = namedMappings().length - maps.length;
-        const seconds = ((performance.now() - started) / 1000).toFixed(1);
+        const seconds = ((performance.now() - since) / 1000).toFixed(1);
         console.log(
-          `  round ${round}: ${VMS} VMs exited 0 in ${seconds} s; left: ` +
+          `  round ${round}: ${VMS} VMs ran at once, stopped, exited 0 in ${seconds} s; left: ` +
             `${left.processes.length} processes, ${left.sockets.length} sockets, ` +
             `${left.taps.length} TAPs, ${fdGrowth} descriptors, ${mapGrowth} mappings`,
         );
@@ -164,7 +206,7 @@ Deno.test({
       }
       const jailedVms = Array.from({ length: VMS }, (_, i) => i).filter(jailed).length;
       console.log(
-        `  ${VMS * ROUNDS} VMs in ${ROUNDS} rounds of ${VMS} at once ` +
+        `  ${held} VMs held at once; ${VMS * ROUNDS} VMs in ${ROUNDS} rounds ` +
           `(${jailedVms * ROUNDS} jailed, ${(VMS - jailedVms) * ROUNDS} unjailed), ` +
           "0 leaked resources",
       );
