@@ -7,15 +7,16 @@
  * (`host-ip`) in a network namespace of the test's, so every kind of host resource a VM holds
  * is there to leak. After each round: every VMM exited 0 with the guest's output, and nothing of
  * them is left: no process (VMM, bwrap, device process: our descendants, and anything naming
- * this checkout that was not there before), no socket in the directory, no TAP in the namespace
- * or on the host, and this process has no more descriptors or named mappings than before.
+ * this checkout's main.ts that was not there before), no socket in the directory, no TAP in the
+ * namespace or on the host, and this process has no more descriptors or named mappings than
+ * before.
  *
  * `RELIABILITY_VMS=20 RELIABILITY_ROUNDS=10` for the long run (`deno task reliability`).
  */
 
 import assert from "node:assert/strict";
 import { connect } from "../../mod.ts";
-import { spawnCrosvm } from "../helpers/cli_process.ts";
+import { MAIN, spawnCrosvm } from "../helpers/cli_process.ts";
 import { settledFdCount } from "../helpers/fds.ts";
 import { buildGuest } from "../helpers/guests.ts";
 import { HAVE_KVM, NO_KVM } from "../helpers/kvm.ts";
@@ -28,10 +29,10 @@ const ROUNDS = Number(Deno.env.get("RELIABILITY_ROUNDS") ?? 2);
 const MAX_VMS = 256;
 /** What tests/guests/spin.S prints on COM1 once it runs (then it counts until stopped). */
 const SPIN_RUNNING = "R";
+/** The VMM's debug line once its devices are ready and its vCPUs in KVM_RUN (src/vm/vm.ts). */
+const VCPUS_RUN = "vCPUs in KVM_RUN";
 /** Guest memory per VM, in MiB: the guest needs little, and each VM's RAM is reserved anew. */
 const GUEST_MIB = 64;
-/** The checkout's root: every VMM and device process of ours names it on its command line. */
-const ROOT = new URL("../..", import.meta.url).pathname;
 /** The TAPs the VMM creates for `host-ip` (src/devices/virtio/net/taps.ts). */
 const TAP_PREFIX = "vmtap";
 
@@ -78,7 +79,10 @@ interface Leftovers {
   taps: string[];
 }
 
-/** What was there before the VMs: processes naming the checkout (a test bed's QEMU), TAPs. */
+/**
+ * What was there before the VMs: processes naming this checkout's main.ts (every VMM, bwrap and
+ * device process of ours does: another run's), and TAPs.
+ */
 interface Before {
   processes: number[];
   taps: string[];
@@ -86,7 +90,7 @@ interface Before {
 
 async function leftovers(sockets: string, ns: string, before: Before): Promise<Leftovers> {
   const below = descendantPids(Deno.pid).map((pid) => `${pid} (a descendant)`);
-  const named = processesMentioning(ROOT).filter((p) => !before.processes.includes(p.pid))
+  const named = processesMentioning(MAIN).filter((p) => !before.processes.includes(p.pid))
     .map((p) => `${p.pid}: ${p.cmdline.slice(0, 120)}`);
   const nowOnHost = await taps();
   return {
@@ -98,16 +102,48 @@ async function leftovers(sockets: string, ns: string, before: Before): Promise<L
 
 const hex = (byte: number) => byte.toString(16).padStart(2, "0");
 
-/** A VM of the spin guest, started through the CLI, and what it printed so far. */
-interface StartedVm {
-  child: Deno.ChildProcess;
-  stdout: ReadableStreamDefaultReader<Uint8Array>;
-  stderr: Promise<string>;
-  /** Everything the VM printed until its guest said it runs (or until the VM ended). */
-  printed: string;
+/** What a VMM's stream has said so far, read on until it says `marker` or ends. */
+class StreamText {
+  readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
+  readonly #decoder = new TextDecoder();
+  text = "";
+
+  constructor(stream: ReadableStream<Uint8Array>) {
+    this.#reader = stream.getReader();
+  }
+
+  /** Reads until the text holds `marker` (true) or the stream ends (false). */
+  async until(marker: string): Promise<boolean> {
+    while (!this.text.includes(marker)) {
+      const { value, done } = await this.#reader.read();
+      if (done) return false;
+      this.text += this.#decoder.decode(value, { stream: true });
+    }
+    return true;
+  }
+
+  /** Reads to the end; returns all the text. */
+  async rest(): Promise<string> {
+    for (let r = await this.#reader.read(); !r.done; r = await this.#reader.read()) {
+      this.text += this.#decoder.decode(r.value, { stream: true });
+    }
+    return this.text;
+  }
 }
 
-/** Starts a VM of the spin guest and waits until its guest runs (or the VM has ended). */
+/** A VM of the spin guest, started through the CLI, with what it printed so far. */
+interface StartedVm {
+  child: Deno.ChildProcess;
+  stdout: StreamText;
+  stderr: StreamText;
+  /** Its devices are ready, its vCPUs in KVM_RUN and its guest said it runs. */
+  running: boolean;
+}
+
+/**
+ * Starts a VM of the spin guest and waits until it runs: its devices ready and its vCPUs in
+ * KVM_RUN (the VMM's debug line) and the guest's word on COM1; or until the VM has ended.
+ */
 async function startVm(
   guest: string,
   index: number,
@@ -122,6 +158,8 @@ async function startVm(
       String(GUEST_MIB),
       "-s",
       sockets,
+      "--log-level",
+      "debug",
       "--net",
       `host-ip=10.78.${index}.1,netmask=255.255.255.0,mac=52:54:00:78:00:${hex(index)}`,
       ...args,
@@ -130,29 +168,25 @@ async function startVm(
     "null",
     ["ip", "netns", "exec", ns],
   );
-  const stderr = new Response(child.stderr).text();
-  const stdout = child.stdout.getReader();
-  const decoder = new TextDecoder();
-  let printed = "";
-  while (!printed.includes(SPIN_RUNNING)) {
-    const { value, done } = await stdout.read();
-    if (done) break;
-    printed += decoder.decode(value);
-  }
-  return { child, stdout, stderr, printed };
+  const stdout = new StreamText(child.stdout);
+  const stderr = new StreamText(child.stderr);
+  const [ran, ready] = await Promise.all([stdout.until(SPIN_RUNNING), stderr.until(VCPUS_RUN)]);
+  return { child, stdout, stderr, running: ran && ready };
 }
 
-/** Stops a started VM through its control socket (`crosvm stop`); how it ended. */
+/**
+ * Stops a started VM through its control socket (`crosvm stop`), whether or not it got as far as
+ * running (one that has ended already has no socket left); how it ended.
+ */
 async function stopVm(vm: StartedVm, sockets: string) {
-  if (vm.printed.includes(SPIN_RUNNING)) {
+  try {
     using client = connect(`${sockets}/crosvm-${vm.child.pid}.sock`);
     await client.stop();
+  } catch (e) {
+    if (vm.running) throw e;
   }
-  const decoder = new TextDecoder();
-  for (let r = await vm.stdout.read(); !r.done; r = await vm.stdout.read()) {
-    vm.printed += decoder.decode(r.value);
-  }
-  return { code: (await vm.child.status).code, stdout: vm.printed, stderr: await vm.stderr };
+  const [stdout, stderr] = await Promise.all([vm.stdout.rest(), vm.stderr.rest()]);
+  return { running: vm.running, code: (await vm.child.status).code, stdout, stderr };
 }
 
 /** Even VMs run their devices jailed (the default), odd ones with `--disable-sandbox`. */
@@ -172,7 +206,7 @@ Deno.test({
     const ns = `crosvm-many-${crypto.randomUUID().slice(0, 8)}`;
     await ip("netns", "add", ns);
     try {
-      const before = { processes: processesMentioning(ROOT).map((p) => p.pid), taps: await taps() };
+      const before = { processes: processesMentioning(MAIN).map((p) => p.pid), taps: await taps() };
       const fds = await settledFdCount();
       const maps = namedMappings();
       let held = 0;
@@ -185,9 +219,10 @@ Deno.test({
           ),
         );
         // Every guest runs now: the round holds all its VMs at once.
-        held = Math.max(held, started.filter((vm) => vm.printed === SPIN_RUNNING).length);
+        held = Math.max(held, started.filter((vm) => vm.running).length);
         const runs = await Promise.all(started.map((vm) => stopVm(vm, sockets)));
         for (const run of runs) {
+          assert.ok(run.running, `a VM that never ran:\n${run.stderr}`);
           assert.equal(run.code, 0, run.stderr);
           assert.equal(run.stdout, SPIN_RUNNING, run.stderr);
         }
