@@ -22,7 +22,7 @@ import { buildGuest } from "../helpers/guests.ts";
 import { HAVE_KVM, NO_KVM } from "../helpers/kvm.ts";
 import { descendantPids, processesMentioning } from "../helpers/proc.ts";
 
-/** VMs at once, and rounds of them, per mode. */
+/** VMs at once (half of them jailed), and rounds of them. */
 const VMS = Number(Deno.env.get("RELIABILITY_VMS") ?? 8);
 const ROUNDS = Number(Deno.env.get("RELIABILITY_ROUNDS") ?? 2);
 /** Each VM's TAP is on its own /24, 10.78.INDEX.0. */
