@@ -19,16 +19,18 @@ export interface CliRun {
 }
 
 /**
- * Starts `crosvm ARGS` with piped stdout and stderr, and stdin piped or /dev/null; `program` is
- * the main module to run (the source tree's, or a bundle).
+ * Starts `crosvm ARGS` with piped stdout and stderr, and stdin piped or /dev/null. `program` is
+ * the main module to run (the source tree's, or a bundle); with `via`, the VMM is the command
+ * that program runs (`["ip", "netns", "exec", NS]`: in network namespace NS).
  */
 export function spawnCrosvm(
   args: string[],
   stdin: "piped" | "null" = "piped",
-  program: string = MAIN,
+  { program = MAIN, via = [] }: { program?: string; via?: readonly string[] } = {},
 ): Deno.ChildProcess {
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", program, ...args],
+  const command = [...via, Deno.execPath(), "run", "--allow-all", program, ...args];
+  return new Deno.Command(command[0], {
+    args: command.slice(1),
     stdin,
     stdout: "piped",
     stderr: "piped",
@@ -44,7 +46,7 @@ export async function crosvm(
   input?: string,
   program: string = MAIN,
 ): Promise<CliRun> {
-  const child = spawnCrosvm(args, "piped", program);
+  const child = spawnCrosvm(args, "piped", { program });
   const writer = child.stdin.getWriter();
   if (input !== undefined) await writer.write(new TextEncoder().encode(input));
   await writer.close();

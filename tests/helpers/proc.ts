@@ -25,3 +25,25 @@ export function commandName(pid: number): string | undefined {
     return undefined;
   }
 }
+
+/** A process's command line (`/proc/PID/cmdline`, arguments joined by spaces), or undefined. */
+export function commandLine(pid: number): string | undefined {
+  try {
+    return Deno.readTextFileSync(`/proc/${pid}/cmdline`).replaceAll("\0", " ").trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Every process on the host but this one whose command line mentions `text` (a path only its
+ * own processes name, such as this checkout's), with its command line.
+ */
+export function processesMentioning(text: string): { pid: number; cmdline: string }[] {
+  return [...Deno.readDirSync("/proc")].flatMap((entry) => {
+    const pid = Number(entry.name);
+    if (!Number.isInteger(pid) || pid === Deno.pid) return [];
+    const cmdline = commandLine(pid);
+    return cmdline?.includes(text) ? [{ pid, cmdline }] : [];
+  });
+}

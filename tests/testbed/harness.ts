@@ -125,11 +125,13 @@ export function onConsoleLine(command: string, marker: string, action: string): 
 
 /**
  * {@link onConsoleLine} with several markers: each `[marker, action]` runs its action once, at
- * the first line containing its marker (a guest and its host taking turns).
+ * the first line containing its marker (a guest and its host taking turns). `perLine` is what
+ * the script does with every line (`$line`) first: by default it prints it.
  */
 export function onConsoleLines(
   command: string,
   steps: readonly (readonly [marker: string, action: string])[],
+  perLine = 'echo "$line"',
 ): string {
   const cases = steps.map(([marker, action], i) =>
     `  case "$seen_${i}:$line" in :*"${marker}"*)
@@ -145,7 +147,7 @@ vmm=$!
 exec 3>"$dir/in"
 ${steps.map((_, i) => `seen_${i}=`).join(" ")}
 while read -r line; do
-  echo "$line"
+  ${perLine}
 ${cases.join("\n")}
 done <"$dir/out"
 wait $vmm`;

@@ -3,6 +3,7 @@
  * bed (one L1 boot shared by every scenario), checked from inside the guest by the agent.
  */
 import assert from "node:assert/strict";
+import { crashRoundResults, crashRoundsScript, crashRoundsSummary } from "./crash_rounds.ts";
 import { DEVICE_PROCESS_COMMAND } from "../../src/devices/virtio/process/command.ts";
 import { resolveSyscallNumber } from "../../src/ffi/seccomp.ts";
 import { buildBundle } from "../../scripts/bundle.ts";
@@ -116,6 +117,14 @@ const JAIL_COUNT = `jail_count() {
 /** `jail_count`'s answer while a VM with `devices` jailed devices runs, and once none is left. */
 const jailedWhileRunning = (devices: number) => new RegExp(`^([1-9]\\d*) ${devices}$`);
 const NO_JAIL = "0 0";
+
+/**
+ * `RELIABILITY_CRASH_ROUNDS=N`: the rounds of `blk-crash-rounds` (2 by default: one kill of each
+ * kind; the long run is `deno task crash-rounds`).
+ */
+const CRASH_ROUNDS = Number(Deno.env.get("RELIABILITY_CRASH_ROUNDS") ?? 2);
+/** What one crash round may take in L1: an L2 boot with one jailed device, writes, checks. */
+const CRASH_ROUND_SECONDS = 75;
 
 /**
  * virtio-blk and virtio-rng. Three boots: `blk-devices` builds a root disk (64 MiB, the
@@ -286,6 +295,39 @@ ${unchanged("ro_image", "/tmp/blk-ro.sha")}`,
       // Two disks, virtio-rng and the balloon, each in its own jail, until the VMM was killed.
       assert.match(lineValue(r, "jail_before"), jailedWhileRunning(4));
       assert.equal(lineValue(r, "jail_after"), NO_JAIL);
+    },
+  },
+  {
+    name: "blk-crash-rounds",
+    title: `virtio-blk: ${CRASH_ROUNDS} SIGKILLs, of the VMM and of its device process by turns, ` +
+      "at random moments of fsynced appends: no acknowledged record lost, e2fsck clean",
+    command: crashRoundsScript(
+      CRASH_ROUNDS,
+      (token, image, raw) =>
+        agentBoot(
+          `--no-rng --no-balloon -b ${image} -b ${raw}`,
+          `agent.action=acked agent.acked_raw=vdb agent.token=${token}`,
+        ),
+    ),
+    withoutAgent: true,
+    timeoutSeconds: 60 + CRASH_ROUND_SECONDS * CRASH_ROUNDS,
+    check: (r) => {
+      const rounds = crashRoundResults(r.output);
+      console.log(`  ${crashRoundsSummary(rounds)}`);
+      assert.equal(rounds.length, CRASH_ROUNDS, "every round reported");
+      for (const round of rounds) {
+        const what = `round ${round.round} (${round.target} killed after ${round.delayMs} ms)`;
+        // A killed VMM dies of SIGKILL; a killed device ends the VM with an error (status 1).
+        assert.equal(round.vmmStatus, round.target === "vmm" ? 137 : 1, what);
+        assert.equal(round.jailLeft, 0, `${what}: the jail is gone`);
+        assert.equal(round.fsck, 0, `${what}: e2fsck -fn after the journal's replay`);
+        assert.equal(round.lost, 0, `${what}: acknowledged records lost`);
+        assert.equal(round.lostEarlier, 0, `${what}: earlier rounds' records lost`);
+        assert.equal(round.lostRaw, 0, `${what}: acknowledged O_DIRECT blocks lost`);
+      }
+      const deviceKills = rounds.filter((round) => round.target === "device").length;
+      const reported = r.output.match(/device process \d+ was killed by SIGKILL/g) ?? [];
+      assert.equal(reported.length, deviceKills, "the VMM named each killed device process");
     },
   },
   {
