@@ -56,9 +56,9 @@ def fetch_unix(uds, port, results):
     conn.close()
 
 
-def fetch(fetch_one, target, port, count):
+def fetch(uds, port, count):
     results = []
-    threads = [threading.Thread(target=fetch_one, args=(target, port, results)) for _ in range(count)]
+    threads = [threading.Thread(target=fetch_unix, args=(uds, port, results)) for _ in range(count)]
     for t in threads:
         t.start()
     for t in threads:
@@ -72,4 +72,4 @@ if mode == "receive":
 elif mode == "vreceive":
     receive(socket.AF_VSOCK, (socket.VMADDR_CID_ANY, int(args[0])), args[1])
 else:
-    fetch(fetch_unix, args[0], int(args[1]), int(args[2]))
+    fetch(args[0], int(args[1]), int(args[2]))

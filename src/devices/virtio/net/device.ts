@@ -26,9 +26,6 @@ import { type NetDrops, TapQueue } from "./tap_queue.ts";
 
 export type { NetDrops };
 
-/** Bytes in a MAC address. */
-export const MAC_LENGTH = 6;
-
 /** What crosses to the device runner: the TAP's descriptors and what the guest is told. */
 export interface NetSpec {
   /** Selects virtio-net. */
