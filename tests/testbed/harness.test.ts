@@ -118,6 +118,24 @@ Deno.test("an L1 whose heartbeat stops counts as stuck before the scenario's tim
   });
 });
 
+Deno.test("an L1 whose kernel reports a stuck CPU is rebooted at once, and the scenario rerun", async () => {
+  await withStandIn(async (bed, scratch) => {
+    const marker = `${scratch}/locked_once`;
+    const t0 = performance.now();
+    const results = await bed.boot([{
+      name: "locked",
+      // What l1_init.sh prints for a soft lockup in L1's kmsg, then a scenario that would sleep.
+      command: `[ -e ${marker} ] && { echo recovered; exit 0; }\ntouch ${marker}
+echo "@@L1 LOCKUP watchdog: BUG: soft lockup - CPU#2 stuck for 104s! [worker-1:462]"
+exec sleep 600`,
+      timeoutSeconds: 120,
+    }]);
+    assert.deepEqual(bed.boots.map((b) => b.wedgedIn), ["locked", undefined]);
+    assert.ok(performance.now() - t0 < 60_000, "found by the report, not the 120 s timeout");
+    assert.deepEqual(ended(results.get("locked")), [0, "recovered"]);
+  });
+});
+
 Deno.test("a fresh L1 first reruns what the scenarios left need: the files they made in L1", async () => {
   await withStandIn(async (bed, scratch) => {
     const once = `${scratch}/stuck_once`;

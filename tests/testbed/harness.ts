@@ -104,9 +104,9 @@ export interface BootRecord {
   readonly qemuStatus: number;
   /**
    * The scenario L1 stopped answering in: L1's heartbeat went silent for
-   * {@link HEARTBEAT_SILENCE_SECONDS}, or the scenario had not ended {@link WEDGED_GRACE_SECONDS}
-   * after its own timeout (so L1's timeout could not fire: its kernel or a share was stuck), and
-   * QEMU was killed. Undefined when L1 ran to its end.
+   * {@link HEARTBEAT_SILENCE_SECONDS}, or L1's kernel reported a stuck CPU ({@link LOCKUP_RE}),
+   * or the scenario had not ended {@link WEDGED_GRACE_SECONDS} after its own timeout (so L1's
+   * timeout could not fire: its kernel or a share was stuck), and QEMU was killed. Undefined when L1 ran to its end.
    */
   readonly wedgedIn: string | undefined;
   /** QEMU's stderr. */
@@ -212,6 +212,8 @@ const HEARTBEAT_FILE = "heartbeat";
 export const HEARTBEAT_SILENCE_SECONDS = 60;
 const BEGIN_RE = /^@@SCENARIO (\S+) BEGIN$/;
 const END_RE = /@@SCENARIO (\S+) END status=(\d+) timeout=([01])$/;
+/** l1_init.sh's word that L1's own kernel logged a soft lockup or an RCU stall. */
+const LOCKUP_RE = /^@@L1 LOCKUP /;
 
 /** The nested test bed: each {@link boot} starts a fresh L1 and runs scenarios in it. */
 export class Testbed {
@@ -258,8 +260,8 @@ export class Testbed {
       ]);
       const retry = reboots < (this.#options.rebootsAfterWedge ?? 2) && remaining.length > 0;
       console.error(
-        `testbed: L1 stopped answering in scenario ${record.wedgedIn} (no heartbeat, or no end ` +
-          `${grace(this.#options)} s after its timeout); QEMU was killed` +
+        `testbed: L1 stopped answering in scenario ${record.wedgedIn} (a stuck CPU in its kernel, ` +
+          `no heartbeat, or no end ${grace(this.#options)} s after its timeout); QEMU was killed` +
           (retry
             ? `; a fresh L1 runs what is left (${remaining.length} of ${scenarios.length})`
             : ""),
@@ -457,16 +459,19 @@ async function runL1(
   /** The scenario running now and when L1 must have ended it (ms since QEMU started). */
   let running: { name: string; deadlineMs: number } | undefined;
   let wedgedIn: string | undefined;
+  const wedged = () => {
+    if (running === undefined) return;
+    wedgedIn = running.name;
+    running = undefined;
+    child.kill("SIGKILL");
+  };
   const wedgeCheck = setInterval(() => {
     if (running === undefined) return;
     const now = performance.now() - t0;
     const silence = 1000 * (opts.heartbeatSilenceSeconds ?? HEARTBEAT_SILENCE_SECONDS);
     const beat = lastHeartbeat(workDir);
     const silent = beat !== undefined && Date.now() - beat > silence;
-    if (now < running.deadlineMs && !silent) return;
-    wedgedIn = running.name;
-    running = undefined;
-    child.kill("SIGKILL");
+    if (now >= running.deadlineMs || silent) wedged();
   }, 1000);
   const stderr = new Response(child.stderr).text();
   const lines: TimedLine[] = [];
@@ -490,6 +495,7 @@ async function runL1(
       running = { name: begin[1], deadlineMs: ms + 1000 * seconds };
     }
     if (END_RE.test(line.text)) running = undefined;
+    if (LOCKUP_RE.test(line.text)) wedged();
   };
   try {
     for await (const chunk of child.stdout) {

@@ -77,6 +77,15 @@ stall_report() {
   done
 }
 stall_report >/dev/console 2>&1 &
+# L1's own kernel saying one of its CPUs is stuck (a soft lockup or an RCU stall: seen with
+# nested SVM under TCG, a vCPU thread spinning in L1's KVM for minutes) means L1 is broken, not
+# the scenario: the host is told at once (harness.ts reboots L1). /dev/kmsg holds only L1's
+# kernel log, never a guest's console; cat reads it a record at a time, as it must be read.
+cat /dev/kmsg | while read -r record; do
+  case "$record" in
+  *"soft lockup"* | *"self-detected stall"* | *"detected stalls"*) echo "@@L1 LOCKUP ${record#*;}" ;;
+  esac
+done >/dev/console 2>&1 &
 # A heartbeat while scenarios run, the work share's `heartbeat` touched every 10 s (a file, not
 # the console, where it could land inside a guest's line): the host takes a minute without one
 # for an L1 that stopped answering (its timers stopped), without waiting out the timeout.
