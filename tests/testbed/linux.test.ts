@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { crashRoundResults, crashRoundsScript, crashRoundsSummary } from "./crash_rounds.ts";
+import { soakDrift, soakSamples, soakScript, soakSummary } from "./soak.ts";
 import { DEVICE_PROCESS_COMMAND } from "../../src/devices/virtio/process/command.ts";
 import { resolveSyscallNumber } from "../../src/ffi/seccomp.ts";
 import { buildBundle } from "../../scripts/bundle.ts";
@@ -125,6 +126,13 @@ const NO_JAIL = "0 0";
 const CRASH_ROUNDS = Number(Deno.env.get("RELIABILITY_CRASH_ROUNDS") ?? 2);
 /** What one crash round may take in L1: an L2 boot with one jailed device, writes, checks. */
 const CRASH_ROUND_SECONDS = 75;
+/** `RELIABILITY_SOAK_SECONDS=N`: how long the soak's guest works (the long run: `deno task soak`). */
+const SOAK_SECONDS = Number(Deno.env.get("RELIABILITY_SOAK_SECONDS") ?? 60);
+/**
+ * How much a process's private memory may grow after the soak's warm-up: V8's heaps grow in
+ * steps before they settle, a leak grows without end (the long run's slope tells them apart).
+ */
+const SOAK_GROWTH_LIMIT_KIB = 16 << 10;
 
 /**
  * virtio-blk and virtio-rng. Three boots: `blk-devices` builds a root disk (64 MiB, the
@@ -329,6 +337,32 @@ ${unchanged("ro_image", "/tmp/blk-ro.sha")}`,
       const deviceKills = rounds.filter((round) => !round.hung && round.target === "device").length;
       const reported = r.output.match(/device process \d+ was killed by SIGKILL/g) ?? [];
       assert.equal(reported.length, deviceKills, "the VMM named each killed device process");
+    },
+  },
+  {
+    name: "soak",
+    title: `a ${SOAK_SECONDS} s soak of virtio-blk and virtio-rng work: every read-back intact; ` +
+      "after warm-up the VMM's and its device processes' descriptors stay put, memory does not grow",
+    command: `truncate -s 64M /tmp/soak.img
+${soakScript(agentBoot("-b /tmp/soak.img", `agent.action=soak agent.seconds=${SOAK_SECONDS}`))}`,
+    timeoutSeconds: 120 + SOAK_SECONDS,
+    check: (r) => {
+      const [rounds, bad] = lineValue(r, "soak_done").split(" ").map(Number);
+      assert.ok(rounds > 0, "the guest did some rounds");
+      assert.equal(bad, 0, "rounds whose read-back differed or failed");
+      const samples = soakSamples(r.output);
+      assert.ok(samples.length >= 6, `${samples.length} samples`);
+      const drift = soakDrift(samples);
+      console.log(`  ${soakSummary(SOAK_SECONDS, rounds, drift)}`);
+      assert.ok(drift.warm.devices >= 2, "virtio-blk and virtio-rng in device processes");
+      for (const s of drift.after) {
+        const at = `at ${s.seconds} s`;
+        assert.equal(s.devices, drift.warm.devices, `${at}: device processes`);
+        assert.equal(s.vmmFds, drift.warm.vmmFds, `${at}: the VMM's descriptors`);
+        assert.equal(s.deviceFds, drift.warm.deviceFds, `${at}: the device processes' descriptors`);
+      }
+      assert.ok(drift.vmmGrowthKiB <= SOAK_GROWTH_LIMIT_KIB, "the VMM's private memory grew");
+      assert.ok(drift.deviceGrowthKiB <= SOAK_GROWTH_LIMIT_KIB, "device processes' memory grew");
     },
   },
   {
