@@ -93,7 +93,7 @@ export function crashRoundsScript(
     `( { sleep $delay; ${kill}; } & )`,
   ]], quietAcks);
   return `${VMM_PROCESS_FUNCTIONS}
-# The jailed device process below PID.
+# The jailed device below PID: the outermost process of its jail, the VMM's child.
 device_of() { device_pids $1 | head -n 1; }
 # Of the records on stdin, one a line, how many of round TOKEN's first COUNT are missing.
 missing() {

@@ -9,7 +9,8 @@ import { DEVICE_PROCESS_COMMAND } from "../../src/devices/virtio/process/command
 
 /**
  * Defines `descendants PID` (every process below PID, one a line) and `device_pids PID` (the
- * jailed device processes below PID: Deno processes started with the device-process command).
+ * processes below PID whose command line holds the device-process command: each jailed device
+ * process, and the bubblewrap processes that hold its jail, the outermost first).
  */
 export const VMM_PROCESS_FUNCTIONS = `descendants() {
   for c in $(cat /proc/$1/task/*/children 2>/dev/null); do echo $c; descendants $c; done

@@ -127,7 +127,7 @@ const CRASH_ROUNDS = Number(Deno.env.get("RELIABILITY_CRASH_ROUNDS") ?? 2);
 /** What one crash round may take in L1: an L2 boot with one jailed device, writes, checks. */
 const CRASH_ROUND_SECONDS = 75;
 /** `RELIABILITY_SOAK_SECONDS=N`: how long the soak's guest works (the long run: `deno task soak`). */
-const SOAK_SECONDS = Number(Deno.env.get("RELIABILITY_SOAK_SECONDS") ?? 60);
+const SOAK_SECONDS = Number(Deno.env.get("RELIABILITY_SOAK_SECONDS") ?? 45);
 /**
  * How much a process's private memory may grow after the soak's warm-up: V8's heaps grow in
  * steps before they settle, a leak grows without end (the long run's slope tells them apart).

@@ -40,6 +40,8 @@ sample() {
   while vmm_kib=$(anon_kib $1) && [ -n "$vmm_kib" ]; do
     vmm_fds=$(fd_count $1) dev_kib=0 dev_fds=0 devices=0
     for p in $(device_pids $1); do
+      # The device processes themselves, not the bubblewrap processes that hold their jails.
+      [ "$(cat /proc/$p/comm 2>/dev/null)" = deno ] || continue
       kib=$(anon_kib $p) && [ -n "$kib" ] || continue
       dev_kib=$((dev_kib + kib)) dev_fds=$((dev_fds + $(fd_count $p))) devices=$((devices + 1))
     done
