@@ -21,8 +21,6 @@ import {
   KVM_IOEVENTFD_FLAG_DEASSIGN,
   KVM_IOEVENTFD_FLAG_PIO,
   KVM_IRQ_LEVEL,
-  KVM_IRQFD_ARGS,
-  KVM_IRQFD_FLAG_DEASSIGN,
   KVM_LAPIC_STATE,
   KVM_MP_STATE_ARGS,
   KVM_MSR_ENTRY,
@@ -35,6 +33,7 @@ import {
   KVM_USERSPACE_MEMORY_REGION,
   type StructLayout,
 } from "./kvm_abi.ts";
+import { irqfd } from "./kvm_irq_routing.ts";
 import {
   close,
   errno,
@@ -306,11 +305,7 @@ export class VmFd {
 
   /** KVM_IRQFD: a write to eventfd `fd` pulses GSI `gsi`. */
   irqfd(fd: number, gsi: number, deassign = false): void {
-    const arg = new StructBuffer(KVM_IRQFD_ARGS);
-    arg.setU32("fd", fd);
-    arg.setU32("gsi", gsi);
-    arg.setU32("flags", deassign ? KVM_IRQFD_FLAG_DEASSIGN : 0);
-    kvmIoctlBuf(this.fd, "KVM_IRQFD", arg.bytes);
+    irqfd(this.fd, fd, gsi, deassign);
   }
 
   /**

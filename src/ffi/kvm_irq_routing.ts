@@ -153,6 +153,15 @@ export function setGsiRouting(vmFd: number, routes: readonly IrqRoute[]): void {
   ioctlBuf(vmFd, KVM_SET_GSI_ROUTING, encodeIrqRouting(routes), "KVM_SET_GSI_ROUTING");
 }
 
+/** KVM_IRQFD on VM fd `vmFd`: a write to eventfd `fd` pulses GSI `gsi`; `deassign` unbinds it. */
+export function irqfd(vmFd: number, fd: number, gsi: number, deassign = false): void {
+  const arg = new StructBuffer(KVM_IRQFD_ARGS);
+  arg.setU32("fd", fd);
+  arg.setU32("gsi", gsi);
+  arg.setU32("flags", deassign ? KVM_IRQFD_FLAG_DEASSIGN : 0);
+  ioctlBuf(vmFd, Ioctl.KVM_IRQFD, arg.bytes, "KVM_IRQFD");
+}
+
 /**
  * KVM_IRQFD with KVM_IRQFD_FLAG_RESAMPLE: a write to `fd` raises GSI `gsi` as a level that stays
  * up until the guest EOIs it; KVM then lowers it and signals `resampleFd`, and the device raises

@@ -16,6 +16,7 @@ import {
   ramRegions,
 } from "../../src/arch/x86_64/layout.ts";
 import { Bus } from "../../src/bus.ts";
+import { drainEventfd } from "../../src/ffi/eventfd.ts";
 import type { VmFd } from "../../src/ffi/kvm.ts";
 import { GsiRouter, type RouteSubmitter } from "../../src/irq_routing.ts";
 import type { IrqRoute } from "../../src/ffi/kvm_irq_routing.ts";
@@ -111,6 +112,8 @@ export class TestBed {
   readonly router = GsiRouter.createState();
   /** Every routing table the function submitted. */
   readonly tables: IrqRoute[][] = [];
+  /** Irqfd bindings of the MSI-X vectors: `bind fd@gsi` / `unbind fd@gsi`. */
+  readonly irqfdLog: string[] = [];
   /** Doorbell registrations: `assign fd@address` / `deassign fd@address`. */
   readonly doorbellLog: string[] = [];
   readonly device: VirtioPciDevice;
@@ -145,7 +148,11 @@ export class TestBed {
       ? new VirtioPciFunction(
         this.device.spec,
         doorbells,
-        new VirtioPciState(this.device.spec, submit),
+        new VirtioPciState(
+          this.device.spec,
+          submit,
+          (fd, gsi, bound) => void this.irqfdLog.push(`${bound ? "bind" : "unbind"} ${fd}@${gsi}`),
+        ),
       )
       : new VirtioPciFunction(this.device.spec);
     this.root.add(this.device.spec.devfn, this.fn);
@@ -404,6 +411,21 @@ export class ModernDriver {
       assert.ok(Date.now() < deadline, `used.idx stuck at ${this.usedIdx()}, wanted ${count}`);
       await new Promise((resolve) => setTimeout(resolve, 1));
     }
+  }
+}
+
+/**
+ * Waits until eventfd `fd` has been signalled and drains it: a device publishes a used entry
+ * before it signals the vector, so the count may come just after {@link ModernDriver.waitUsed}.
+ * @returns the count drained
+ */
+export async function waitSignalled(fd: number, timeoutMs = 5000): Promise<bigint> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const count = drainEventfd(fd);
+    if (count !== 0n) return count;
+    assert.ok(Date.now() < deadline, `eventfd ${fd} not signalled in ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 1));
   }
 }
 

@@ -3,11 +3,18 @@
  * pending bit array, kept in a device's shared state so that every vCPU Worker and the device's
  * own Worker see one copy.
  *
- * Each vector owns a KVM GSI and an irqfd bound to it. The GSI's route follows the table entry:
- * when an entry becomes deliverable (MSI-X enabled, function and entry unmasked) or is rewritten
- * while deliverable, its message is handed to the VM's {@link GsiRouter}, which resubmits the
- * whole routing table. Signalling a masked vector sets its pending bit instead; unmasking
- * delivers it (§6.8.2.9).
+ * Each vector owns a KVM GSI and an irqfd. The GSI's route follows the table entry: when an
+ * entry becomes deliverable (MSI-X enabled, function and entry unmasked) or is rewritten while
+ * deliverable, its message is handed to the VM's {@link GsiRouter}, which resubmits the whole
+ * routing table. Signalling a masked vector sets its pending bit instead; unmasking delivers it
+ * (§6.8.2.9).
+ *
+ * The irqfd is bound to the GSI (KVM_IRQFD) only while the vector is deliverable, so the kernel
+ * may signal it directly (a vhost ring's call eventfd, with no wake-up of ours in between) and a
+ * masked vector still holds its interrupt: what the kernel signals meanwhile waits in the
+ * eventfd's count, and KVM delivers it when the binding comes back (it looks at the count when
+ * an irqfd is assigned). Such an interrupt is pending without its PBA bit; drivers do not read
+ * the PBA to find interrupts (Linux never does).
  *
  * Every method must run under the owning device's lock.
  *
@@ -63,9 +70,12 @@ export function pbaSize(vectors: number): number {
   return Math.ceil(vectors / MSIX_PBA_ENTRY_BITS) * QWORD;
 }
 
-/** Shared cells the table and PBA of `vectors` vectors take. */
+/**
+ * Shared cells the table and PBA of `vectors` vectors take, and the bitmap (as long as the PBA)
+ * of the vectors whose irqfd is bound now.
+ */
 export function msixCells(vectors: number): number {
-  return vectors * CELLS_PER_ENTRY + pbaSize(vectors) / DWORD;
+  return vectors * CELLS_PER_ENTRY + 2 * pbaSize(vectors) / DWORD;
 }
 
 /** Where the table and PBA live: both in BAR `bar`, at the given offsets (8-byte aligned). */
@@ -105,16 +115,23 @@ export function addMsixCapability(image: ConfigImage, placement: MsixPlacement):
 export interface MsixDelivery {
   /** GSI of vector 0; vector v uses `firstGsi + v`. */
   readonly firstGsi: number;
-  /** Per vector, the eventfd bound with KVM_IRQFD to its GSI. */
+  /** Per vector, the eventfd bound with KVM_IRQFD to its GSI while the vector is deliverable. */
   readonly irqfds: readonly number[];
   /** The VM's routing table. */
   readonly router: GsiRouter;
+  /**
+   * Binds (KVM_IRQFD) or unbinds irqfd `fd` and GSI `gsi`; absent where no table write is
+   * handled (a device's own runner) or there is no VM (tests).
+   */
+  readonly bind?: (fd: number, gsi: number, bound: boolean) => void;
 }
 
 /** One thread's view of a function's MSI-X state. */
 export class Msix {
   readonly #table: Uint32Array;
   readonly #pba: Uint32Array;
+  /** Bit v: vector v's irqfd is bound to its GSI. */
+  readonly #bound: Uint32Array;
 
   /**
    * Views the shared MSI-X state.
@@ -133,11 +150,16 @@ export class Msix {
   ) {
     if (cells.length !== msixCells(vectors)) throw new RangeError("wrong MSI-X cell count");
     if (delivery.irqfds.length !== vectors) throw new RangeError("one irqfd per vector");
+    const pbaCells = pbaSize(vectors) / DWORD;
     this.#table = cells.subarray(0, vectors * CELLS_PER_ENTRY);
-    this.#pba = cells.subarray(vectors * CELLS_PER_ENTRY);
+    this.#pba = cells.subarray(vectors * CELLS_PER_ENTRY, vectors * CELLS_PER_ENTRY + pbaCells);
+    this.#bound = cells.subarray(vectors * CELLS_PER_ENTRY + pbaCells);
   }
 
-  /** Puts the table in its reset state: every vector masked, nothing pending (§6.8.2.9). */
+  /**
+   * Puts the table in its reset state: every vector masked, nothing pending (§6.8.2.9), no
+   * irqfd bound.
+   */
   static initialize(cells: Uint32Array, vectors: number): void {
     cells.fill(0);
     for (let v = 0; v < vectors; v++) {
@@ -206,7 +228,15 @@ export class Msix {
 
   /** The vector is pending (its PBA bit is set). */
   pending(vector: number): boolean {
-    return ((Atomics.load(this.#pba, pbaCell(vector)) >>> (vector % BITS_PER_CELL)) & 1) === 1;
+    return testBit(this.#pba, vector);
+  }
+
+  /**
+   * The eventfd the kernel may signal itself to raise `vector` (see the module notes): its
+   * irqfd, when MSI-X is enabled and the vector exists; else undefined.
+   */
+  directIrqfd(vector: number): number | undefined {
+    return this.enabled && vector < this.vectors ? this.delivery.irqfds[vector] : undefined;
   }
 
   /** The message in entry `vector`. */
@@ -230,10 +260,17 @@ export class Msix {
     return (vectorControl & MSIX_VECTOR_MASKED) !== 0;
   }
 
-  /** Routes a deliverable vector's GSI to its message and delivers it if it was pending. */
+  /**
+   * Routes a deliverable vector's GSI to its message, binds its irqfd and delivers it if it was
+   * pending; unbinds a masked one's.
+   */
   #refresh(vector: number): void {
-    if (this.#masked(vector)) return;
+    if (this.#masked(vector)) {
+      this.#bind(vector, false);
+      return;
+    }
     this.delivery.router.setMsiRoute(this.gsi(vector), this.message(vector));
+    this.#bind(vector, true);
     if (this.pending(vector)) {
       this.#setPending(vector, false);
       signalEventfd(this.delivery.irqfds[vector]);
@@ -241,14 +278,29 @@ export class Msix {
   }
 
   #setPending(vector: number, on: boolean): void {
-    const bit = 1 << (vector % BITS_PER_CELL);
-    if (on) Atomics.or(this.#pba, pbaCell(vector), bit);
-    else Atomics.and(this.#pba, pbaCell(vector), ~bit);
+    setBit(this.#pba, vector, on);
+  }
+
+  /** Binds or unbinds `vector`'s irqfd, if it is not so already and this thread can. */
+  #bind(vector: number, bound: boolean): void {
+    const bind = this.delivery.bind;
+    if (bind === undefined || testBit(this.#bound, vector) === bound) return;
+    bind(this.delivery.irqfds[vector], this.gsi(vector), bound);
+    setBit(this.#bound, vector, bound);
   }
 }
 
-function pbaCell(vector: number): number {
-  return Math.floor(vector / BITS_PER_CELL);
+/** Bit `bit` of the bitmap `cells`. */
+function testBit(cells: Uint32Array, bit: number): boolean {
+  return ((Atomics.load(cells, Math.floor(bit / BITS_PER_CELL)) >>> (bit % BITS_PER_CELL)) & 1) ===
+    1;
+}
+
+function setBit(cells: Uint32Array, bit: number, on: boolean): void {
+  const mask = 1 << (bit % BITS_PER_CELL);
+  const cell = Math.floor(bit / BITS_PER_CELL);
+  if (on) Atomics.or(cells, cell, mask);
+  else Atomics.and(cells, cell, ~mask);
 }
 
 /** §6.8.2: table accesses are naturally aligned DWORDs or QWORDs. */

@@ -24,6 +24,13 @@ export interface KernelQueue {
 export interface KernelQueueSetup extends QueueSetup {
   /** The queue's doorbell (its ioeventfd): vhost's kick eventfd. */
   readonly kickFd: number;
+  /**
+   * With MSI-X, the irqfd of the queue's vector: the kernel interrupts the driver itself by
+   * signalling it (vhost's call eventfd then), and a masked vector holds what it signals
+   * (pci/msix.ts). Undefined with INTx or no vector: the kernel signals the queue's
+   * {@link KernelQueue.callFd} and the runner raises the interrupt.
+   */
+  readonly irqFd?: number;
 }
 
 /** A device type's implementation. */

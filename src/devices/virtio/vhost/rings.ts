@@ -10,7 +10,10 @@
  *   region); for each ring its size, addresses, base 0, kick (the queue's doorbell ioeventfd,
  *   which the runner then leaves alone) and call eventfd.
  * - The kernel signals a ring's call eventfd when the driver wants an interrupt (it reads
- *   `used_event` itself); the runner's loop then raises the queue's interrupt, MSI-X or INTx.
+ *   `used_event` itself). With MSI-X that is the irqfd of the queue's vector, so KVM interrupts
+ *   the guest with no wake-up of ours (as QEMU's vhost does through its irqfds; pci/msix.ts
+ *   keeps a masked vector's interrupt); with INTx it is the ring's own call eventfd, and the
+ *   runner's loop raises the interrupt.
  * - Each stop reads every ring's base back (VHOST_GET_VRING_BASE), which stops it, so the next
  *   DRIVER_OK sets everything up afresh.
  *
@@ -71,7 +74,7 @@ export class VhostRings {
       });
       vhost.setVringBase(q.index, 0);
       vhost.setVringKick(q.index, q.kickFd);
-      vhost.setVringCall(q.index, this.#callFd(q.index));
+      vhost.setVringCall(q.index, q.irqFd ?? this.#callFd(q.index));
       this.#running.push(q.index);
     }
   }

@@ -11,7 +11,8 @@
  * - hand the backend its own descriptors' input (a TAP's frames), watched only while the queues
  *   run and the backend wants them;
  * - leave the queues the kernel serves (vhost) to it: their doorbells are never watched or
- *   drained, and their call eventfds, watched while the queues run, raise their interrupts;
+ *   drained; with MSI-X the kernel signals their vectors' irqfds itself, else their call
+ *   eventfds, watched while the queues run, raise their interrupts;
  * - finish a reset (§2.4): drop the queues, reset the registers (device_status then reads 0) and
  *   idle until the next DRIVER_OK;
  * - re-assert INTx when the guest EOI'd it with the ISR still set;
@@ -224,7 +225,11 @@ export class DeviceLoop {
         if (!this.#kernelQueues.has(setup.index)) {
           queues[setup.index] = new VirtQueue(setup.index, split);
         } else {
-          kernelSetups.push({ ...setup, kickFd: this.#poll.fds[this.#firstQueue + setup.index] });
+          kernelSetups.push({
+            ...setup,
+            kickFd: this.#poll.fds[this.#firstQueue + setup.index],
+            irqFd: this.#directIrqfd(setup.index),
+          });
         }
       } catch (e) {
         if (!(e instanceof QueueConfigError)) throw e;
@@ -235,6 +240,12 @@ export class DeviceLoop {
     this.backend.activate?.(features, kernelSetups, this.memory);
     // Doorbells rung before DRIVER_OK were drained while idle: look at every queue once.
     this.#serveAll();
+  }
+
+  /** The irqfd the kernel may signal itself for queue `q`'s interrupts (see KernelQueueSetup). */
+  #directIrqfd(q: number): number | undefined {
+    const { lock, msix, regs } = this.state;
+    return lock.with(() => msix.directIrqfd(regs.queueVector(q)));
   }
 
   /** Serves every live queue once, its doorbell drained first. */

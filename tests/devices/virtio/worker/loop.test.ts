@@ -212,9 +212,9 @@ Deno.test("a queue the kernel serves: its doorbells are left for the kernel, its
     driver.addStatus(S.DRIVER_OK);
     assert.ok(loop.step(STEP_MS) && loop.active);
     assert.deepEqual(
-      backend.activations.map((qs) => qs.map((q) => [q.index, q.size, q.kickFd])),
-      [[[0, 8, queueFds[0]]]],
-      "the backend got the ring and its doorbell to hand on",
+      backend.activations.map((qs) => qs.map((q) => [q.index, q.size, q.kickFd, q.irqFd])),
+      [[[0, 8, queueFds[0], undefined]]],
+      "the backend got the ring and its doorbell to hand on; with INTx, no irqfd",
     );
     driver.publishWritable([16]);
     driver.notify();
@@ -238,10 +238,16 @@ Deno.test("a queue the kernel serves: its doorbells are left for the kernel, its
 
     driver.addStatus(S.ACKNOWLEDGE | S.DRIVER);
     assert.ok(driver.negotiate(VERSION_1));
-    driver.setupQueue0(8, NO_VECTOR);
+    driver.enableMsix(bed.device.spec.vectorFds.length);
+    driver.setupQueue0(8, 1);
     driver.addStatus(S.DRIVER_OK);
     assert.ok(loop.step(STEP_MS) && loop.active);
     assert.equal(backend.activations.length, 2, "the ring is handed over again");
+    assert.equal(
+      backend.activations[1][0].irqFd,
+      bed.device.spec.vectorFds[1],
+      "with MSI-X, the kernel gets the irqfd of the queue's vector",
+    );
     bed.fn.state.regs.requestStop();
     signalEventfd(bed.device.spec.controlFd);
     assert.equal(loop.step(STEP_MS), false);

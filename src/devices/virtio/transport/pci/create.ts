@@ -1,6 +1,6 @@
 /**
  * Building a virtio-pci device on the main thread at VM creation: its shared state, its GSIs,
- * and its eventfds (one irqfd per MSI-X vector bound to the vector's GSI, one doorbell eventfd
+ * and its eventfds (one irqfd per MSI-X vector for the vector's GSI, one doorbell eventfd
  * per queue, a control eventfd, and the INTx irqfd with its resample eventfd). Descriptors are
  * process-wide, so every thread uses the numbers in the resulting {@link VirtioPciSpec}.
  *
@@ -75,10 +75,9 @@ export function createVirtioPci(options: VirtioPciOptions): VirtioPciDevice {
     const msiGsiBase = new GsiRouter(options.router, () => {}).allocate(vectors);
     const vectorFds = Array.from({ length: vectors }, newEventfd);
     if (vm !== null) {
-      vectorFds.forEach((fd, v) => {
-        vm.irqfd(fd, msiGsiBase + v);
-        unbind.push(() => vm.irqfd(fd, msiGsiBase + v, true));
-      });
+      // Each is bound while its vector is deliverable (msix.ts); unbinding one that is not bound
+      // does nothing.
+      vectorFds.forEach((fd, v) => unbind.push(() => vm.irqfd(fd, msiGsiBase + v, true)));
     }
     let intx: VirtioPciSpec["intx"] = null;
     if (intxGsi !== null) {

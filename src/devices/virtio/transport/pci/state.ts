@@ -10,6 +10,7 @@
  * @module
  */
 
+import { irqfd } from "../../../../ffi/kvm_irq_routing.ts";
 import { GsiRouter, kvmRouteSubmitter, type RouteSubmitter } from "../../../../irq_routing.ts";
 import {
   privateRegion,
@@ -21,7 +22,7 @@ import { DWORD } from "../../../access.ts";
 import { CellCarver, cellsNeeded } from "../../../register_cells.ts";
 import { CONFIG_DWORDS, ConfigRegisters } from "../../../pci/config_regs.ts";
 import { BAR0 } from "../../../pci/config_space.ts";
-import { Msix, msixCells } from "../../../pci/msix.ts";
+import { Msix, msixCells, type MsixDelivery } from "../../../pci/msix.ts";
 import { type IntxLine, VirtioInterrupt } from "./interrupt.ts";
 import { type BarLayout, barLayout } from "./layout.ts";
 import { type VirtioConfigImage, virtioConfigImage } from "./capabilities.ts";
@@ -166,14 +167,26 @@ export class VirtioPciState {
    * @param spec the device's spec
    * @param submitRoutes where MSI route tables go; by default KVM_SET_GSI_ROUTING on
    *   `spec.vmFd`, or nowhere without a VM
+   * @param bindIrqfd what binds and unbinds the vectors' irqfds; by default KVM_IRQFD on
+   *   `spec.vmFd` where routes go there, else nothing
    */
-  constructor(readonly spec: VirtioPciSpec, submitRoutes?: RouteSubmitter) {
+  constructor(
+    readonly spec: VirtioPciSpec,
+    submitRoutes?: RouteSubmitter,
+    bindIrqfd?: MsixDelivery["bind"],
+  ) {
     const cells = carve(spec.state, spec.device);
     this.bar = deviceBarLayout(spec.device);
     this.image = deviceConfigImage(spec.device, spec.intx?.gsi ?? null);
     this.lock = new SharedMutex(new Int32Array(spec.state.buffer, spec.state.offset), LOCK_CELL);
     this.config = new ConfigRegisters(cells.config, this.image.image.writable);
     const submit = submitRoutes ?? (spec.vmFd >= 0 ? kvmRouteSubmitter(spec.vmFd) : () => {});
+    // Irqfds are bound where routes go to KVM: the threads that handle the guest's table writes.
+    const vmFd = submitRoutes === undefined ? spec.vmFd : -1;
+    const bind = bindIrqfd ??
+      (vmFd < 0
+        ? undefined
+        : (fd: number, gsi: number, bound: boolean) => irqfd(vmFd, fd, gsi, !bound));
     this.msix = new Msix(
       cells.msix,
       vectorCount(spec.device),
@@ -183,6 +196,7 @@ export class VirtioPciState {
         firstGsi: spec.msiGsiBase,
         irqfds: spec.vectorFds,
         router: new GsiRouter(spec.router, submit),
+        bind,
       },
     );
     this.regs = new VirtioRegs(cells.regs, regsShape(spec.device));

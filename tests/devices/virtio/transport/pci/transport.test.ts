@@ -16,6 +16,7 @@ import {
   RING,
   S,
   TestBed,
+  waitSignalled,
 } from "../../../../helpers/virtio_driver.ts";
 
 const VERSION_1 = 1n << 32n;
@@ -229,6 +230,36 @@ Deno.test("MSI-X: unmasked entries get MSI routes, the whole table is resubmitte
     assert.equal(bed.fn.state.regs.isr, 0, "§4.1.4.5.1: no ISR queue bit with MSI-X");
   }));
 
+Deno.test("MSI-X: a vector's irqfd is bound to its GSI only while the vector is deliverable", () =>
+  withBed((bed, driver) => {
+    driver.probe();
+    driver.enable();
+    const [fd0, fd1] = bed.device.spec.vectorFds;
+    const [gsi0, gsi1] = [MSI_GSI_BASE, MSI_GSI_BASE + 1];
+    assert.deepEqual(bed.irqfdLog, [], "nothing bound before MSI-X is on");
+    driver.enableMsix(RNG_VECTORS);
+    assert.deepEqual(bed.irqfdLog, [`bind ${fd0}@${gsi0}`, `bind ${fd1}@${gsi1}`]);
+    bed.irqfdLog.length = 0;
+    // What the kernel signals into a masked vector's irqfd waits in its count for the binding.
+    driver.maskVector(1, true);
+    driver.maskVector(1, true);
+    assert.deepEqual(bed.irqfdLog, [`unbind ${fd1}@${gsi1}`], "once");
+    driver.maskVector(1, false);
+    assert.deepEqual(bed.irqfdLog, [`unbind ${fd1}@${gsi1}`, `bind ${fd1}@${gsi1}`]);
+    bed.irqfdLog.length = 0;
+    const flags = driver.cfgRead(driver.msixCap + PCI.MSIX_FLAGS, 2);
+    driver.cfgWrite(driver.msixCap + PCI.MSIX_FLAGS, flags | PCI.MSIX_FLAGS_MASKALL, 2);
+    assert.deepEqual(bed.irqfdLog, [`unbind ${fd0}@${gsi0}`, `unbind ${fd1}@${gsi1}`]);
+    bed.irqfdLog.length = 0;
+    driver.cfgWrite(driver.msixCap + PCI.MSIX_FLAGS, flags & ~PCI.MSIX_FLAGS_ENABLE, 2);
+    assert.deepEqual(bed.irqfdLog, [], "already unbound");
+    assert.equal(bed.fn.state.msix.directIrqfd(1), undefined, "MSI-X off: no direct irqfd");
+    driver.cfgWrite(driver.msixCap + PCI.MSIX_FLAGS, flags, 2);
+    assert.deepEqual(bed.irqfdLog, [`bind ${fd0}@${gsi0}`, `bind ${fd1}@${gsi1}`]);
+    assert.equal(bed.fn.state.msix.directIrqfd(1), fd1);
+    assert.equal(bed.fn.state.msix.directIrqfd(RNG_VECTORS), undefined, "no such vector");
+  }));
+
 Deno.test("INTx: with MSI-X off, the ISR and status bit follow the level, reading ISR clears it", () =>
   withBed((bed, driver) => {
     driver.probe();
@@ -281,7 +312,7 @@ Deno.test("a device Worker serves 64 random bytes, signals the vector, and survi
       assert.deepEqual(driver.used(0), { id: head, len: 64 });
       const bytes = bed.memory.read(buffers[0], 64);
       assert.ok(bytes.some((b) => b !== 0), "random bytes arrived");
-      assert.equal(drainEventfd(vectorFd), 1n, "the queue's vector fired");
+      assert.equal(await waitSignalled(vectorFd), 1n, "the queue's vector fired");
 
       // The test writes the ioeventfd itself, as KVM would on the doorbell write.
       driver.publishWritable([16, 16]);
@@ -300,7 +331,7 @@ Deno.test("a device Worker serves 64 random bytes, signals the vector, and survi
       driver.notify();
       await driver.waitUsed(1);
       assert.equal(driver.used(0).len, 100);
-      assert.equal(drainEventfd(vectorFd), 1n);
+      assert.equal(await waitSignalled(vectorFd), 1n);
     })
   ));
 
