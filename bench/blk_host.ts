@@ -40,6 +40,10 @@ const backend = new BlockBackend({
   direct: false,
   id: "",
   blockSize: 512,
+  numQueues: 1,
+  // The synchronous path: each request is served inside processQueue, as this loop expects.
+  engine: "epoll",
+  eventFd: -1,
 });
 const driver = new Driver({ size: 256, indirect: true });
 const queue = new VirtQueue(0, driver.queue);

@@ -163,10 +163,8 @@ export class DeviceLoop {
         return { kind: "quiet" };
       }
       if (this.#quiet) return { kind: "wake" };
-      if (regs.resetPending) {
-        regs.reset();
-        return { kind: "reset" };
-      }
+      // The registers are reset once the backend has let go of the queues (below).
+      if (regs.resetPending) return { kind: "reset" };
       if (this.#queues === null && runnable(regs.status)) {
         regs.workerActive = true;
         return { kind: "activate", setups: regs.enabledQueues(), features: regs.driverFeatures };
@@ -180,8 +178,11 @@ export class DeviceLoop {
         this.backend.close?.();
         return false;
       case "reset":
+        // §4.1.4.3.2: device_status reads 0 only once the reset is complete, so the driver
+        // reuses no buffer the backend still has in flight (a read the kernel is filling).
         this.#queues = null;
         this.backend.reset?.();
+        this.state.lock.with(() => this.state.regs.reset());
         return true;
       case "activate":
         this.#activate(action.setups, action.features);
