@@ -20,6 +20,8 @@ export const SECTOR = 512;
 export const IMAGE_SECTORS = 64;
 /** A host page: the alignment of the page cache's buffers. */
 export const PAGE = 4096;
+/** Entries of a test driver's ring unless a test asks for more. */
+export const RING_SIZE = 64;
 /** How long one wait may take before the test says the kernel never completed a request. */
 const COMPLETION_TIMEOUT_MS = 10_000;
 
@@ -36,6 +38,10 @@ export type DiskOptions = Partial<Omit<BlockSpec, "kind" | "fd" | "sizeBytes" | 
   dir?: string;
   /** Leave the image sparse (a hole throughout) instead of filling it with {@link pattern}. */
   hole?: boolean;
+  /** An existing image (a block device) to use as it is, instead of a temporary file. */
+  image?: string;
+  /** Entries of the driver's ring (default {@link RING_SIZE}). */
+  ringSize?: number;
 };
 
 /** A temporary image of `sectors` sectors of {@link pattern} seed 1, opened as a disk. */
@@ -43,10 +49,12 @@ export async function withDisk(
   options: DiskOptions,
   fn: (disk: BlockDisk) => Promise<void> | void,
 ): Promise<void> {
-  const path = await Deno.makeTempFile({ prefix: "blk-", suffix: ".img", dir: options.dir });
+  const temporary = options.image === undefined;
+  const path = options.image ??
+    await Deno.makeTempFile({ prefix: "blk-", suffix: ".img", dir: options.dir });
   const bytes = (options.sectors ?? IMAGE_SECTORS) * SECTOR;
-  if (options.hole) await Deno.truncate(path, bytes);
-  else await Deno.writeFile(path, pattern(bytes, 1));
+  if (temporary && options.hole) await Deno.truncate(path, bytes);
+  else if (temporary) await Deno.writeFile(path, pattern(bytes, 1));
   const readOnly = options.readOnly ?? false;
   const direct = options.direct ?? false;
   const image = openDiskImage({ path, readOnly, direct });
@@ -66,12 +74,12 @@ export async function withDisk(
   };
   const backend = new BlockBackend(spec);
   try {
-    await fn(new BlockDisk(path, backend));
+    await fn(new BlockDisk(path, backend, options.ringSize));
   } finally {
     backend.close();
     close(eventFd);
     close(image.fd);
-    await Deno.remove(path);
+    if (temporary) await Deno.remove(path);
   }
 }
 
@@ -92,14 +100,18 @@ export interface Placed {
 
 /** The guest driver's view of one disk. */
 export class BlockDisk {
-  readonly driver = new Driver({ size: 64, indirect: true });
-  readonly queue = new VirtQueue(0, this.driver.queue);
+  readonly driver: Driver;
+  readonly queue: VirtQueue;
 
   /**
    * @param path the image
    * @param backend the device over it
+   * @param ringSize entries of the driver's ring
    */
-  constructor(readonly path: string, readonly backend: BlockBackend) {}
+  constructor(readonly path: string, readonly backend: BlockBackend, ringSize = RING_SIZE) {
+    this.driver = new Driver({ size: ringSize, indirect: true });
+    this.queue = new VirtQueue(0, this.driver.queue);
+  }
 
   /**
    * Adds a request: a 16-byte header, then `out` data (device-readable) or `inLengths` buffers

@@ -13,6 +13,8 @@ const CHILD = new URL("./seccomp_child.ts", import.meta.url).pathname;
 const RUNTIME_POLICY = new URL("./deno_runtime.policy", import.meta.url);
 const COMMON_DEVICE_POLICY =
   new URL("../../seccomp/x86_64/common_device.policy", import.meta.url).pathname;
+const BLOCK_DEVICE_POLICY =
+  new URL("../../seccomp/x86_64/block_device.policy", import.meta.url).pathname;
 /** How a process killed by signal n exits in a shell's terms: 128 + n. */
 const SIGNAL_EXIT_BASE = 128;
 /** `SIGSYS` (`<signal.h>`, x86_64): what a seccomp KILL_PROCESS action kills with. */
@@ -108,6 +110,11 @@ Deno.test("the shipped common device policy lets a device log (stderr asks wheth
   const run = await runChildUnder(COMMON_DEVICE_POLICY, "log");
   assert.equal(run.code, WORK_EXIT_CODE, `signal ${run.signal}: ${run.stderr}`);
   assert.match(run.stderr, /a warning from under the filter/);
+});
+
+Deno.test("the shipped block device policy lets a disk set up, enter and close its io_uring", async () => {
+  const run = await runChildUnder(BLOCK_DEVICE_POLICY, "uring");
+  assert.equal(run.code, WORK_EXIT_CODE, `signal ${run.signal}: ${run.stderr}`);
 });
 
 Deno.test("a syscall no rule allows kills the process with SIGSYS", async () => {
