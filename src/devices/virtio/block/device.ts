@@ -201,6 +201,11 @@ export class BlockBackend implements VirtioBackend {
     this.#io?.reap((request, result) => this.#completed(request, result));
   }
 
+  /** A full suspend: completes every request in flight (waiting for each), flushes included. */
+  quiesce(): void {
+    this.#io?.drain((request, result) => this.#completed(request, result));
+  }
+
   /** A reset (or a stop with the queues running): waits out every request in flight, drops them. */
   reset(): void {
     this.#io?.drain(() => {});

@@ -16,7 +16,8 @@
  *   idle until the next DRIVER_OK;
  * - re-assert INTx when the guest EOI'd it with the ISR still set;
  * - take in a device configuration the VMM changed (a disk's new capacity) and confirm it;
- * - keep quiet while the VMM asks (a full suspend): it confirms in the shared registers, then
+ * - keep quiet while the VMM asks (a full suspend): once the backend has finished the work it
+ *   had in flight (a disk's requests on its io_uring), it confirms in the shared registers, then
  *   watches only its control eventfd, so no queue is served and no interrupt raised; when the
  *   VMM lets it go, it serves every queue once (doorbells rung meanwhile wait in their eventfds);
  * - exit when the VMM asks.
@@ -158,10 +159,8 @@ export class DeviceLoop {
         regs.readConfig(0, config);
         return { kind: "config", epoch, config };
       }
-      if (regs.quiesceRequested) {
-        regs.confirmQuiesce();
-        return { kind: "quiet" };
-      }
+      // Confirmed (below) once the backend has finished what it had in flight.
+      if (regs.quiesceRequested) return { kind: "quiet" };
       if (this.#quiet) return { kind: "wake" };
       // The registers are reset once the backend has let go of the queues (below).
       if (regs.resetPending) return { kind: "reset" };
@@ -193,6 +192,8 @@ export class DeviceLoop {
         // Whatever else the signal carried is looked at now.
         return this.#control();
       case "quiet":
+        this.#backendWork((queues) => this.backend.quiesce?.(queues, this.memory));
+        this.state.lock.with(() => this.state.regs.confirmQuiesce());
         this.#quiet = true;
         return true;
       case "wake":

@@ -121,6 +121,19 @@ Deno.test("virtio-blk on io_uring: a reset waits for the requests in flight and 
   });
 });
 
+Deno.test("virtio-blk on io_uring: keeping quiet completes every request in flight first", async () => {
+  await withDisk({ sectors: SECTORS }, (disk) => {
+    const write = disk.add(VIRTIO_BLK_T_OUT, 0, { out: [pattern(64 * 1024, 3)] });
+    const flush = disk.add(VIRTIO_BLK_T_FLUSH, 0, {});
+    const read = disk.add(VIRTIO_BLK_T_IN, 512, { in: [64 * 1024] });
+    disk.submit();
+    disk.backend.quiesce();
+    assert.equal(disk.backend.inFlight, 0);
+    assert.equal(disk.driver.used().length, 3, "each is in the used ring before the device rests");
+    for (const placed of [write, flush, read]) assert.equal(disk.status(placed), VIRTIO_BLK_S_OK);
+  });
+});
+
 Deno.test("virtio-blk on io_uring: a read past an image that shrank underneath is IOERR", async () => {
   await withDisk({}, async (disk) => {
     await Deno.truncate(disk.path, 4 * SECTOR);
