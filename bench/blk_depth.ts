@@ -19,6 +19,7 @@ import { VIRTIO_BLK_T_IN } from "../src/devices/virtio/block/config.ts";
 import { openDiskImage } from "../src/disk/image.ts";
 import { close, EFD_NONBLOCK, eventfd } from "../src/ffi/libc.ts";
 import { PollSet } from "../src/ffi/poll.ts";
+import { blockSpec } from "../tests/helpers/block_disk.ts";
 import { DATA, Driver } from "../tests/helpers/split_ring_driver.ts";
 import { median } from "./stats.ts";
 
@@ -45,19 +46,9 @@ const eventFd = eventfd(0, EFD_NONBLOCK);
 
 /** IOPS of `engine` at `depth` over {@link REQUESTS} reads. */
 function measure(engine: BlockEngine, depth: number): number {
-  const backend = new BlockBackend({
-    kind: "block",
-    fd: image.fd,
-    sizeBytes: image.sizeBytes,
-    readOnly: false,
-    sparse: true,
-    direct: true,
-    id: "",
-    blockSize: SECTOR,
-    numQueues: 1,
-    engine,
-    eventFd,
-  });
+  const backend = new BlockBackend(
+    blockSpec(image, eventFd, { direct: true, engine }),
+  );
   try {
     const driver = new Driver({ size: 256 });
     const queue = new VirtQueue(0, driver.queue);

@@ -34,7 +34,7 @@ import {
 import { openDiskImage } from "../../src/disk/image.ts";
 import { close, EFD_NONBLOCK, eventfd } from "../../src/ffi/libc.ts";
 import type { Tap } from "../../src/ffi/tap.ts";
-import { completeInFlight } from "../helpers/block_disk.ts";
+import { blockSpec, completeInFlight } from "../helpers/block_disk.ts";
 import type { Driver } from "../helpers/split_ring_driver.ts";
 import type { Random } from "./random.ts";
 import type { FuzzTarget, Request } from "./virtqueue_fuzzer.ts";
@@ -95,19 +95,7 @@ export async function blockTarget(readOnly: boolean, cleanup: AsyncDisposableSta
   cleanup.defer(() => close(image.fd));
   const eventFd = eventfd(0, EFD_NONBLOCK);
   cleanup.defer(() => close(eventFd));
-  const backend = new BlockBackend({
-    kind: "block",
-    fd: image.fd,
-    sizeBytes: image.sizeBytes,
-    readOnly,
-    sparse: true,
-    direct: false,
-    id: "fuzz",
-    blockSize: SECTOR,
-    numQueues: 1,
-    engine: "uring",
-    eventFd,
-  });
+  const backend = new BlockBackend(blockSpec(image, eventFd, { readOnly, id: "fuzz" }));
   cleanup.defer(() => backend.close());
   const TYPES = [
     VIRTIO_BLK_T_IN,

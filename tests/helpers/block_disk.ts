@@ -44,6 +44,30 @@ export type DiskOptions = Partial<Omit<BlockSpec, "kind" | "fd" | "sizeBytes" | 
   ringSize?: number;
 };
 
+/**
+ * The spec of a disk on the open `image` whose completions signal `eventFd`, with `options` over
+ * the defaults: writable, sparse, buffered, 512-byte blocks, one queue, io_uring.
+ */
+export function blockSpec(
+  image: { readonly fd: number; readonly sizeBytes: number },
+  eventFd: number,
+  options: Partial<Omit<BlockSpec, "kind" | "fd" | "sizeBytes" | "eventFd">> = {},
+): BlockSpec {
+  return {
+    kind: "block",
+    fd: image.fd,
+    sizeBytes: image.sizeBytes,
+    readOnly: options.readOnly ?? false,
+    sparse: options.sparse ?? true,
+    direct: options.direct ?? false,
+    id: options.id ?? "",
+    blockSize: options.blockSize ?? SECTOR,
+    numQueues: options.numQueues ?? 1,
+    engine: options.engine ?? "uring",
+    eventFd,
+  };
+}
+
 /** A temporary image of `sectors` sectors of {@link pattern} seed 1, opened as a disk. */
 export async function withDisk(
   options: DiskOptions,
@@ -59,20 +83,7 @@ export async function withDisk(
   const direct = options.direct ?? false;
   const image = openDiskImage({ path, readOnly, direct });
   const eventFd = eventfd(0, EFD_NONBLOCK);
-  const spec: BlockSpec = {
-    kind: "block",
-    fd: image.fd,
-    sizeBytes: image.sizeBytes,
-    readOnly,
-    sparse: options.sparse ?? true,
-    direct,
-    id: options.id ?? "",
-    blockSize: options.blockSize ?? SECTOR,
-    numQueues: options.numQueues ?? 1,
-    engine: options.engine ?? "uring",
-    eventFd,
-  };
-  const backend = new BlockBackend(spec);
+  const backend = new BlockBackend(blockSpec(image, eventFd, options));
   try {
     await fn(new BlockDisk(path, backend, options.ringSize));
   } finally {
