@@ -8,9 +8,14 @@
 //           WORK_EXIT_CODE;
 //   uring   sets up an io_uring on a disk image opened before the filter (as the block device
 //           does when its queues start), writes, reads back and fdatasyncs through it, waiting
-//           on its eventfd, closes it, then exits with WORK_EXIT_CODE (1 if the bytes differ).
+//           on its eventfd, closes it, then exits with WORK_EXIT_CODE (1 if the bytes differ);
+//   uring-denied  (under a policy whose io_uring_setup returns EPERM) a virtio-blk disk built
+//           before the filter serves a read on the synchronous path: WORK_EXIT_CODE if it did.
 // Everything the child needs (modules, libc) is loaded before the filter is.
 
+import { BlockBackend } from "../../src/devices/virtio/block/device.ts";
+import { VIRTIO_BLK_S_OK, VIRTIO_BLK_T_IN } from "../../src/devices/virtio/block/config.ts";
+import { openDiskImage } from "../../src/disk/image.ts";
 import { UringDiskIo } from "../../src/disk/uring_io.ts";
 import { drainEventfd } from "../../src/ffi/eventfd.ts";
 import {
@@ -23,6 +28,7 @@ import {
   open,
 } from "../../src/ffi/libc.ts";
 import { PollSet } from "../../src/ffi/poll.ts";
+import { BlockDisk, blockSpec, IMAGE_SECTORS, pattern, SECTOR } from "../helpers/block_disk.ts";
 import * as log from "../../src/log.ts";
 import { SOCKET_CONSTANTS } from "../../src/sandbox/constants.ts";
 import { parsePolicyFile } from "../../src/sandbox/policy.ts";
@@ -73,6 +79,19 @@ function uring(fd: number, eventFd: number): never {
   Deno.exit(same && right ? WORK_EXIT_CODE : 1);
 }
 
+/**
+ * The `uring-denied` action on `disk` (built before the filter): its first read finds no
+ * io_uring and is served synchronously.
+ */
+function uringDenied(disk: BlockDisk): never {
+  log.setLogLevel("info"); // the VMM's default: the device says why it serves synchronously
+  const { placed, status } = disk.one(VIRTIO_BLK_T_IN, 1, { in: [SECTOR] });
+  const same = disk.driver.mem.read(placed.data[0], SECTOR)
+    .every((b, i) => b === pattern(2 * SECTOR, 1)[SECTOR + i]);
+  const right = status === VIRTIO_BLK_S_OK && same && disk.backend.asynchronous === false;
+  Deno.exit(right ? WORK_EXIT_CODE : 1);
+}
+
 /** The libc calls the actions make: `socket(2)`, and `usleep(3)` on the runtime's thread pool. */
 const CHILD_SYMBOLS = {
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
@@ -102,6 +121,14 @@ async function threads(libc: ChildLibc): Promise<never> {
   Deno.exit(results.every((r) => r === 0) ? WORK_EXIT_CODE : 1);
 }
 
+/** A disk over a fresh image of {@link pattern} seed 1, for `uring-denied`. */
+function deniedDisk(eventFd: number): BlockDisk {
+  const path = Deno.makeTempFileSync();
+  Deno.writeFileSync(path, pattern(IMAGE_SECTORS * SECTOR, 1));
+  const image = openDiskImage({ path, readOnly: false, direct: false });
+  return new BlockDisk(path, new BlockBackend(blockSpec(image, eventFd)));
+}
+
 if (import.meta.main) {
   const [policyPath, what, mode] = Deno.args;
   const libc = Deno.dlopen("libc.so.6", CHILD_SYMBOLS);
@@ -109,12 +136,14 @@ if (import.meta.main) {
   bindAllLibcSymbols();
   // The image and eventfd are the VMM's, opened before the filter as a device is handed them.
   const image = what === "uring" ? open(Deno.makeTempFileSync(), O_RDWR) : -1;
-  const eventFd = what === "uring" ? eventfd(0, EFD_NONBLOCK) : -1;
+  const eventFd = what.startsWith("uring") ? eventfd(0, EFD_NONBLOCK) : -1;
+  const disk = what === "uring-denied" ? deniedDisk(eventFd) : undefined;
   loadSeccompPolicy(parsePolicyFile(policyPath), { logFailures: mode === "log" });
   if (what === "work") await work();
   else if (what === "socket") socket(libc);
   else if (what === "threads") await threads(libc);
   else if (what === "uring") uring(image, eventFd);
+  else if (disk !== undefined) uringDenied(disk);
   else if (what === "log") {
     log.warn("virtio-blk: a warning from under the filter");
     Deno.exit(WORK_EXIT_CODE);
