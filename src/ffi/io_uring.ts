@@ -36,8 +36,6 @@ export const NR_IO_URING_ENTER = 426;
 /** `__NR_io_uring_register`. */
 export const NR_IO_URING_REGISTER = 427;
 
-/** `enum io_uring_op`: does nothing (a probe). */
-export const IORING_OP_NOP = 0;
 /** `enum io_uring_op`: `preadv2`. */
 export const IORING_OP_READV = 1;
 /** `enum io_uring_op`: `pwritev2`. */
@@ -50,8 +48,6 @@ export const IORING_FSYNC_DATASYNC = 1;
 export const IORING_ENTER_GETEVENTS = 1;
 /** `io_uring_register(2)` opcode: signal an eventfd on every completion. */
 export const IORING_REGISTER_EVENTFD = 4;
-/** `io_uring_register(2)` opcode: stop signalling it. */
-export const IORING_UNREGISTER_EVENTFD = 5;
 /** `io_uring_params->flags`: `cq_entries` is given, not twice `sq_entries`. */
 export const IORING_SETUP_CQSIZE = 1 << 3;
 /** `mmap(2)` offset of the submission ring. */
@@ -233,11 +229,6 @@ export class IoUring {
   /** Queues an `fdatasync` of `fd` (`IORING_OP_FSYNC` with {@link IORING_FSYNC_DATASYNC}). */
   fdatasync(fd: number, userData: number): void {
     this.#push(IORING_OP_FSYNC, fd, 0n, 0, 0, IORING_FSYNC_DATASYNC, userData);
-  }
-
-  /** Queues a no-op, completing with 0 (used to probe that the ring works). */
-  nop(userData: number): void {
-    this.#push(IORING_OP_NOP, -1, 0n, 0, 0, 0, userData);
   }
 
   #push(

@@ -9,7 +9,7 @@
  */
 
 import { Errno } from "../ffi/errno.ts";
-import { IORING_REGISTER_EVENTFD, IORING_UNREGISTER_EVENTFD } from "../ffi/io_uring.ts";
+import { IORING_REGISTER_EVENTFD } from "../ffi/io_uring.ts";
 import { TunIoctl } from "../ffi/tap.ts";
 import { VhostIoctl } from "../ffi/vhost.ts";
 import {
@@ -192,7 +192,7 @@ export const FALLOC_CONSTANTS = {
 /** `io_uring_register(2)` opcodes, `<linux/io_uring.h>`. */
 export const IO_URING_CONSTANTS = {
   IORING_REGISTER_EVENTFD,
-  IORING_UNREGISTER_EVENTFD,
+  IORING_UNREGISTER_EVENTFD: 5,
 } as const;
 
 /** `ioctl(2)` requests on files and terminals, `<asm-generic/ioctls.h>`. */

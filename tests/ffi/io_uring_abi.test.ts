@@ -3,6 +3,7 @@
 
 import assert from "node:assert/strict";
 import * as uring from "../../src/ffi/io_uring.ts";
+import { close, O_RDWR, open } from "../../src/ffi/libc.ts";
 import { assertMatchesC, claimsOf, layoutClaims, namedAfterMacros } from "../helpers/c_values.ts";
 
 const HEADERS = ["linux/io_uring.h", "asm/unistd_64.h"];
@@ -25,16 +26,20 @@ Deno.test("io_uring struct sizes and member offsets match <linux/io_uring.h>", a
   );
 });
 
-Deno.test("an io_uring on this host completes a no-op with its user data", () => {
+Deno.test("an io_uring on this host completes an fdatasync with its 64-bit user data", async () => {
+  const path = await Deno.makeTempFile();
+  const fd = open(path, O_RDWR);
   const ring = uring.IoUring.create(4);
   try {
     assert.ok(ring.sqEntries >= 4);
-    ring.nop(2 ** 40 + 7);
+    ring.fdatasync(fd, 2 ** 40 + 7);
     ring.wait(1);
     const seen: [number, number][] = [];
     assert.equal(ring.reap((userData, result) => seen.push([userData, result])), 1);
-    assert.deepEqual(seen, [[2 ** 40 + 7, 0]], "64-bit user data comes back whole");
+    assert.deepEqual(seen, [[2 ** 40 + 7, 0]], "the user data comes back whole");
   } finally {
     ring.close();
+    close(fd);
+    await Deno.remove(path);
   }
 });
