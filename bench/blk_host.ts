@@ -19,6 +19,7 @@ import { VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT } from "../src/devices/virtio/block/c
 import { VIRTQ_DESC_F_INDIRECT } from "../src/devices/virtio/descriptor.ts";
 import { openDiskImage } from "../src/disk/image.ts";
 import { close, IOVEC_WORDS, preadv, pwritev } from "../src/ffi/libc.ts";
+import { blockSpec } from "../tests/helpers/block_disk.ts";
 import { DATA, Driver, INDIRECT_TABLES } from "../tests/helpers/split_ring_driver.ts";
 
 const REQUESTS = Number(Deno.args[0] ?? 2000);
@@ -31,16 +32,8 @@ const BUFFERS = DATA + 2 * PAGE;
 const path = await Deno.makeTempFile({ dir: "/dev/shm", prefix: "blk-bench-" });
 await Deno.writeFile(path, new Uint8Array(IMAGE_BYTES).fill(0x5a));
 const image = openDiskImage({ path, readOnly: false, direct: false });
-const backend = new BlockBackend({
-  kind: "block",
-  fd: image.fd,
-  sizeBytes: image.sizeBytes,
-  readOnly: false,
-  sparse: true,
-  direct: false,
-  id: "",
-  blockSize: 512,
-});
+// The synchronous path: each request is served inside processQueue, as this loop expects.
+const backend = new BlockBackend(blockSpec(image, -1, { engine: "epoll" }));
 const driver = new Driver({ size: 256, indirect: true });
 const queue = new VirtQueue(0, driver.queue);
 const mem = driver.mem;

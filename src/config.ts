@@ -36,7 +36,17 @@ export interface DiskConfig {
   id?: string;
   /** The logical block size the guest is told, a power of two from 512 (default 512). */
   blockSize: number;
+  /** Request queues (virtio-blk `num_queues`); absent: one per vCPU, at most {@link MAX_BLOCK_QUEUES}. */
+  numQueues?: number;
+  /**
+   * crosvm's `async-executor`: `uring` (the default) does I/O on an io_uring where the host
+   * allows it, many requests in flight; `epoll` serves each request synchronously.
+   */
+  asyncExecutor?: "uring" | "epoll";
 }
+
+/** The most request queues one disk may have (crosvm's default `num_queues` for virtio-blk). */
+export const MAX_BLOCK_QUEUES = 16;
 
 /** Where a serial port's output goes. */
 export type SerialType = "stdout" | "file" | "sink" | "stream";

@@ -8,14 +8,26 @@
  */
 
 import type { ParseArgsOptionsConfig } from "node:util";
-import { DEFAULT_BLOCK_SIZE, type DiskConfig, MAX_DISKS } from "../config.ts";
+import { DEFAULT_BLOCK_SIZE, type DiskConfig, MAX_BLOCK_QUEUES, MAX_DISKS } from "../config.ts";
 import { VIRTIO_BLK_ID_BYTES } from "../devices/virtio/block/config.ts";
 import { invalidValue, UsageError } from "./errors.ts";
 import { type KeySchema, parseKeyValues } from "./key_values.ts";
 import type { OptionValue } from "./scan_args.ts";
 
 /** The keys of crosvm's `DiskOption` we support; `path` may go unnamed. */
-const DISK_KEYS: KeySchema = ["path", "ro", "root", "sparse", "direct", "id", "block-size"];
+const DISK_KEYS: KeySchema = [
+  "path",
+  "ro",
+  "root",
+  "sparse",
+  "direct",
+  "id",
+  "block-size",
+  "num-queues",
+  "async-executor",
+];
+/** crosvm's `async-executor` kinds (`cros_async::ExecutorKind`) that a disk may ask for. */
+const ASYNC_EXECUTORS = ["uring", "epoll"] as const;
 /** crosvm's `block_option_sparse_default`. */
 const DEFAULT_SPARSE = true;
 /** Smallest `block-size`: the 512-byte sector every request is counted in (virtio 1.2 §5.2.6). */
@@ -43,7 +55,7 @@ export const DISK_OPTIONS: ParseArgsOptionsConfig = {
 
 /** Help text for the disk options. */
 export const DISK_USAGE =
-  `  -b, --block <PATH[,ro][,root][,sparse=BOOL][,direct][,id=ID][,block-size=N]>
+  `  -b, --block <PATH[,ro][,root][,sparse=BOOL][,direct][,id=ID][,block-size=N][,num-queues=N][,async-executor=KIND]>
                     add a virtio-blk disk backed by a raw image (a file or a
                     block device); may be given more than once: disks are
                     /dev/vda, /dev/vdb, ... in the order given (with the
@@ -57,6 +69,11 @@ export const DISK_USAGE =
                       id=ID - the disk's serial, at most ${VIRTIO_BLK_ID_BYTES} bytes
                       block-size=N - logical block size, a power of two from
                         ${MIN_BLOCK_SIZE} to ${MAX_BLOCK_SIZE} (default: ${DEFAULT_BLOCK_SIZE})
+                      num-queues=N - request queues, 1 to ${MAX_BLOCK_QUEUES}, each with
+                        its own interrupt (default: one per vCPU)
+                      async-executor=uring|epoll - uring: many requests in
+                        flight on an io_uring (default; synchronous where the
+                        host has none); epoll: each request served synchronously
                     writable images are locked against other VMs
   -r, --root <PATH[,key=value]>
                     a read-only root disk: --block PATH,ro,root
@@ -115,6 +132,10 @@ function parseDisk(
   if ((disk.blockSize & (disk.blockSize - 1)) !== 0) {
     throw values.error(`block-size ${disk.blockSize} is not a power of two`);
   }
+  const numQueues = values.integer("num-queues", { min: 1, max: MAX_BLOCK_QUEUES });
+  if (numQueues !== undefined) disk.numQueues = numQueues;
+  const executor = values.choice("async-executor", ASYNC_EXECUTORS);
+  if (executor !== undefined) disk.asyncExecutor = executor;
   const id = values.string("id");
   if (id !== undefined) {
     if (new TextEncoder().encode(id).length > VIRTIO_BLK_ID_BYTES) {

@@ -63,7 +63,7 @@ export class DiskFile {
   /** The iovecs as 32-bit halves: filled with Numbers, no BigInt per buffer. */
   readonly #iovecHalves = new Uint32Array(this.#iovecs.buffer);
   /** `ram[0]`'s host address; a Number is exact (user addresses are below 2^47). */
-  readonly #ramBase: number;
+  readonly ramBase: number;
   readonly #alignment: number;
   #bounce: Uint8Array | undefined;
   #zeros: Uint8Array | undefined;
@@ -80,7 +80,7 @@ export class DiskFile {
     ramAddress: bigint,
     private readonly options: DiskFileOptions,
   ) {
-    this.#ramBase = Number(ramAddress);
+    this.ramBase = Number(ramAddress);
     this.#alignment = options.alignment ?? DIRECT_IO_ALIGNMENT;
   }
 
@@ -124,10 +124,10 @@ export class DiskFile {
   }
 
   #transfer(ranges: readonly BufferRange[], offset: number, write: boolean): void {
-    if (this.options.direct && !this.#aligned(ranges, offset)) {
+    if (this.needsBounce(ranges, offset)) {
       this.#bounced(ranges, offset, write);
     } else {
-      this.#vectored(this.#ramBase, ranges, offset, write);
+      this.#vectored(this.ramBase, ranges, offset, write);
     }
   }
 
@@ -166,12 +166,16 @@ export class DiskFile {
     }
   }
 
-  /** Whether every buffer and the file offset meet O_DIRECT's alignment. */
-  #aligned(ranges: readonly BufferRange[], offset: number): boolean {
+  /**
+   * Whether a transfer of `ranges` at `offset` goes through the bounce buffer: the descriptor is
+   * O_DIRECT and a buffer or the file offset misses its alignment.
+   */
+  needsBounce(ranges: readonly BufferRange[], offset: number): boolean {
+    if (!this.options.direct) return false;
     const mask = this.#alignment - 1;
-    if (offset & mask) return false;
-    const base = this.#ramBase & mask;
-    return ranges.every((r) => ((base + r.offset) & mask) === 0 && (r.length & mask) === 0);
+    if (offset & mask) return true;
+    const base = this.ramBase & mask;
+    return ranges.some((r) => ((base + r.offset) & mask) !== 0 || (r.length & mask) !== 0);
   }
 
   /** Unaligned direct I/O, through the bounce buffer, a chunk at a time. */

@@ -202,6 +202,19 @@ const SYMBOLS = {
     parameters: ["i64", "i64", "i64", "pointer", "i64"],
     result: "i64",
   },
+  // io_uring_setup(entries, params), io_uring_enter(fd, to_submit, min_complete, flags, sig,
+  // sigsz), io_uring_register(fd, opcode, arg, nr_args): no glibc wrappers (src/ffi/io_uring.ts).
+  syscall_io_uring_setup: { name: "syscall", parameters: ["i64", "u32", "buffer"], result: "i64" },
+  syscall_io_uring_enter: {
+    name: "syscall",
+    parameters: ["i64", "i32", "u32", "u32", "u32", "pointer", "usize"],
+    result: "i64",
+  },
+  syscall_io_uring_register: {
+    name: "syscall",
+    parameters: ["i64", "i32", "u32", "buffer", "u32"],
+    result: "i64",
+  },
   waitid: { parameters: ["i32", "u32", "buffer", "i32"], result: "i32" },
   waitid_async: {
     name: "waitid",

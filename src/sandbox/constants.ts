@@ -9,6 +9,7 @@
  */
 
 import { Errno } from "../ffi/errno.ts";
+import { IORING_REGISTER_EVENTFD } from "../ffi/io_uring.ts";
 import { TunIoctl } from "../ffi/tap.ts";
 import { VhostIoctl } from "../ffi/vhost.ts";
 import {
@@ -188,6 +189,12 @@ export const FALLOC_CONSTANTS = {
   FALLOC_FL_UNSHARE_RANGE: 0x40,
 } as const;
 
+/** `io_uring_register(2)` opcodes, `<linux/io_uring.h>`. */
+export const IO_URING_CONSTANTS = {
+  IORING_REGISTER_EVENTFD,
+  IORING_UNREGISTER_EVENTFD: 5,
+} as const;
+
 /** `ioctl(2)` requests on files and terminals, `<asm-generic/ioctls.h>`. */
 export const IOCTL_CONSTANTS = {
   TCGETS: 0x5401,
@@ -302,6 +309,7 @@ export const POLICY_CONSTANTS: Readonly<Record<string, number>> = {
   ...FUTEX_CONSTANTS,
   ...FCNTL_CONSTANTS,
   ...FALLOC_CONSTANTS,
+  ...IO_URING_CONSTANTS,
   ...IOCTL_CONSTANTS,
   ...FS_CONSTANTS,
   ...TUN_CONSTANTS,

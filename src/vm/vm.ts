@@ -164,7 +164,7 @@ export class Vm {
         throw new VmSetupError(`${config.cpus} vCPUs requested, KVM allows at most ${maxVcpus}`);
       }
       // Images are opened and locked first: a bad one is reported before anything is built.
-      const disks = openDisks(config.disks, cleanup);
+      const disks = openDisks(config.disks, config.cpus, cleanup);
       const nets = openTaps(config.nets ?? [], cleanup);
       const vsock = config.vsock === undefined ? undefined : openVsock(config.vsock, cleanup);
       const virtio = virtioDeviceRequests(config, disks, nets, vsock);

@@ -33,7 +33,11 @@ Deno.test("disks: --block takes the path unnamed or as path=, with crosvm's defa
 
 Deno.test("disks: every --block key", () => {
   assert.deepEqual(
-    disks("-b", "a.img,ro,root,sparse=false,direct,id=serial-1,block-size=4096"),
+    disks(
+      "-b",
+      "a.img,ro,root,sparse=false,direct,id=serial-1,block-size=4096,num-queues=4," +
+        "async-executor=epoll",
+    ),
     [disk("a.img", {
       readOnly: true,
       root: true,
@@ -41,6 +45,8 @@ Deno.test("disks: every --block key", () => {
       direct: true,
       id: "serial-1",
       blockSize: 4096,
+      numQueues: 4,
+      asyncExecutor: "epoll",
     })],
   );
 });
@@ -68,6 +74,9 @@ const DISK_ERRORS: [string, string[], string[]][] = [
   ["a block size under 512", ["k", "-b", "a,block-size=256"], ["block-size", "512 to 4096"]],
   ["a block size over a page", ["k", "-b", "a,block-size=8192"], ["block-size", "512 to 4096"]],
   ["a block size not a power of two", ["k", "-b", "a,block-size=1536"], ["power of two"]],
+  ["no queue", ["k", "-b", "a,num-queues=0"], ["num-queues", "1 to 16"]],
+  ["17 queues", ["k", "-b", "a,num-queues=17"], ["num-queues", "1 to 16"]],
+  ["an unknown executor", ["k", "-b", "a,async-executor=tokio"], ["uring, epoll", "tokio"]],
   ["an id over 20 bytes", ["k", "-b", `a,id=${"x".repeat(21)}`], ["id", "20 bytes"]],
   ["two root disks", ["k", "--root", "a", "-b", "b,root"], ["-b", '"b,root"', "already a root"]],
   ["ro given to --disk", ["k", "--disk", "a,ro"], ["--disk", "ro is implied"]],

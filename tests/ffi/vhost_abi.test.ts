@@ -2,7 +2,7 @@
 // <linux/vhost_types.h>.
 
 import * as vhost from "../../src/ffi/vhost.ts";
-import { assertMatchesC, type CClaim, namedAfterMacros } from "../helpers/c_values.ts";
+import { assertMatchesC, layoutClaims, namedAfterMacros } from "../helpers/c_values.ts";
 
 const HEADERS = ["linux/vhost.h", "linux/ioctl.h"];
 
@@ -14,13 +14,5 @@ Deno.test("vhost ioctls and VHOST_FILE_UNBIND match <linux/vhost.h>", async () =
 });
 
 Deno.test("vhost struct sizes and member offsets match <linux/vhost_types.h>", async () => {
-  const claims: CClaim[] = vhost.VHOST_LAYOUTS.flatMap((layout) => [
-    { name: `${layout.name} size`, value: layout.size, c: [`sizeof(struct ${layout.name})`] },
-    ...Object.entries(layout.fields).map(([field, offset]) => ({
-      name: `${layout.name}.${field}`,
-      value: offset,
-      c: [`offsetof(struct ${layout.name}, ${field})`],
-    })),
-  ]);
-  await assertMatchesC(HEADERS, claims);
+  await assertMatchesC(HEADERS, layoutClaims(vhost.VHOST_LAYOUTS));
 });

@@ -32,8 +32,9 @@ import {
   VsockHeader,
 } from "../../src/devices/virtio/vsock/spec.ts";
 import { openDiskImage } from "../../src/disk/image.ts";
-import { close } from "../../src/ffi/libc.ts";
+import { close, EFD_NONBLOCK, eventfd } from "../../src/ffi/libc.ts";
 import type { Tap } from "../../src/ffi/tap.ts";
+import { blockSpec, completeInFlight } from "../helpers/block_disk.ts";
 import type { Driver } from "../helpers/split_ring_driver.ts";
 import type { Random } from "./random.ts";
 import type { FuzzTarget, Request } from "./virtqueue_fuzzer.ts";
@@ -92,16 +93,10 @@ export async function blockTarget(readOnly: boolean, cleanup: AsyncDisposableSta
   await Deno.writeFile(path, original);
   const image = openDiskImage({ path, readOnly, direct: false });
   cleanup.defer(() => close(image.fd));
-  const backend = new BlockBackend({
-    kind: "block",
-    fd: image.fd,
-    sizeBytes: image.sizeBytes,
-    readOnly,
-    sparse: true,
-    direct: false,
-    id: "fuzz",
-    blockSize: SECTOR,
-  });
+  const eventFd = eventfd(0, EFD_NONBLOCK);
+  cleanup.defer(() => close(eventFd));
+  const backend = new BlockBackend(blockSpec(image, eventFd, { readOnly, id: "fuzz" }));
+  cleanup.defer(() => backend.close());
   const TYPES = [
     VIRTIO_BLK_T_IN,
     VIRTIO_BLK_T_OUT,
@@ -143,11 +138,14 @@ export async function blockTarget(readOnly: boolean, cleanup: AsyncDisposableSta
       ]);
       driver.publish();
       backend.processQueue(0, new VirtQueue(0, driver.queue), driver.mem);
+      completeInFlight(backend);
       const used = oneUsed(driver);
       if (typeof used === "string") return used;
       return driver.mem.read(status, 1)[0] === 0 ? null : "a read of sector 0 failed";
     },
+    pump: () => backend.onEvent(0),
     check() {
+      completeInFlight(backend);
       if (!readOnly) return null;
       const now = Deno.readFileSync(path);
       return now.length === original.length && now.every((b, i) => b === original[i])

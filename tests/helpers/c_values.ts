@@ -6,6 +6,7 @@
  */
 
 import assert from "node:assert/strict";
+import type { StructLayout } from "../../src/ffi/kvm_abi.ts";
 
 /** What to install when gcc or a header is missing (CI installs both). */
 const INSTALL_HINT =
@@ -88,6 +89,18 @@ export function claimsOf<M extends object>(module: M, table: CTable<M>, prefix =
     value: numberExport(module, name, prefix + name),
     c: typeof c === "string" ? [c] : c,
   }));
+}
+
+/** Claims for each layout's size and member offsets (`sizeof`, `offsetof` of `struct name`). */
+export function layoutClaims(layouts: readonly StructLayout[]): CClaim[] {
+  return layouts.flatMap((layout) => [
+    { name: `${layout.name} size`, value: layout.size, c: [`sizeof(struct ${layout.name})`] },
+    ...Object.entries(layout.fields).map(([field, offset]) => ({
+      name: `${layout.name}.${field}`,
+      value: offset,
+      c: [`offsetof(struct ${layout.name}, ${field})`],
+    })),
+  ]);
 }
 
 /**

@@ -15,6 +15,7 @@ const GROUPS: readonly (readonly [string, Readonly<Record<string, number>>, read
     ["FUTEX_CONSTANTS", constants.FUTEX_CONSTANTS, ["linux/futex.h"]],
     ["FCNTL_CONSTANTS", constants.FCNTL_CONSTANTS, ["linux/fcntl.h"]],
     ["FALLOC_CONSTANTS", constants.FALLOC_CONSTANTS, ["linux/falloc.h"]],
+    ["IO_URING_CONSTANTS", constants.IO_URING_CONSTANTS, ["linux/io_uring.h"]],
     ["IOCTL_CONSTANTS", constants.IOCTL_CONSTANTS, ["asm/termbits.h", "asm/ioctls.h"]],
     ["FS_CONSTANTS", constants.FS_CONSTANTS, ["linux/fs.h"]],
     ["TUN_CONSTANTS", constants.TUN_CONSTANTS, ["linux/ioctl.h", "linux/if_tun.h"]],

@@ -13,6 +13,8 @@ const CHILD = new URL("./seccomp_child.ts", import.meta.url).pathname;
 const RUNTIME_POLICY = new URL("./deno_runtime.policy", import.meta.url);
 const COMMON_DEVICE_POLICY =
   new URL("../../seccomp/x86_64/common_device.policy", import.meta.url).pathname;
+const POLICY_DIR = new URL("../../seccomp/x86_64", import.meta.url).pathname;
+const BLOCK_DEVICE_POLICY = `${POLICY_DIR}/block_device.policy`;
 /** How a process killed by signal n exits in a shell's terms: 128 + n. */
 const SIGNAL_EXIT_BASE = 128;
 /** `SIGSYS` (`<signal.h>`, x86_64): what a seccomp KILL_PROCESS action kills with. */
@@ -108,6 +110,34 @@ Deno.test("the shipped common device policy lets a device log (stderr asks wheth
   const run = await runChildUnder(COMMON_DEVICE_POLICY, "log");
   assert.equal(run.code, WORK_EXIT_CODE, `signal ${run.signal}: ${run.stderr}`);
   assert.match(run.stderr, /a warning from under the filter/);
+});
+
+Deno.test("the shipped block device policy lets a disk set up, enter and close its io_uring", async () => {
+  const run = await runChildUnder(BLOCK_DEVICE_POLICY, "uring");
+  assert.equal(run.code, WORK_EXIT_CODE, `signal ${run.signal}: ${run.stderr}`);
+});
+
+Deno.test("a sandbox that refuses io_uring_setup (EPERM): the disk serves its requests synchronously", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "seccomp_" });
+  try {
+    for (const entry of Deno.readDirSync(POLICY_DIR)) {
+      await Deno.copyFile(`${POLICY_DIR}/${entry.name}`, `${dir}/${entry.name}`);
+    }
+    const policy = `${dir}/block_device.policy`;
+    const text = await Deno.readTextFile(policy);
+    await Deno.writeTextFile(
+      policy,
+      text.replace(/^io_uring_setup: 1$/m, "io_uring_setup: return EPERM"),
+    );
+    const run = await runChildUnder(policy, "uring-denied");
+    assert.equal(run.code, WORK_EXIT_CODE, `signal ${run.signal}: ${run.stderr}`);
+    assert.match(
+      run.stderr,
+      /no io_uring \(io_uring_setup failed: EPERM .*\); serving requests synchronously/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("a syscall no rule allows kills the process with SIGSYS", async () => {

@@ -69,6 +69,11 @@ export interface VirtioBackend {
     memory: GuestMemory,
     queues?: readonly (VirtQueue | undefined)[],
   ): void;
+  /**
+   * The device is to keep quiet (a full suspend): finish the work in flight, completing it on
+   * `queues`, so that nothing touches guest memory until the queues are served again.
+   */
+  quiesce?(queues: readonly (VirtQueue | undefined)[], memory: GuestMemory): void;
   /** The driver reset the device, or the runner stops while the queues run: forget per-session state. */
   reset?(): void;
   /**

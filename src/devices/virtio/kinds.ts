@@ -89,17 +89,27 @@ export function policyFileName(spec: BackendSpec): string {
 /**
  * Descriptors a device of this type opens while it runs, beyond those it is given and the
  * runtime's own (a jailed process's RLIMIT_NOFILE makes room for them): a userspace vsock's
- * host sockets.
+ * host sockets, a disk's io_uring.
  */
 export function descriptorAllowance(spec: BackendSpec): number {
-  return spec.kind === "vsock" ? MAX_CONNECTIONS : 0;
+  switch (spec.kind) {
+    case "vsock":
+      return MAX_CONNECTIONS;
+    case "block":
+      return BLOCK_RING_DESCRIPTORS;
+    default:
+      return 0;
+  }
 }
+
+/** A disk opens one descriptor as it runs: its io_uring. */
+const BLOCK_RING_DESCRIPTORS = 1;
 
 /** `spec` with every descriptor it carries replaced by `remap(fd)` (its number in the runner). */
 export function remapBackendFds(spec: BackendSpec, remap: (fd: number) => number): BackendSpec {
   switch (spec.kind) {
     case "block":
-      return { ...spec, fd: remap(spec.fd) };
+      return { ...spec, fd: remap(spec.fd), eventFd: remap(spec.eventFd) };
     case "net":
       return { ...spec, taps: spec.taps.map(remap) };
     case "vhost-net":

@@ -17,6 +17,8 @@ export const VIRTIO_BLK_F_RO = 5;
 export const VIRTIO_BLK_F_BLK_SIZE = 6;
 /** §5.2.3: the device takes VIRTIO_BLK_T_FLUSH (a volatile write cache). */
 export const VIRTIO_BLK_F_FLUSH = 9;
+/** §5.2.3: `num_queues` holds the number of request queues. */
+export const VIRTIO_BLK_F_MQ = 12;
 /** §5.2.3: the device takes VIRTIO_BLK_T_DISCARD. */
 export const VIRTIO_BLK_F_DISCARD = 13;
 /** §5.2.3: the device takes VIRTIO_BLK_T_WRITE_ZEROES. */
@@ -81,7 +83,7 @@ export const BlkConfigOffset = {
 /** §5.2.4: the configuration up to and including `write_zeroes_may_unmap` and its padding. */
 export const BLK_CONFIG_SIZE = 60;
 
-/** Entries in the request queue (crosvm's queue size). */
+/** Entries in each request queue (crosvm's queue size). */
 export const BLK_QUEUE_SIZE = 256;
 /** Data segments per request: the queue size less the header and status descriptors. */
 export const BLK_SEG_MAX = BLK_QUEUE_SIZE - 2;
@@ -102,6 +104,8 @@ export interface BlockGeometry {
   readonly sparse: boolean;
   /** The block size reported to the guest (`blk_size`), a power of two ≥ 512. */
   readonly blockSize: number;
+  /** Request queues (`num_queues`; more than one offers VIRTIO_BLK_F_MQ). */
+  readonly numQueues: number;
 }
 
 /** The disk's capacity in 512-byte sectors. */
@@ -120,6 +124,7 @@ export function capacityUpdate(sizeBytes: number): { offset: number; bytes: Uint
 export function blockFeatures(geometry: BlockGeometry): bigint {
   let features = featureBit(VIRTIO_BLK_F_SIZE_MAX) | featureBit(VIRTIO_BLK_F_SEG_MAX) |
     featureBit(VIRTIO_BLK_F_BLK_SIZE) | featureBit(VIRTIO_BLK_F_FLUSH);
+  if (geometry.numQueues > 1) features |= featureBit(VIRTIO_BLK_F_MQ);
   if (geometry.readOnly) return features | featureBit(VIRTIO_BLK_F_RO);
   features |= featureBit(VIRTIO_BLK_F_WRITE_ZEROES);
   if (geometry.sparse) features |= featureBit(VIRTIO_BLK_F_DISCARD);
@@ -135,7 +140,7 @@ export function blockConfig(geometry: BlockGeometry): Uint8Array {
   view.setUint32(BlkConfigOffset.SIZE_MAX, BLK_SIZE_MAX, true);
   view.setUint32(BlkConfigOffset.SEG_MAX, BLK_SEG_MAX, true);
   view.setUint32(BlkConfigOffset.BLK_SIZE, geometry.blockSize, true);
-  view.setUint16(BlkConfigOffset.NUM_QUEUES, 1, true);
+  view.setUint16(BlkConfigOffset.NUM_QUEUES, geometry.numQueues, true);
   view.setUint32(BlkConfigOffset.MAX_DISCARD_SECTORS, BLK_MAX_DISCARD_SECTORS, true);
   view.setUint32(BlkConfigOffset.MAX_DISCARD_SEG, BLK_MAX_DISCARD_SEG, true);
   view.setUint32(BlkConfigOffset.DISCARD_SECTOR_ALIGNMENT, sectorsPerBlock, true);

@@ -6,11 +6,11 @@
  * @module
  */
 
-import { type DiskConfig, MAX_DISKS } from "../../../config.ts";
+import { type DiskConfig, MAX_BLOCK_QUEUES, MAX_DISKS } from "../../../config.ts";
 import type { BlockSpec } from "./device.ts";
 import { DiskImageError, openDiskImage } from "../../../disk/image.ts";
 import { SECTOR_SIZE } from "./config.ts";
-import { close } from "../../../ffi/libc.ts";
+import { close, EFD_NONBLOCK, eventfd } from "../../../ffi/libc.ts";
 import * as log from "../../../log.ts";
 
 /** `a` for the first disk: Linux's virtio_blk names disks vda, vdb, … in probe order. */
@@ -35,15 +35,23 @@ export function rootParams(disks: readonly DiskConfig[]): string[] {
 }
 
 /**
- * Opens and locks every image, in order; the descriptors are closed when `cleanup` is disposed.
+ * Opens and locks every image, in order, each with the eventfd its I/O completions signal; the
+ * descriptors are closed when `cleanup` is disposed. A disk without `numQueues` gets one queue
+ * per vCPU (of `cpus`), at most {@link MAX_BLOCK_QUEUES}.
  * @throws DiskImageError for the first image that cannot be used (those opened are closed)
  */
-export function openDisks(disks: readonly DiskConfig[], cleanup: DisposableStack): BlockSpec[] {
+export function openDisks(
+  disks: readonly DiskConfig[],
+  cpus: number,
+  cleanup: DisposableStack,
+): BlockSpec[] {
   if (disks.length > MAX_DISKS) throw new RangeError(`${disks.length} disks: at most ${MAX_DISKS}`);
   refuseSharedWritable(disks);
   return disks.map((disk) => {
     const image = openDiskImage({ path: disk.path, readOnly: disk.readOnly, direct: disk.direct });
     cleanup.defer(() => close(image.fd));
+    const eventFd = eventfd(0, EFD_NONBLOCK);
+    cleanup.defer(() => close(eventFd));
     const tail = image.sizeBytes % SECTOR_SIZE;
     if (tail !== 0) {
       log.warn(`disk image ${disk.path}: the last ${tail} bytes are not a whole sector; unseen`);
@@ -57,6 +65,9 @@ export function openDisks(disks: readonly DiskConfig[], cleanup: DisposableStack
       direct: disk.direct,
       id: disk.id ?? "",
       blockSize: disk.blockSize,
+      numQueues: disk.numQueues ?? Math.min(cpus, MAX_BLOCK_QUEUES),
+      engine: disk.asyncExecutor ?? "uring",
+      eventFd,
     };
   });
 }

@@ -17,7 +17,8 @@
  *   idle until the next DRIVER_OK;
  * - re-assert INTx when the guest EOI'd it with the ISR still set;
  * - take in a device configuration the VMM changed (a disk's new capacity) and confirm it;
- * - keep quiet while the VMM asks (a full suspend): it confirms in the shared registers, then
+ * - keep quiet while the VMM asks (a full suspend): once the backend has finished the work it
+ *   had in flight (a disk's requests on its io_uring), it confirms in the shared registers, then
  *   watches only its control eventfd, so no queue is served and no interrupt raised; when the
  *   VMM lets it go, it serves every queue once (doorbells rung meanwhile wait in their eventfds);
  * - exit when the VMM asks.
@@ -159,15 +160,11 @@ export class DeviceLoop {
         regs.readConfig(0, config);
         return { kind: "config", epoch, config };
       }
-      if (regs.quiesceRequested) {
-        regs.confirmQuiesce();
-        return { kind: "quiet" };
-      }
+      // Confirmed (below) once the backend has finished what it had in flight.
+      if (regs.quiesceRequested) return { kind: "quiet" };
       if (this.#quiet) return { kind: "wake" };
-      if (regs.resetPending) {
-        regs.reset();
-        return { kind: "reset" };
-      }
+      // The registers are reset once the backend has let go of the queues (below).
+      if (regs.resetPending) return { kind: "reset" };
       if (this.#queues === null && runnable(regs.status)) {
         regs.workerActive = true;
         return { kind: "activate", setups: regs.enabledQueues(), features: regs.driverFeatures };
@@ -181,8 +178,11 @@ export class DeviceLoop {
         this.backend.close?.();
         return false;
       case "reset":
+        // §4.1.4.3.2: device_status reads 0 only once the reset is complete, so the driver
+        // reuses no buffer the backend still has in flight (a read the kernel is filling).
         this.#queues = null;
         this.backend.reset?.();
+        this.state.lock.with(() => this.state.regs.reset());
         return true;
       case "activate":
         this.#activate(action.setups, action.features);
@@ -193,6 +193,8 @@ export class DeviceLoop {
         // Whatever else the signal carried is looked at now.
         return this.#control();
       case "quiet":
+        this.#backendWork((queues) => this.backend.quiesce?.(queues, this.memory));
+        this.state.lock.with(() => this.state.regs.confirmQuiesce());
         this.#quiet = true;
         return true;
       case "wake":

@@ -3,8 +3,6 @@
 // image files.
 
 import assert from "node:assert/strict";
-import { VirtQueue } from "../../../../src/devices/virtio/device.ts";
-import { BlockBackend, type BlockSpec } from "../../../../src/devices/virtio/block/device.ts";
 import {
   BLK_CONFIG_SIZE,
   BLK_SEG_MAX,
@@ -29,134 +27,15 @@ import {
 import { featureBit } from "../../../../src/devices/virtio/spec.ts";
 import { openDiskImage } from "../../../../src/disk/image.ts";
 import { close } from "../../../../src/ffi/libc.ts";
-import { Driver, type Element } from "../../../helpers/split_ring_driver.ts";
-
-const SECTOR = 512;
-const IMAGE_SECTORS = 64;
-const PAGE = 4096;
-
-/** Deterministic bytes, different per seed. */
-function pattern(length: number, seed: number): Uint8Array {
-  return Uint8Array.from({ length }, (_, i) => (i * 7 + seed * 13 + (i >> 9)) & 0xff);
-}
-
-/** A temporary image of `sectors` sectors of {@link pattern} seed 1, opened as a disk. */
-async function withDisk(
-  options: Partial<Omit<BlockSpec, "kind" | "fd" | "sizeBytes">> & { sectors?: number },
-  fn: (disk: BlockDisk) => Promise<void> | void,
-): Promise<void> {
-  const path = await Deno.makeTempFile({ prefix: "blk-", suffix: ".img" });
-  await Deno.writeFile(path, pattern((options.sectors ?? IMAGE_SECTORS) * SECTOR, 1));
-  const readOnly = options.readOnly ?? false;
-  const direct = options.direct ?? false;
-  const image = openDiskImage({ path, readOnly, direct });
-  try {
-    const spec: BlockSpec = {
-      kind: "block",
-      fd: image.fd,
-      sizeBytes: image.sizeBytes,
-      readOnly,
-      sparse: options.sparse ?? true,
-      direct,
-      id: options.id ?? "",
-      blockSize: options.blockSize ?? SECTOR,
-    };
-    await fn(new BlockDisk(path, new BlockBackend(spec)));
-  } finally {
-    close(image.fd);
-    await Deno.remove(path);
-  }
-}
-
-/** A request's data: device-readable buffers, or the lengths of device-writable ones. */
-interface Body {
-  out?: Uint8Array[];
-  in?: number[];
-  /** Start every data buffer on a page boundary (as the page cache's buffers are). */
-  aligned?: boolean;
-}
-
-/** A request's buffers in guest memory. */
-interface Placed {
-  head: number;
-  data: number[];
-  status: number;
-}
-
-/** The guest driver's view of one disk. */
-class BlockDisk {
-  readonly driver = new Driver({ size: 64, indirect: true });
-  readonly queue = new VirtQueue(0, this.driver.queue);
-
-  constructor(readonly path: string, readonly backend: BlockBackend) {}
-
-  /**
-   * Adds a request: a 16-byte header, then `out` data (device-readable) or `inLengths` buffers
-   * (device-writable), then a 1-byte status, each in its own descriptor.
-   */
-  add(type: number, sector: bigint | number, body: Body): Placed {
-    const mem = this.driver.mem;
-    const header = this.driver.buffer(16);
-    mem.writeU32(header, type);
-    mem.writeU64(header + 8, BigInt(sector));
-    const elements: Element[] = [{ addr: header, len: 16 }];
-    const data: number[] = [];
-    const align = () => {
-      if (body.aligned) this.driver.buffer(-this.driver.buffer(0) & (PAGE - 1));
-    };
-    for (const bytes of body.out ?? []) {
-      align();
-      const at = this.driver.buffer(bytes.length);
-      mem.write(at, bytes);
-      data.push(at);
-      elements.push({ addr: at, len: bytes.length });
-    }
-    for (const length of body.in ?? []) {
-      align();
-      const at = this.driver.buffer(length, 0xee);
-      data.push(at);
-      elements.push({ addr: at, len: length, write: true });
-    }
-    const status = this.driver.buffer(1, 0xff);
-    elements.push({ addr: status, len: 1, write: true });
-    return { head: this.driver.add(elements), data, status };
-  }
-
-  /** Publishes what was added and lets the device serve it; returns the used entries. */
-  run(): { id: number; len: number }[] {
-    this.driver.publish();
-    this.backend.processQueue(0, this.queue, this.driver.mem);
-    return this.driver.used();
-  }
-
-  /** The status byte the device wrote. */
-  status(placed: Placed): number {
-    return this.driver.mem.readU8(placed.status);
-  }
-
-  /** One request, served; returns its status and used length. */
-  one(type: number, sector: bigint | number, body: Body = {}) {
-    const placed = this.add(type, sector, body);
-    const [used] = this.run();
-    assert.equal(used.id, placed.head);
-    return { placed, status: this.status(placed), len: used.len };
-  }
-
-  /** Bytes of the image file now. */
-  async image(offset = 0, length = IMAGE_SECTORS * SECTOR): Promise<Uint8Array> {
-    return (await Deno.readFile(this.path)).subarray(offset, offset + length);
-  }
-
-  /** A discard/write-zeroes segment. */
-  static segment(sector: number, sectors: number, flags = 0): Uint8Array {
-    const bytes = new Uint8Array(16);
-    const view = new DataView(bytes.buffer);
-    view.setBigUint64(0, BigInt(sector), true);
-    view.setUint32(8, sectors, true);
-    view.setUint32(12, flags, true);
-    return bytes;
-  }
-}
+import {
+  BlockDisk,
+  type Body,
+  IMAGE_SECTORS,
+  PAGE,
+  pattern,
+  SECTOR,
+  withDisk,
+} from "../../../helpers/block_disk.ts";
 
 Deno.test("virtio-blk: configuration space and features follow the disk's options", async () => {
   await withDisk({ sectors: 48, blockSize: 4096 }, ({ backend }) => {
@@ -225,8 +104,8 @@ Deno.test("virtio-blk: a write reaches the image; the status may share the data'
   });
 });
 
-Deno.test("virtio-blk: requests complete in order; a flush completes after the writes before it", async () => {
-  await withDisk({}, async (disk) => {
+Deno.test("virtio-blk: served synchronously (async-executor=epoll), requests complete in order", async () => {
+  await withDisk({ engine: "epoll" }, async (disk) => {
     const a = disk.add(VIRTIO_BLK_T_OUT, 0, { out: [pattern(512, 2)] });
     const b = disk.add(VIRTIO_BLK_T_OUT, 1, { out: [pattern(512, 3)] });
     const f = disk.add(VIRTIO_BLK_T_FLUSH, 0, {});
@@ -236,6 +115,7 @@ Deno.test("virtio-blk: requests complete in order; a flush completes after the w
     const written = new Uint8Array([...pattern(512, 2), ...pattern(512, 3)]);
     assert.deepEqual(disk.driver.mem.read(r.data[0], 1024), written, "read sees the writes");
     assert.deepEqual(await disk.image(0, 1024), written);
+    assert.equal(disk.backend.asynchronous, false, "no ring was set up");
   });
 });
 

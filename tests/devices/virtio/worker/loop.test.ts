@@ -142,6 +142,9 @@ Deno.test("a configuration update from the VMM is taken in and confirmed; the ge
     direct: false,
     id: "",
     blockSize: 512,
+    numQueues: 1,
+    engine: "epoll",
+    eventFd: -1,
   };
   const bed = new TestBed({ backend: backendSpec });
   try {
