@@ -13,6 +13,7 @@ import { type ScenarioResult, Testbed } from "./harness.ts";
  * Plays L1 from QEMU's arguments: finds the `work` share and runs its scenarios in order, with
  * one heartbeat before each (a real L1 beats every 10 s; this one goes silent inside a scenario).
  * Each boot's work directory stands for that L1's /tmp (`$L1_TMP`): a fresh L1 has none of it.
+ * A scenario that leaves `$L1_TMP/.timed_out` is reported as killed by its timeout.
  */
 const STAND_IN_L1 = `#!/bin/sh
 for arg in "$@"; do
@@ -25,7 +26,10 @@ for dir in "$work"/scenarios/*/; do
   touch "$work/heartbeat"
   echo "@@SCENARIO $name BEGIN"
   L1_TMP="$work" setpriv --pdeathsig KILL sh "$dir/command" </dev/null 2>&1
-  echo "@@SCENARIO $name END status=$? timeout=0"
+  status=$?
+  timeout=0
+  [ -e "$work/.timed_out" ] && timeout=1 && rm "$work/.timed_out"
+  echo "@@SCENARIO $name END status=$status timeout=$timeout"
 done
 echo "@@RUNNER DONE"
 `;
@@ -133,6 +137,44 @@ exec sleep 600`,
     assert.deepEqual(bed.boots.map((b) => b.wedgedIn), ["locked", undefined]);
     assert.ok(performance.now() - t0 < 60_000, "found by the report, not the 120 s timeout");
     assert.deepEqual(ended(results.get("locked")), [0, "recovered"]);
+  });
+});
+
+Deno.test("a scenario out of time with its guest's vCPU running runs once more on a fresh L1; others do not", async () => {
+  await withStandIn(async (bed, scratch) => {
+    // What a timed-out scenario's output holds when timeout_report.sh saw a vCPU in its guest.
+    const outOfTime = (report: string) => `${report}\ntouch "$L1_TMP/.timed_out"\nexit 137`;
+    const once = `${scratch}/stuck_once`;
+    const results = await bed.boot([
+      {
+        name: "stuck-once",
+        command: `[ -e ${once} ] && { echo booted; exit 0; }\ntouch ${once}
+${outOfTime('echo "@@L1 VCPU RUNNING 158/164"')}`,
+        timeoutSeconds: 1,
+      },
+      {
+        name: "always-stuck",
+        command: outOfTime('echo "@@L1 VCPU RUNNING 200/201"'),
+        timeoutSeconds: 1,
+      },
+      {
+        name: "sleeping",
+        command: outOfTime('echo "@@L1 TIMEOUT 9/9 sleep S do_wait"'),
+        timeoutSeconds: 1,
+      },
+    ]);
+    assert.deepEqual(bed.boots.map((b) => begun(b.lines)), [
+      ["stuck-once", "always-stuck", "sleeping"],
+      ["stuck-once", "always-stuck"],
+    ]);
+    assert.deepEqual(bed.rerun, ["stuck-once", "always-stuck"]);
+    assert.deepEqual(ended(results.get("stuck-once")), [0, "booted"]);
+    assert.equal(
+      results.get("always-stuck")?.timedOut,
+      true,
+      "rerun once, then its failure stands",
+    );
+    assert.equal(results.get("sleeping")?.timedOut, true, "no vCPU running: not rerun");
   });
 });
 

@@ -192,6 +192,13 @@ export interface TestbedOptions {
    * is L1's fault under TCG, not the scenario's, and a retry rescues the run).
    */
   rebootsAfterWedge?: number;
+  /**
+   * How many times a fresh L1 reruns a scenario that ran out of time while a vCPU of its guest
+   * was running ({@link GUEST_RUNNING_RE}; default 1). Seen under nested SVM in TCG: an L2
+   * Linux that never reaches its init in four minutes, its vCPU thread busy in L1's KVM, where it
+   * boots in ten seconds every other time. The first attempt's report is printed.
+   */
+  rerunsOfRunningGuests?: number;
   /** Seconds past a scenario's timeout before L1 counts as stuck (default
    * {@link WEDGED_GRACE_SECONDS}). */
   wedgedGraceSeconds?: number;
@@ -214,6 +221,10 @@ const BEGIN_RE = /^@@SCENARIO (\S+) BEGIN$/;
 const END_RE = /@@SCENARIO (\S+) END status=(\d+) timeout=([01])$/;
 /** l1_init.sh's word that L1's own kernel logged a soft lockup or an RCU stall. */
 const LOCKUP_RE = /^@@L1 LOCKUP /;
+/** timeout_report.sh's word that a scenario out of time had a vCPU thread running. */
+const GUEST_RUNNING_RE = /^@@L1 VCPU RUNNING /;
+/** timeout_report.sh's lines: where the scenario's threads were, and L1's KVM trace. */
+const TIMEOUT_REPORT_RE = /^@@L1 (TIMEOUT|VCPU|KVM) /;
 
 /** The nested test bed: each {@link boot} starts a fresh L1 and runs scenarios in it. */
 export class Testbed {
@@ -221,6 +232,11 @@ export class Testbed {
   lastBoot: BootRecord | undefined;
   /** Every L1 boot of the last {@link boot}: one, or more when L1 stopped answering. */
   boots: BootRecord[] = [];
+  /**
+   * The scenarios of the last {@link boot} that a fresh L1 ran again because they ran out of
+   * time with a vCPU of their guest running ({@link TestbedOptions.rerunsOfRunningGuests}).
+   */
+  rerun: string[] = [];
   readonly #options: TestbedOptions;
 
   constructor(options: TestbedOptions = {}) {
@@ -231,8 +247,10 @@ export class Testbed {
    * Boots L1, runs `scenarios` in order, powers off, and returns each scenario's result by
    * name. When L1 stops answering ({@link BootRecord.wedgedIn}), a fresh L1 runs the scenarios
    * that had not ended, the stuck one last (if it is what sticks, the others still run), up to
-   * {@link TestbedOptions.rebootsAfterWedge} times. A scenario missing from the map never started (L1 failed or the time ran out: see
-   * {@link boots}).
+   * {@link TestbedOptions.rebootsAfterWedge} times; a scenario that ran out of time with its
+   * guest's vCPU running is run again on a fresh L1
+   * ({@link TestbedOptions.rerunsOfRunningGuests}). A scenario missing from the map never
+   * started (L1 failed or the time ran out: see {@link boots}).
    */
   async boot(scenarios: readonly Scenario[]): Promise<Map<string, ScenarioResult>> {
     const names = new Set<string>();
@@ -243,30 +261,50 @@ export class Testbed {
       names.add(s.name);
     }
     this.boots = [];
+    this.rerun = [];
     const results = new Map<string, ScenarioResult>();
     let remaining = scenarios;
-    for (let reboots = 0;; reboots++) {
+    let reboots = 0;
+    for (;;) {
       const record = await this.#bootOnce(remaining);
       this.boots.push(record);
       this.lastBoot = record;
-      for (const [name, result] of parseScenarios(record.lines, record.totalMs)) {
-        results.set(name, result);
+      const ran = parseScenarios(record.lines, record.totalMs);
+      for (const [name, result] of ran) results.set(name, result);
+      if (record.wedgedIn !== undefined) {
+        const left = remaining.filter((s) => results.get(s.name)?.status === undefined);
+        remaining = withNeeds(scenarios, [
+          ...left.filter((s) => s.name !== record.wedgedIn),
+          ...left.filter((s) => s.name === record.wedgedIn),
+        ]);
+        const retry = reboots++ < (this.#options.rebootsAfterWedge ?? 2) && remaining.length > 0;
+        console.error(
+          `testbed: L1 stopped answering in scenario ${record.wedgedIn} (a stuck CPU in its ` +
+            `kernel, no heartbeat, or no end ${grace(this.#options)} s after its timeout); QEMU ` +
+            "was killed" +
+            (retry
+              ? `; a fresh L1 runs what is left (${remaining.length} of ${scenarios.length})`
+              : ""),
+        );
+        if (!retry) return results;
+        continue;
       }
-      if (record.wedgedIn === undefined) return results;
-      const left = remaining.filter((s) => results.get(s.name)?.status === undefined);
-      remaining = withNeeds(scenarios, [
-        ...left.filter((s) => s.name !== record.wedgedIn),
-        ...left.filter((s) => s.name === record.wedgedIn),
-      ]);
-      const retry = reboots < (this.#options.rebootsAfterWedge ?? 2) && remaining.length > 0;
-      console.error(
-        `testbed: L1 stopped answering in scenario ${record.wedgedIn} (a stuck CPU in its kernel, ` +
-          `no heartbeat, or no end ${grace(this.#options)} s after its timeout); QEMU was killed` +
-          (retry
-            ? `; a fresh L1 runs what is left (${remaining.length} of ${scenarios.length})`
-            : ""),
-      );
-      if (!retry) return results;
+      const reruns = this.#options.rerunsOfRunningGuests ?? 1;
+      const running = remaining.filter((s) => {
+        const r = ran.get(s.name);
+        return r?.timedOut && r.lines.some((l) => GUEST_RUNNING_RE.test(l.text)) &&
+          this.rerun.filter((name) => name === s.name).length < reruns;
+      });
+      if (running.length === 0) return results;
+      for (const s of running) {
+        const report = ran.get(s.name)!.lines.filter((l) => TIMEOUT_REPORT_RE.test(l.text));
+        console.error(
+          `testbed: scenario ${s.name} ran out of time with a vCPU of its guest running; a ` +
+            `fresh L1 runs it again. L1's report:\n${report.map((l) => l.text).join("\n")}`,
+        );
+        this.rerun.push(s.name);
+      }
+      remaining = withNeeds(scenarios, running);
     }
   }
 

@@ -1119,6 +1119,12 @@ for (const t of TESTS) {
       assert.notEqual(result.status, undefined, `scenario ${t.name} never ended${why}`);
       const seconds = (result.durationMs / 1000).toFixed(1);
       console.log(`  ${t.name}: status ${result.status} in ${seconds} s`);
+      if (bed.rerun.includes(t.name)) {
+        console.log(
+          `  ${t.name}: the run above is its second: the first ran out of time with ` +
+            "its guest's vCPU running (the report is in the bed's log)",
+        );
+      }
       assert.equal(result.status, 0, `status ${result.status}:\n${result.output}`);
       t.check(result, t.withoutAgent ? new Map() : agentReport(result.output, t.cutShort));
       if (AUDIT && t.command !== undefined) {
