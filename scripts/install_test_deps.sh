@@ -11,7 +11,8 @@
 # compiles against, and python3 for the crosvm-format control-socket client the control tests
 # speak through (and resize2fs, from e2fsprogs, which the disk-resize test runs inside L2), and
 # iproute2 (ip) for the network namespaces the virtio-net tests put their TAPs in, and iperf3
-# for the network benchmark (in L1 through the host's /usr, in L2 copied with its libraries).
+# for the network benchmark (in L1 through the host's /usr, in L2 copied with its libraries), and
+# fio for the block tests at depth (L2 runs it from a disk that mktoolsdisk.sh builds in L1).
 # The test bed's L1 runs the host's bwrap and libseccomp through its /usr.
 # Does nothing when everything is present.
 set -euo pipefail
@@ -34,6 +35,7 @@ command -v python3 >/dev/null || missing+=(python3)
 [ -x /usr/sbin/ip ] || [ -x /usr/bin/ip ] || missing+=(iproute2)
 [ -x /usr/sbin/resize2fs ] || missing+=(e2fsprogs)
 command -v iperf3 >/dev/null || missing+=(iperf3)
+command -v fio >/dev/null || missing+=(fio)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

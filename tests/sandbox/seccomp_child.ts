@@ -10,7 +10,8 @@
 //           does when its queues start), writes, reads back and fdatasyncs through it, waiting
 //           on its eventfd, closes it, then exits with WORK_EXIT_CODE (1 if the bytes differ);
 //   uring-denied  (under a policy whose io_uring_setup returns EPERM) a virtio-blk disk built
-//           before the filter serves a read on the synchronous path: WORK_EXIT_CODE if it did.
+//           before the filter starts its thread pool under the filter and serves a read on it:
+//           WORK_EXIT_CODE if it did.
 // Everything the child needs (modules, libc) is loaded before the filter is.
 
 import { BlockBackend } from "../../src/devices/virtio/block/device.ts";
@@ -81,14 +82,14 @@ function uring(fd: number, eventFd: number): never {
 
 /**
  * The `uring-denied` action on `disk` (built before the filter): its first read finds no
- * io_uring and is served synchronously.
+ * io_uring, starts the thread pool and is served on it.
  */
 function uringDenied(disk: BlockDisk): never {
   log.setLogLevel("info"); // the VMM's default: the device says why it serves synchronously
   const { placed, status } = disk.one(VIRTIO_BLK_T_IN, 1, { in: [SECTOR] });
   const same = disk.driver.mem.read(placed.data[0], SECTOR)
     .every((b, i) => b === pattern(2 * SECTOR, 1)[SECTOR + i]);
-  const right = status === VIRTIO_BLK_S_OK && same && disk.backend.asynchronous === false;
+  const right = status === VIRTIO_BLK_S_OK && same && disk.backend.asynchronous === true;
   Deno.exit(right ? WORK_EXIT_CODE : 1);
 }
 

@@ -84,6 +84,8 @@ const SCENARIO_TIMEOUT_SECONDS = 150;
 /** Distinct per run, so no report can come from an image an earlier run left behind. */
 const TOKEN = crypto.randomUUID().slice(0, 8);
 const MKROOTFS = `sh "$PROJECT/tests/testbed/mkrootfs.sh"`;
+/** `IMAGE SIZE PROGRAM...`: a disk of host programs for L2, with their libraries and loader. */
+const MKTOOLSDISK = `sh "$PROJECT/tests/testbed/mktoolsdisk.sh"`;
 /** Prints `NAME=unchanged` or `NAME=changed`: the image against its checksum in the file SUMS. */
 const unchanged = (name: string, sums: string) =>
   `sha256sum -c -s ${sums} && echo ${name}=unchanged || echo ${name}=changed`;
@@ -133,13 +135,56 @@ const SOAK_SECONDS = Number(Deno.env.get("RELIABILITY_SOAK_SECONDS") ?? 45);
  * steps before they settle, a leak grows without end (the long run's slope tells them apart).
  */
 const SOAK_GROWTH_LIMIT_KIB = 16 << 10;
+/** MiB each of `blk-fio`'s two jobs writes and verifies (4096 requests of 4 KiB each way). */
+const FIO_MIB = 16;
+/** The tools disk with fio that `blk-fio` builds in L1 (`blk-fio-pool` uses it too). */
+const FIO_TOOLS = "/tmp/blk-fio-tools.img";
+/** The shipped policies with block_device.policy's io_uring_setup returning EPERM. */
+const NO_URING_DIR = "/tmp/policy-no-uring";
+const NO_URING = `rm -rf ${NO_URING_DIR} && mkdir -p ${NO_URING_DIR} &&
+cp "$PROJECT"/seccomp/x86_64/*.policy ${NO_URING_DIR}/ &&
+sed -i 's/^io_uring_setup: 1$/io_uring_setup: return EPERM/' ${NO_URING_DIR}/block_device.policy &&
+grep -q '^io_uring_setup: return EPERM$' ${NO_URING_DIR}/block_device.policy`;
+
+/** What fio.sh must report: status 0, every block written and verified, both queues busy. */
+function fioChecks(agent: Map<string, string>): void {
+  assert.equal(agent.get("fio"), "0", "fio ends with status 0: every block verified");
+  const kib = FIO_MIB * 2 * 1024;
+  assert.equal(agent.get("fio_result"), `0 ${kib} ${kib}`, "error 0, all written, all read");
+  const irqs = (agent.get("fio_queue_irqs") ?? "").split(" ").map(Number);
+  assert.equal(irqs.length, 2, "a queue per vCPU (num-queues defaults to the vCPUs)");
+  assert.ok(irqs.every((n) => n > 0), `both queues completed requests: ${irqs}`);
+}
+
+/**
+ * fio.sh on a fresh disk from two vCPUs, fio from the tools disk: `prepare` runs first in L1,
+ * `args` go to the VMM.
+ */
+function fioTest(name: string, title: string, prepare: string, args = ""): LinuxTest {
+  const image = `/tmp/${name}.img`;
+  return {
+    name,
+    title,
+    command: `${prepare}
+rm -f ${image} && truncate -s ${2 * FIO_MIB}M ${image}
+${
+      agentBoot(
+        `${args} -c 2 -m 512 -b ${image} -b ${FIO_TOOLS},ro`,
+        `agent.run=fio agent.fio=vda agent.tools=vdb agent.fio_mib=${FIO_MIB}`,
+      )
+    }`,
+    timeoutSeconds: 240,
+    check: (_, agent) => fioChecks(agent),
+  };
+}
 
 /**
  * virtio-blk and virtio-rng. `blk-devices` builds a root disk (64 MiB, the agent as
  * /sbin/init) and a read-only data disk (24 MiB, ext4 with /hello) in L1's /tmp and boots them
  * with `-b`; `blk-crash` boots the same images with the older spellings and kills the VMM right
  * after the guest synced a file; `blk-mq` writes from four processes at once to a four-queue
- * disk on two vCPUs; `blk-ro-root` boots a fresh read-only root without virtio-rng.
+ * disk on two vCPUs; `blk-fio` runs fio with verification at depth 32 from both vCPUs (fio from
+ * a tools disk, {@link MKTOOLSDISK}); `blk-ro-root` boots a fresh read-only root without virtio-rng.
  */
 const BLOCK_TESTS: LinuxTest[] = [
   {
@@ -381,6 +426,28 @@ exit $status`,
       assert.equal(lineValue(r, "mq_image_sha"), agent.get("mq_sha"), "the image holds them");
     },
   },
+  fioTest(
+    "blk-fio",
+    "virtio-blk: fio verifies 4 KiB random writes at depth 32 from both vCPUs, each on its own queue",
+    `${MKTOOLSDISK} ${FIO_TOOLS} 128M /usr/bin/fio || exit 1`,
+  ),
+  {
+    ...fioTest(
+      "blk-fio-pool",
+      "virtio-blk without io_uring (the jail's policy refuses io_uring_setup): fio verifies the same on the thread pool",
+      `${NO_URING} || exit 1`,
+      `--seccomp-policy-dir ${NO_URING_DIR}`,
+    ),
+    needs: ["blk-fio"],
+    ownPolicies: true,
+    check: (r, agent) => {
+      fioChecks(agent);
+      assert.match(
+        r.output,
+        /no io_uring \(io_uring_setup failed: EPERM[^\n]*\); serving requests on 8 threads/,
+      );
+    },
+  },
   {
     name: "blk-ro-root",
     title: "--root after --disk: a read-only root disk /dev/vdb; --no-rng: no hardware RNG",
@@ -606,14 +673,8 @@ const CONTROL_TESTS: LinuxTest[] = [
   {
     name: "ctl-resize",
     title: "crosvm disk resize: a mounted ext4 disk grows, resize2fs grows it online, it fills",
-    command: `tools=/tmp/ctl-tools && rm -rf $tools && mkdir -p $tools
-# resize2fs for the guest: the host's, with its libraries and the loader that runs it.
-cp /usr/sbin/resize2fs $tools/
-/lib64/ld-linux-x86-64.so.2 --list /usr/sbin/resize2fs | sed -n 's/.*=> \\(\\/[^ ]*\\) .*/\\1/p' |
-  while read -r lib; do cp "$lib" $tools/; done
-cp /lib64/ld-linux-x86-64.so.2 $tools/ld.so
-rm -f /tmp/ctl-tools.img /tmp/ctl-data.img
-mkfs.ext4 -q -d $tools /tmp/ctl-tools.img 16M || exit 1
+    command: `${MKTOOLSDISK} /tmp/ctl-tools.img 16M /usr/sbin/resize2fs || exit 1
+rm -f /tmp/ctl-data.img
 mkfs.ext4 -q /tmp/ctl-data.img ${RESIZE_FROM / 1024}K || exit 1
 ${
       onConsoleLine(

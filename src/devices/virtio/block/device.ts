@@ -10,12 +10,17 @@
  * A reset or stop waits for every request in flight before the queues are dropped, so the kernel
  * never writes guest memory after them.
  *
+ * Where io_uring is unavailable (ENOSYS, EPERM under `kernel.io_uring_disabled` or a container's
+ * seccomp profile), a pool of threads ({@link PoolDiskIo}) takes its place, with the same
+ * ordering: each thread makes one blocking call at a time, so requests still overlap and complete
+ * out of order.
+ *
  * The synchronous path (blocking `preadv`/`pwritev`/`fdatasync` through {@link DiskFile}) serves
- * the rest: every request when io_uring is unavailable (ENOSYS, EPERM under
- * `kernel.io_uring_disabled` or a sandbox) or not asked for (`async-executor=epoll`); an O_DIRECT
- * request whose guest buffers miss the alignment (DiskFile's bounce buffer); a request with more
- * buffers than one submission takes, or arriving when every ring slot is taken. Discard and
- * write-zeroes (`fallocate`) and GET_ID are always served at once.
+ * the rest: every request when asynchronous I/O is not asked for (`async-executor=epoll`) or
+ * neither engine can start; an O_DIRECT request whose guest buffers miss the alignment
+ * (DiskFile's bounce buffer); a request with more buffers than one submission takes, or arriving
+ * when every slot of the engine is taken. Discard and write-zeroes (`fallocate`) and GET_ID are
+ * always served at once.
  *
  * Requests the guest gets wrong (too short, out of range, not whole sectors) complete with
  * VIRTIO_BLK_S_IOERR; unknown types with VIRTIO_BLK_S_UNSUPP; a failed host call (EIO, ENOSPC) or
@@ -28,6 +33,8 @@
  */
 
 import { DiskFile, ShortTransferError } from "../../../disk/file.ts";
+import type { DiskIo } from "../../../disk/disk_io.ts";
+import { POOL_THREADS, PoolDiskIo } from "../../../disk/pool_io.ts";
 import { UringDiskIo } from "../../../disk/uring_io.ts";
 import { SyscallError } from "../../../ffi/errno.ts";
 import { drainEventfd } from "../../../ffi/eventfd.ts";
@@ -94,9 +101,9 @@ export interface BlockSpec {
   blockSize: number;
   /** Request queues (more than one: VIRTIO_BLK_F_MQ). */
   numQueues: number;
-  /** `uring`: io_uring where the host allows it; `epoll`: the synchronous path only. */
+  /** `uring`: io_uring where the host allows it, else a thread pool; `epoll`: synchronous only. */
   engine: BlockEngine;
-  /** A non-blocking eventfd the ring signals on completions (the VMM's, like the image). */
+  /** A non-blocking eventfd the engine signals on completions (the VMM's, like the image). */
   eventFd: number;
 }
 
@@ -110,7 +117,7 @@ class RequestError extends Error {
 /** `#execute`'s answer for a request left in flight: it completes when its completion arrives. */
 const IN_FLIGHT = -1;
 
-/** A request submitted to the ring, with what its completion needs. */
+/** A request submitted to the engine, with what its completion needs. */
 interface Submitted {
   readonly op: "read" | "write" | "flush";
   readonly queue: VirtQueue;
@@ -140,7 +147,7 @@ export class BlockBackend implements VirtioBackend {
   readonly configBytes: Uint8Array;
   /** Class 0180h. */
   readonly pciClass: number = PCI_CLASS_STORAGE_OTHER;
-  /** The ring's completion eventfd, watched by the device loop. */
+  /** The engine's completion eventfd, watched by the device loop. */
   readonly eventFds: readonly number[];
   #capacityBytes: number;
   readonly #id: Uint8Array;
@@ -149,8 +156,8 @@ export class BlockBackend implements VirtioBackend {
   readonly #status = new Uint8Array(BLK_REQ_STATUS_SIZE);
   readonly #barrier = new FlushBarrier<Submitted>();
   #file: DiskFile | undefined;
-  /** The ring, once the queues first started; null where io_uring is unavailable or not asked. */
-  #io: UringDiskIo<Submitted> | null | undefined;
+  /** The engine, once the queues first started; null on the synchronous path. */
+  #io: DiskIo<Submitted> | null | undefined;
 
   /** @param spec the disk */
   constructor(readonly spec: BlockSpec) {
@@ -176,12 +183,15 @@ export class BlockBackend implements VirtioBackend {
     this.#capacityBytes = Number(sectors) * SECTOR_SIZE;
   }
 
-  /** Whether requests go to io_uring (false on the synchronous path; undefined before start). */
+  /**
+   * Whether requests go to an asynchronous engine, io_uring or the thread pool (false on the
+   * synchronous path; undefined before start).
+   */
   get asynchronous(): boolean | undefined {
     return this.#io === undefined ? undefined : this.#io !== null;
   }
 
-  /** Requests submitted to the ring and not yet completed. */
+  /** Requests submitted to the engine and not yet completed. */
   get inFlight(): number {
     return this.#io?.inFlight ?? 0;
   }
@@ -195,7 +205,7 @@ export class BlockBackend implements VirtioBackend {
     this.#io?.submit();
   }
 
-  /** The ring's eventfd: completes every request whose completion arrived. */
+  /** The engine's eventfd: completes every request whose completion arrived. */
   onEvent(_index: number): void {
     drainEventfd(this.spec.eventFd);
     this.#io?.reap((request, result) => this.#completed(request, result));
@@ -212,31 +222,45 @@ export class BlockBackend implements VirtioBackend {
     this.#barrier.clear();
   }
 
-  /** Closes the ring (the eventfd and image are the VMM's). */
+  /** Closes the engine (the eventfd and image are the VMM's). */
   close(): void {
     this.#io?.drain(() => {});
     this.#io?.close();
     this.#io = null;
   }
 
-  /** The image's {@link DiskFile} over `memory`, and the ring on first use. */
+  /** The image's {@link DiskFile} over `memory`, and the engine on first use. */
   #fileFor(memory: GuestMemory): DiskFile {
     this.#file ??= new DiskFile(this.spec.fd, memory.bytes, memory.hostAddress(0), {
       direct: this.spec.direct,
       alignment: this.spec.blockSize,
     });
-    this.#io ??= this.#openRing();
+    this.#io ??= this.#openEngine();
     return this.#file;
   }
 
-  /** io_uring for this disk, or null for the synchronous path (saying why, when it is a host's). */
-  #openRing(): UringDiskIo<Submitted> | null {
+  /**
+   * io_uring for this disk; where the host has none, a thread pool; null for the synchronous path
+   * (saying why, when it is the host's).
+   */
+  #openEngine(): DiskIo<Submitted> | null {
     if (this.spec.engine === "epoll") return null;
+    const { fd, eventFd, numQueues } = this.spec;
+    const depth = numQueues * BLK_QUEUE_SIZE;
+    let why: string;
     try {
-      return new UringDiskIo(this.spec.fd, this.spec.eventFd, this.spec.numQueues * BLK_QUEUE_SIZE);
+      return new UringDiskIo(fd, eventFd, depth);
     } catch (e) {
       if (!ioUringUnavailable(e)) throw e;
-      log.info(`virtio-blk: no io_uring (${e.message}); serving requests synchronously`);
+      why = `no io_uring (${e.message})`;
+    }
+    try {
+      const pool = new PoolDiskIo<Submitted>(fd, eventFd, depth);
+      log.info(`virtio-blk: ${why}; serving requests on ${POOL_THREADS} threads`);
+      return pool;
+    } catch (e) {
+      const reason = e instanceof Error ? e.message : String(e);
+      log.info(`virtio-blk: ${why}, no thread pool (${reason}); serving requests synchronously`);
       return null;
     }
   }
@@ -321,7 +345,7 @@ export class BlockBackend implements VirtioBackend {
     }
   }
 
-  /** Submits a read or write to the ring when it can take it; false: serve it synchronously. */
+  /** Submits a read or write to the engine when it can take it; false: serve it synchronously. */
   #submit(file: DiskFile, request: Submitted): boolean {
     const io = this.#io;
     if (
@@ -338,7 +362,7 @@ export class BlockBackend implements VirtioBackend {
     return true;
   }
 
-  /** A flush whose earlier writes have all completed: its `fdatasync`, on the ring if it has room. */
+  /** A flush whose earlier writes have all completed: its `fdatasync`, queued if there is room. */
   #startFlush(file: DiskFile, flush: Submitted): void {
     if (this.#io?.accepts(0)) {
       this.#io.datasync(flush);

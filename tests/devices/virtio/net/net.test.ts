@@ -91,8 +91,11 @@ async function withTap(
  * A NIC on `taps` (a queue pair each) whose queues each run over their own driver's guest
  * memory, plus a control queue where `features` has CTRL_VQ.
  */
-function nic(taps: readonly Tap[], features: bigint) {
-  const pairs = taps.map(() => ({ rx: new Driver({ size: 16 }), tx: new Driver({ size: 16 }) }));
+function nic(taps: readonly Tap[], features: bigint, ringSize = 16) {
+  const pairs = taps.map(() => ({
+    rx: new Driver({ size: ringSize }),
+    tx: new Driver({ size: ringSize }),
+  }));
   const control = new Driver({ size: 8 });
   const backend = new NetBackend({ kind: "net", taps: taps.map((t) => t.fd), mac: GUEST_MAC });
   backend.activate(features);
@@ -194,6 +197,48 @@ function echoRequest(hostMac: Uint8Array, payload: Uint8Array): Uint8Array {
   v.setUint16(ETH + IPV4 + 6, 1); // sequence
   f.set(payload, ETH + IPV4 + ICMP);
   v.setUint16(ETH + IPV4 + 2, checksum(f.subarray(ETH + IPV4)));
+  return f;
+}
+
+/** Flows the multiqueue test opens once both pairs run, and the rings that room takes. */
+const MULTIQUEUE_FLOWS = 32;
+const MULTIQUEUE_RING = 128;
+
+/** TCP header bytes (no options), and the flags of a SYN and of a reset (RFC 9293 §3.1). */
+const TCP = 20;
+const TCP_SYN = 0x02;
+const TCP_RST = 0x04;
+/** A port nothing listens on in the TAP's namespace: the kernel answers a SYN with a reset. */
+const CLOSED_PORT = 9;
+
+/** A TCP SYN from the guest's `port` to {@link CLOSED_PORT} of 10.77.0.1: a flow of its own. */
+function synRequest(hostMac: Uint8Array, port: number): Uint8Array {
+  const f = new Uint8Array(ETH + IPV4 + TCP);
+  const v = new DataView(f.buffer);
+  f.set(hostMac, 0);
+  f.set(GUEST_MAC, 6);
+  v.setUint16(12, ETHERTYPE_IPV4);
+  f[ETH] = 0x45;
+  v.setUint16(ETH + 2, IPV4 + TCP);
+  f[ETH + 8] = 64; // TTL
+  f[ETH + 9] = 6; // TCP
+  f.set(GUEST_IP, ETH + 12);
+  f.set(HOST_IP, ETH + 16);
+  v.setUint16(ETH + 10, checksum(f.subarray(ETH, ETH + IPV4)));
+  const tcp = ETH + IPV4;
+  v.setUint16(tcp, port);
+  v.setUint16(tcp + 2, CLOSED_PORT);
+  v.setUint32(tcp + 4, 1); // sequence
+  f[tcp + 12] = (TCP / 4) << 4; // data offset
+  f[tcp + 13] = TCP_SYN;
+  v.setUint16(tcp + 14, 0xffff); // window
+  // The checksum covers a pseudo-header: both addresses, the protocol and the TCP length.
+  const pseudo = new Uint8Array(12 + TCP);
+  pseudo.set(f.subarray(ETH + 12, ETH + 20), 0);
+  pseudo[9] = 6;
+  pseudo[11] = TCP;
+  pseudo.set(f.subarray(tcp), 12);
+  v.setUint16(tcp + 16, checksum(pseudo));
   return f;
 }
 
@@ -376,26 +421,33 @@ tapTest("without MQ the control queue is queue 2 and refuses VQ_PAIRS_SET", (tap
 }, 2);
 
 tapTest(
-  "multiqueue: until the driver asks for two pairs, pair 1's TAP queue is detached and its flows come back on pair 0; then on pair 1",
+  "multiqueue: until the driver asks for two pairs, pair 1's TAP queue is detached and its flows come back on pair 0; then pair 1 carries flows too",
   (taps) => {
-    const n = nic(taps, MQ);
+    const n = nic(taps, MQ, MULTIQUEUE_RING);
     const hostMac = resolveHost(n);
-    const ping = echoRequest(hostMac, PAYLOAD.subarray(0, 64));
-    const isReply = ({ frame }: { frame: Uint8Array }) =>
-      frame.length === ping.length && frame[ETH + IPV4] === 0;
-    /** Pings from pair 1; how many replies each pair's receive queue got. */
-    const repliesByPair = () => {
-      n.send(ping, 1);
-      n.receive(4);
-      return n.pairs.map(({ rx }) => frames(rx, rx.used(), bufferOf(rx)).filter(isReply).length);
+    const isReset = ({ frame }: { frame: Uint8Array }) =>
+      frame[ETH + 9] === 6 && (frame[ETH + IPV4 + 13] & TCP_RST) !== 0;
+    let port = 40000;
+    /**
+     * SYNs of `flows` flows from pair 1; how many resets each pair's receive queue got. Which
+     * attached queue a flow's packets take is the TAP's choice: the queue the flow last left from
+     * (Linux's flow table), or its hash's.
+     */
+    const resetsByPair = (flows: number) => {
+      for (let i = 0; i < flows; i++) n.send(synRequest(hostMac, port++), 1);
+      n.receive(flows);
+      return n.pairs.map(({ rx }) => frames(rx, rx.used(), bufferOf(rx)).filter(isReset).length);
     };
     assert.equal(n.backend.wantsEvents(1), false, "pair 1 is not watched yet");
-    assert.deepEqual(repliesByPair(), [1, 0]);
+    assert.deepEqual(resetsByPair(4), [4, 0], "a detached queue gets nothing");
     assert.equal(
       n.command(VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, le16(2)),
       VIRTIO_NET_OK,
     );
-    assert.deepEqual(repliesByPair(), [0, 1]);
+    const [first, second] = resetsByPair(MULTIQUEUE_FLOWS);
+    assert.equal(first + second, MULTIQUEUE_FLOWS, "every flow answered once");
+    // By flow table or hash, 32 flows all missing pair 1 would be a one in 2^32 chance.
+    assert.ok(second > 0, `pair 1 carries flows now (${first} on pair 0, ${second} on pair 1)`);
     assert.deepEqual(n.backend.drops, { tx: 0, rx: 0 });
   },
   2,
