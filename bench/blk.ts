@@ -6,7 +6,9 @@
  * alternating runs. In the guest, `bench/guest/blkbench.c` (static,
  * appended to the test agent's initramfs with `bench/guest/blk_agent.sh`) does O_DIRECT I/O on
  * /dev/vda at queue depth 1: a sequential write and a sequential read in 1 MiB blocks, then
- * random 4 KiB reads. Each phase is timed on the host, from the serial lines around it; the
+ * random 4 KiB reads; on the brd disk also at depth, through the guest's native AIO (as fio's
+ * libaio engine): random 4 KiB reads and writes at depth 1, 8 and 32, sequential 1 MiB reads and
+ * writes at depth 4. Each phase is timed on the host, from the serial lines around it; the
  * guest's own clock is printed as a cross-check.
  *
  * Prints, per metric, the median of each VMM and the ratios jailed/unjailed and jailed/QEMU,
@@ -66,8 +68,23 @@ if (!MODES.every((m) => m === "direct" || m === "cached") || !(ROUNDS >= 1)) {
 }
 const VMMS = ["qemu", "jailed", "unjailed"] as const;
 type Vmm = typeof VMMS[number];
-const PHASES = ["write", "read", "rand"] as const;
-type Phase = typeof PHASES[number];
+/** At queue depth 1 (pread/pwrite), in every mode. */
+const QD1_PHASES = ["write", "read", "rand"];
+/**
+ * At depth, through the guest's native AIO (the name ends with the depth), on the brd disk
+ * (`direct` mode) only: random 4 KiB reads and writes at 1, 8 and 32, sequential 1 MiB at 4.
+ */
+const DEPTH_PHASES = [
+  ...[1, 8, 32].flatMap((d) => [`randread${d}`, `randwrite${d}`]),
+  "seqread4",
+  "seqwrite4",
+];
+type Phase = string;
+const phasesOf = (mode: Mode): Phase[] =>
+  mode === "direct" ? [...QD1_PHASES, ...DEPTH_PHASES] : QD1_PHASES;
+/** Random 4 KiB phases are measured in IOPS, the others in MiB/s. */
+const isRandom = (phase: Phase) => phase.startsWith("rand");
+const isWrite = (phase: Phase) => phase.includes("write");
 
 const HERE = decodeURIComponent(new URL(".", import.meta.url).pathname);
 const BUILD = `${HERE}.build/blk`;
@@ -128,7 +145,9 @@ const [tool, brd] = await Promise.all([buildGuestTool(), extractBrd(assets)]);
 const initrd = await buildInitrd(assets, tool);
 
 const L1_SCRIPT = `sh "$PROJECT/${HERE.slice(PROJECT_ROOT.length + 1)}blk_l1.sh"`;
-const PARAMS = `agent.action=blkbench agent.blk_mib=${SEQ_MIB} agent.blk_ops=${RAND_OPS}`;
+const params = (mode: Mode) =>
+  `agent.action=blkbench agent.blk_mib=${SEQ_MIB} agent.blk_ops=${RAND_OPS}` +
+  (mode === "direct" ? " agent.blk_depth=1" : "");
 const runName = (mode: Mode, vmm: Vmm, round: number) => `${mode}-${vmm}-${round}`;
 const scenarios = MODES.flatMap((mode) => [
   {
@@ -142,7 +161,7 @@ const scenarios = MODES.flatMap((mode) => [
     (_, i) =>
       VMMS.map((_, j) => VMMS[(i + j) % VMMS.length]).map((vmm) => ({
         name: runName(mode, vmm, i),
-        command: `${L1_SCRIPT} run ${vmm} ${mode} ${initrd} "${PARAMS}"`,
+        command: `${L1_SCRIPT} run ${vmm} ${mode} ${initrd} "${params(mode)}"`,
         timeoutSeconds: 600,
         needs: [`setup-${mode}`],
       })),
@@ -177,7 +196,7 @@ interface PhaseMeasure extends PhaseCounters {
   sectors: number;
 }
 
-function parseRun(r: ScenarioResult): Record<Phase, PhaseMeasure> {
+function parseRun(r: ScenarioResult, phases: Phase[]): Record<Phase, PhaseMeasure> {
   const fail = (why: string) => new Error(`${r.name}: ${why}\n${r.output}`);
   if (r.status !== 0) throw fail(`status ${r.status}`);
   const marks = new Map<string, number>();
@@ -195,15 +214,17 @@ function parseRun(r: ScenarioResult): Record<Phase, PhaseMeasure> {
     if (q) queue.push(q[1].trim().split(/\s+/).map(Number));
   }
   const snaps = parseSnapshots(r.lines);
-  if (queue.length !== 4) throw fail(`${queue.length} @Q lines, not 4`);
+  if (queue.length !== phases.length + 1) {
+    throw fail(`${queue.length} @Q lines, not ${phases.length + 1}`);
+  }
   const out = {} as Record<Phase, PhaseMeasure>;
-  for (const [i, phase] of PHASES.entries()) {
+  for (const [i, phase] of phases.entries()) {
     const begin = marks.get(`B${phase}`);
     const end = marks.get(`E${phase}`);
     const guest = ends.get(phase);
     if (begin === undefined || end === undefined || !guest) throw fail(`no ${phase} phase`);
     const [q0, q1] = [queue[i], queue[i + 1]];
-    const writes = phase === "write";
+    const writes = isWrite(phase);
     const counters = phaseCounters(snaps, phase);
     if (!counters) throw fail(`no snapshots around the ${phase} phase`);
     out[phase] = {
@@ -221,15 +242,17 @@ function parseRun(r: ScenarioResult): Record<Phase, PhaseMeasure> {
 
 const MiB = 1 << 20;
 const rate = (p: PhaseMeasure, phase: Phase) =>
-  phase === "rand" ? p.ops / p.hostSeconds : p.bytes / MiB / p.hostSeconds;
+  isRandom(phase) ? p.ops / p.hostSeconds : p.bytes / MiB / p.hostSeconds;
 const guestRate = (p: PhaseMeasure, phase: Phase) =>
-  phase === "rand" ? p.ops / p.guestSeconds : p.bytes / MiB / p.guestSeconds;
-const UNIT: Record<Phase, string> = { write: "MiB/s", read: "MiB/s", rand: "IOPS" };
-const LABEL: Record<Phase, string> = {
-  write: "seq write 1 MiB",
-  read: "seq read 1 MiB",
-  rand: "rand read 4 KiB",
-};
+  isRandom(phase) ? p.ops / p.guestSeconds : p.bytes / MiB / p.guestSeconds;
+const unit = (phase: Phase) => isRandom(phase) ? "IOPS" : "MiB/s";
+/** `seq write 1 MiB`, `rand read 4 KiB`, and at depth `rand write 4K QD8`. */
+function label(phase: Phase): string {
+  const depth = /\d+$/.exec(phase)?.[0];
+  const io = isWrite(phase) ? "write" : "read";
+  if (!depth) return isRandom(phase) ? `rand ${io} 4 KiB` : `seq ${io} 1 MiB`;
+  return `${isRandom(phase) ? "rand" : "seq"} ${io} ${isRandom(phase) ? "4K" : "1M"} QD${depth}`;
+}
 const SETTINGS: Record<Mode, string> = {
   direct: "brd RAM disk /dev/ram0 in L1, O_DIRECT on all: ours -b /dev/ram0,direct; " +
     "QEMU virtio-blk-pci cache=none,aio=native",
@@ -254,26 +277,30 @@ function perRequest(ms: PhaseMeasure[]): string {
 for (const note of notes) console.log(note);
 const num = (n: number, digits = 1) => n.toFixed(digits).padStart(8);
 for (const mode of MODES) {
+  const phases = phasesOf(mode);
   const measured = Object.fromEntries(VMMS.map((vmm) => [
     vmm,
     Array.from({ length: ROUNDS }, (_, i) => {
       const name = runName(mode, vmm, i);
       const r = results.get(name);
       if (!r) throw new Error(`${name} never ran`);
-      return parseRun(r);
+      return parseRun(r, phases);
     }),
   ])) as Record<Vmm, Record<Phase, PhaseMeasure>[]>;
   console.log(
-    `\n[${mode}] ${SETTINGS[mode]}\nL2: 1 vCPU, 256 MiB, guest O_DIRECT, queue depth 1; ` +
+    `\n[${mode}] ${
+      SETTINGS[mode]
+    }\nL2: 1 vCPU, 256 MiB (one queue), guest O_DIRECT, queue depth 1 ` +
+      `${mode === "direct" ? "(pread/pwrite) and at depth (native AIO)" : "(pread/pwrite)"}; ` +
       `${SEQ_MIB} MiB per sequential phase, ${RAND_OPS} random reads over a ` +
       `${DISK_MIB} MiB disk; median of ${ROUNDS} alternating runs in one L1, host-timed ` +
       `(ratios: median of each round's)`,
   );
   console.log(
-    `                             QEMU    jailed  unjailed  jailed/unjailed  jailed/QEMU` +
+    `                                QEMU    jailed  unjailed  jailed/unjailed  jailed/QEMU` +
       `  (guest clock: QEMU   jailed unjailed)`,
   );
-  for (const phase of PHASES) {
+  for (const phase of phases) {
     const rates = (vmm: Vmm) => measured[vmm].map((m) => rate(m[phase], phase));
     const host = (vmm: Vmm) => median(rates(vmm));
     const guest = (vmm: Vmm) => median(measured[vmm].map((m) => guestRate(m[phase], phase)));
@@ -281,14 +308,14 @@ for (const mode of MODES) {
     // the host's speed drifts more between rounds than between neighbours.
     const ratio = (a: Vmm, b: Vmm) => median(rates(a).map((x, i) => x / rates(b)[i]));
     console.log(
-      `  ${LABEL[phase].padEnd(15)} ${UNIT[phase].padEnd(5)} ${num(host("qemu"))}  ` +
+      `  ${label(phase).padEnd(18)} ${unit(phase).padEnd(5)} ${num(host("qemu"))}  ` +
         `${num(host("jailed"))}  ${num(host("unjailed"))}` +
         `         ${num(ratio("jailed", "unjailed"), 3)}     ${num(ratio("jailed", "qemu"), 3)}` +
         `               ${num(guest("qemu"))} ${num(guest("jailed"))} ${num(guest("unjailed"))}`,
     );
   }
   console.log("  per guest request (medians):");
-  for (const phase of PHASES) {
+  for (const phase of phases) {
     for (const vmm of VMMS) {
       const label = `${phase.padEnd(5)} ${vmm.padEnd(8)}`;
       console.log(`    ${label} ${perRequest(measured[vmm].map((m) => m[phase]))}`);

@@ -32,6 +32,13 @@ import { RequestSlots } from "./request_slots.ts";
  * up to 64).
  */
 export const POOL_THREADS = 8;
+/**
+ * Descriptors each thread holds: its event loop's epoll instance and eventfd and the runtime's
+ * duplicates of them and of stdio (6 measured, with room).
+ */
+const DESCRIPTORS_PER_THREAD = 8;
+/** Descriptors a pool holds, for a process whose RLIMIT_NOFILE is capped (a jailed device). */
+export const POOL_DESCRIPTORS = POOL_THREADS * DESCRIPTORS_PER_THREAD;
 /** How long the pool waits for its threads to start before giving up. */
 const START_TIMEOUT_MS = 30_000;
 /** Words before the rings: the ring indices and flags of {@link PoolLayout}. */

@@ -9,6 +9,7 @@
 
 import type { VirtioBackend } from "./device.ts";
 import { BlockBackend, type BlockSpec } from "./block/device.ts";
+import { POOL_DESCRIPTORS } from "../../disk/pool_io.ts";
 import type { VirtioDeviceInfo } from "./transport/pci/state.ts";
 import { RngBackend } from "./rng/device.ts";
 import { BalloonBackend, type BalloonSpec } from "./balloon/device.ts";
@@ -96,14 +97,14 @@ export function descriptorAllowance(spec: BackendSpec): number {
     case "vsock":
       return MAX_CONNECTIONS;
     case "block":
-      return BLOCK_RING_DESCRIPTORS;
+      return BLOCK_ENGINE_DESCRIPTORS;
     default:
       return 0;
   }
 }
 
-/** A disk opens one descriptor as it runs: its io_uring. */
-const BLOCK_RING_DESCRIPTORS = 1;
+/** A disk opens descriptors as it runs: its io_uring (one), or its thread pool's (more). */
+const BLOCK_ENGINE_DESCRIPTORS = POOL_DESCRIPTORS;
 
 /** `spec` with every descriptor it carries replaced by `remap(fd)` (its number in the runner). */
 export function remapBackendFds(spec: BackendSpec, remap: (fd: number) => number): BackendSpec {
