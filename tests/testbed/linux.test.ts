@@ -135,8 +135,8 @@ const SOAK_SECONDS = Number(Deno.env.get("RELIABILITY_SOAK_SECONDS") ?? 45);
  * steps before they settle, a leak grows without end (the long run's slope tells them apart).
  */
 const SOAK_GROWTH_LIMIT_KIB = 16 << 10;
-/** MiB each of `blk-fio`'s two jobs writes and verifies (4096 requests of 4 KiB each way). */
-const FIO_MIB = 16;
+/** MiB each of `blk-fio`'s two jobs writes and verifies (2048 requests of 4 KiB each way). */
+const FIO_MIB = 8;
 /** The tools disk with fio that `blk-fio` builds in L1 (`blk-fio-pool` uses it too). */
 const FIO_TOOLS = "/tmp/blk-fio-tools.img";
 /** The shipped policies with block_device.policy's io_uring_setup returning EPERM. */
