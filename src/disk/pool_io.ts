@@ -21,7 +21,6 @@
  */
 
 import type { BufferRange } from "../memory.ts";
-import { IOV_MAX } from "../ffi/libc.ts";
 import type { DiskIo } from "./disk_io.ts";
 import { type PoolLayout, type PoolThreadInit, poolThreadMain } from "./pool_thread.ts";
 import { RequestSlots } from "./request_slots.ts";
@@ -78,8 +77,6 @@ const THREAD_URL = `data:text/javascript,${encodeURIComponent(`(${poolThreadMain
 
 /** A thread pool over one disk image descriptor; `T` is what the caller tags each request with. */
 export class PoolDiskIo<T> implements DiskIo<T> {
-  /** The most guest buffers one request may have (the kernel's `UIO_MAXIOV`). */
-  static readonly MAX_BUFFERS = IOV_MAX;
   readonly #slots: RequestSlots<T>;
   readonly #layout: PoolLayout;
   readonly #words: Int32Array;
@@ -136,7 +133,7 @@ export class PoolDiskIo<T> implements DiskIo<T> {
 
   /** Whether a request with `buffers` guest buffers can be taken now. */
   accepts(buffers: number): boolean {
-    return this.#slots.hasFree && buffers <= PoolDiskIo.MAX_BUFFERS;
+    return this.#slots.accepts(buffers);
   }
 
   /** Queues a read of the file at `offset` into `ranges` (offsets from host address `base`). */

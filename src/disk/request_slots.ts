@@ -7,7 +7,7 @@
  */
 
 import type { BufferRange } from "../memory.ts";
-import { addressOf, IOVEC_WORDS, setIovec } from "../ffi/libc.ts";
+import { addressOf, IOV_MAX, IOVEC_WORDS, setIovec } from "../ffi/libc.ts";
 
 /** Bytes of one `struct iovec`. */
 const IOVEC_SIZE = IOVEC_WORDS * BigUint64Array.BYTES_PER_ELEMENT;
@@ -43,15 +43,18 @@ export class RequestSlots<T> {
     return this.count - this.#free.length;
   }
 
-  /** Whether a slot is free. */
-  get hasFree(): boolean {
-    return this.#free.length > 0;
+  /**
+   * Whether a request with `buffers` guest buffers can be taken now: a slot is free, and the
+   * buffers fit one vectored call (the kernel's `UIO_MAXIOV`).
+   */
+  accepts(buffers: number): boolean {
+    return this.#free.length > 0 && buffers <= IOV_MAX;
   }
 
   /**
    * Takes a free slot for `token` and fills its iovecs with `ranges` (offsets from host address
    * `base`; empty ranges left out).
-   * @throws Error when every slot is taken (check {@link hasFree})
+   * @throws Error when every slot is taken (check {@link accepts})
    */
   take(base: number, ranges: readonly BufferRange[], token: T): TakenRequest {
     const index = this.#free.pop();

@@ -18,14 +18,11 @@
 
 import type { BufferRange } from "../memory.ts";
 import { IoUring } from "../ffi/io_uring.ts";
-import { IOV_MAX } from "../ffi/libc.ts";
 import type { DiskIo } from "./disk_io.ts";
 import { RequestSlots } from "./request_slots.ts";
 
 /** io_uring over one disk image descriptor; `T` is what the caller tags each request with. */
 export class UringDiskIo<T> implements DiskIo<T> {
-  /** The most guest buffers one request may have (the kernel's `UIO_MAXIOV`). */
-  static readonly MAX_BUFFERS = IOV_MAX;
   readonly #ring: IoUring;
   readonly #slots: RequestSlots<T>;
 
@@ -54,7 +51,7 @@ export class UringDiskIo<T> implements DiskIo<T> {
 
   /** Whether a request with `buffers` guest buffers can be taken now. */
   accepts(buffers: number): boolean {
-    return this.#slots.hasFree && buffers <= UringDiskIo.MAX_BUFFERS;
+    return this.#slots.accepts(buffers);
   }
 
   /**

@@ -139,12 +139,19 @@ const SOAK_GROWTH_LIMIT_KIB = 16 << 10;
 const FIO_MIB = 8;
 /** The tools disk with fio that `blk-fio` builds in L1 (`blk-fio-pool` uses it too). */
 const FIO_TOOLS = "/tmp/blk-fio-tools.img";
+/**
+ * A policy directory in L1: the shipped policies, with block_device.policy's rule for `syscall`
+ * replaced by `syscall: RULE`, or taken out where `rule` is empty; fails where it has no such rule.
+ */
+const policiesWithRule = (dir: string, syscall: string, rule: string) =>
+  `rm -rf ${dir} && mkdir -p ${dir} && cp "$PROJECT"/seccomp/x86_64/*.policy ${dir}/ || exit 1
+grep -q '^${syscall}:' ${dir}/block_device.policy || { echo "no ${syscall} rule to change"; exit 1; }
+sed -i '${
+    rule ? `s/^${syscall}:.*/${syscall}: ${rule}/` : `/^${syscall}:/d`
+  }' ${dir}/block_device.policy`;
 /** The shipped policies with block_device.policy's io_uring_setup returning EPERM. */
 const NO_URING_DIR = "/tmp/policy-no-uring";
-const NO_URING = `rm -rf ${NO_URING_DIR} && mkdir -p ${NO_URING_DIR} &&
-cp "$PROJECT"/seccomp/x86_64/*.policy ${NO_URING_DIR}/ &&
-sed -i 's/^io_uring_setup: 1$/io_uring_setup: return EPERM/' ${NO_URING_DIR}/block_device.policy &&
-grep -q '^io_uring_setup: return EPERM$' ${NO_URING_DIR}/block_device.policy`;
+const NO_URING = policiesWithRule(NO_URING_DIR, "io_uring_setup", "return EPERM");
 
 /** What fio.sh must report: status 0, every block written and verified, both queues busy. */
 function fioChecks(agent: Map<string, string>): void {
@@ -435,7 +442,7 @@ exit $status`,
     ...fioTest(
       "blk-fio-pool",
       "virtio-blk without io_uring (the jail's policy refuses io_uring_setup): fio verifies the same on the thread pool",
-      `${NO_URING} || exit 1`,
+      NO_URING,
       `--seccomp-policy-dir ${NO_URING_DIR}`,
     ),
     needs: ["blk-fio"],
@@ -476,10 +483,7 @@ exit $status`,
 ];
 
 /** A policy directory: the shipped policies, with `syscall`'s rule taken out of block_device's. */
-const policiesWithout = (dir: string, syscall: string) =>
-  `rm -rf ${dir} && mkdir -p ${dir} && cp "$PROJECT"/seccomp/x86_64/*.policy ${dir}/ || exit 1
-grep -q '^${syscall}:' ${dir}/block_device.policy || { echo "no ${syscall} rule to take out"; exit 1; }
-sed -i '/^${syscall}:/d' ${dir}/block_device.policy`;
+const policiesWithout = (dir: string, syscall: string) => policiesWithRule(dir, syscall, "");
 /** A fresh 8 MiB scratch disk image. */
 const scratch = (image: string) => `rm -f ${image} && truncate -s 8M ${image}`;
 /**

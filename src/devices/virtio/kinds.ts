@@ -97,14 +97,12 @@ export function descriptorAllowance(spec: BackendSpec): number {
     case "vsock":
       return MAX_CONNECTIONS;
     case "block":
-      return BLOCK_ENGINE_DESCRIPTORS;
+      // Its engine's: io_uring's one, or (more) the thread pool's.
+      return POOL_DESCRIPTORS;
     default:
       return 0;
   }
 }
-
-/** A disk opens descriptors as it runs: its io_uring (one), or its thread pool's (more). */
-const BLOCK_ENGINE_DESCRIPTORS = POOL_DESCRIPTORS;
 
 /** `spec` with every descriptor it carries replaced by `remap(fd)` (its number in the runner). */
 export function remapBackendFds(spec: BackendSpec, remap: (fd: number) => number): BackendSpec {
