@@ -6,8 +6,17 @@
  */
 
 import assert from "node:assert/strict";
-import { type Assets } from "./assets.ts";
-import { type ScenarioResult, Testbed } from "./harness.ts";
+import { type Assets, PROJECT_ROOT } from "./assets.ts";
+import { type ScenarioResult, Testbed, type TestbedOptions } from "./harness.ts";
+
+/** How a stand-in L1 starts: the `work` share's path from QEMU's arguments, then L1's markers. */
+const L1_START = `#!/bin/sh
+for arg in "$@"; do
+  case "$arg" in *mount_tag=work*) work=\${arg#*path=}; work=\${work%%,*} ;; esac
+done
+echo "@@L1 INIT"
+echo "@@RUNNER READY kvm=no cpus=1"
+`;
 
 /**
  * Plays L1 from QEMU's arguments: finds the `work` share and runs its scenarios in order, with
@@ -15,13 +24,7 @@ import { type ScenarioResult, Testbed } from "./harness.ts";
  * Each boot's work directory stands for that L1's /tmp (`$L1_TMP`): a fresh L1 has none of it.
  * A scenario that leaves `$L1_TMP/.timed_out` is reported as killed by its timeout.
  */
-const STAND_IN_L1 = `#!/bin/sh
-for arg in "$@"; do
-  case "$arg" in *mount_tag=work*) work=\${arg#*path=}; work=\${work%%,*} ;; esac
-done
-echo "@@L1 INIT"
-echo "@@RUNNER READY kvm=no cpus=1"
-for dir in "$work"/scenarios/*/; do
+const STAND_IN_L1 = `${L1_START}for dir in "$work"/scenarios/*/; do
   name=$(cat "$dir/name")
   touch "$work/heartbeat"
   echo "@@SCENARIO $name BEGIN"
@@ -34,9 +37,24 @@ done
 echo "@@RUNNER DONE"
 `;
 
-/** Runs `fn` with a bed whose L1 is {@link STAND_IN_L1}, in a scratch directory. */
+/**
+ * Plays L1 with L1's own scenario runner (l1_runner.sh), its files in the work directory's
+ * `tmp`; the scenarios run on the host, in /tmp.
+ */
+const RUNNER_L1 = `${L1_START}mkdir -p "$work/tmp"
+WORK="$work" RUNNER_TMP="$work/tmp" PROJECT="${PROJECT_ROOT}" \
+  setpriv --pdeathsig KILL sh "${PROJECT_ROOT}/tests/testbed/l1_runner.sh"
+echo "@@RUNNER DONE"
+`;
+
+/**
+ * Runs `fn` with a bed whose L1 is `l1` ({@link STAND_IN_L1} by default), in a scratch
+ * directory, with `options` over the stand-in's.
+ */
 async function withStandIn(
   fn: (bed: Testbed, scratch: string) => Promise<void>,
+  l1 = STAND_IN_L1,
+  options: TestbedOptions = {},
 ): Promise<void> {
   const scratch = await Deno.makeTempDir({ prefix: "harness_test_" });
   try {
@@ -44,7 +62,7 @@ async function withStandIn(
     await Deno.mkdir(`${scratch}/project/src`, { recursive: true });
     await Deno.writeTextFile(`${scratch}/project/main.ts`, "");
     const qemu = `${scratch}/qemu`;
-    await Deno.writeTextFile(qemu, STAND_IN_L1, { mode: 0o755 });
+    await Deno.writeTextFile(qemu, l1, { mode: 0o755 });
     const unused = `${scratch}/none`;
     const assets: Assets = {
       dir: scratch,
@@ -62,6 +80,7 @@ async function withStandIn(
       projectRoot: `${scratch}/project`,
       wedgedGraceSeconds: 1,
       heartbeatSilenceSeconds: 2,
+      ...options,
     });
     await fn(bed, scratch);
   } finally {
@@ -75,6 +94,74 @@ function begun(lines: readonly { text: string }[]): string[] {
 }
 
 const ended = (r: ScenarioResult | undefined) => [r?.status, r?.output];
+
+/** Where in one boot's console each scenario's BEGIN and END marker came. */
+function markerOrder(lines: readonly { text: string }[]): Map<string, number> {
+  const order = new Map<string, number>();
+  lines.forEach((l, i) => {
+    const marker = /^@@SCENARIO (\S+) (BEGIN|END)\b/.exec(l.text);
+    if (marker) order.set(`${marker[2]} ${marker[1]}`, i);
+  });
+  return order;
+}
+
+/** {@link withStandIn} with L1's own runner ({@link RUNNER_L1}) in two lanes, and `options`. */
+const withRunner = (fn: (bed: Testbed) => Promise<void>, options: TestbedOptions = {}) =>
+  withStandIn(fn, RUNNER_L1, { lanes: 2, ...options });
+
+Deno.test("two lanes: scenarios run side by side, each line kept with its own; needs wait; alone ones run last, by themselves", async () => {
+  await withRunner(
+    async (bed) => {
+      const results = await bed.boot([
+        { name: "a", command: "for i in 1 2 3; do echo a$i; sleep 0.2; done", timeoutSeconds: 10 },
+        { name: "b", command: "for i in 1 2 3; do echo b$i; sleep 0.2; done", timeoutSeconds: 10 },
+        { name: "after-a", command: "echo after-a", timeoutSeconds: 10, needs: ["a"] },
+        {
+          name: "by-itself",
+          command: "echo by-itself; printf unended",
+          timeoutSeconds: 10,
+          alone: true,
+        },
+      ]);
+      assert.deepEqual(ended(results.get("a")), [0, "a1\na2\na3"]);
+      assert.deepEqual(ended(results.get("b")), [0, "b1\nb2\nb3"]);
+      assert.deepEqual(ended(results.get("after-a")), [0, "after-a"]);
+      assert.deepEqual(ended(results.get("by-itself")), [0, "by-itself\nunended"]);
+      const at = markerOrder(bed.lastBoot!.lines);
+      const [beginA, beginB, endA, endB] = ["BEGIN a", "BEGIN b", "END a", "END b"].map((m) =>
+        at.get(m)!
+      );
+      assert.ok(Math.max(beginA, beginB) < Math.min(endA, endB), "a and b ran at once");
+      const lines = bed.lastBoot!.lines.map((l) => l.text);
+      const line = (text: string) => lines.indexOf(`@@OUT ${text}`);
+      assert.ok(
+        line("a a1") < line("b b3") && line("b b1") < line("a a3"),
+        "each line reaches the console as it is printed, not when its scenario ends",
+      );
+      assert.ok(at.get("BEGIN after-a")! > endA, "after-a waited for a");
+      const lastEnd = Math.max(endA, endB, at.get("END after-a")!);
+      assert.ok(at.get("BEGIN by-itself")! > lastEnd, "by-itself waited for every other");
+    },
+  );
+});
+
+Deno.test("two lanes: a scenario out of time is killed with where it waited; its neighbour goes on", async () => {
+  await withRunner(
+    async (bed) => {
+      const results = await bed.boot([
+        { name: "slow", command: "echo started; exec sleep 600", timeoutSeconds: 1 },
+        { name: "quick", command: "sleep 2; echo quick", timeoutSeconds: 10 },
+      ]);
+      const slow = results.get("slow");
+      assert.equal(slow?.status, 137);
+      assert.equal(slow?.timedOut, true);
+      assert.match(slow.output, /^started\n@@L1 TIMEOUT \d+\/\d+ sleep S /);
+      assert.deepEqual(ended(results.get("quick")), [0, "quick"]);
+      assert.equal(bed.lastBoot?.wedgedIn, undefined, "L1 itself answered throughout");
+    },
+    { wedgedGraceSeconds: 20 },
+  );
+});
 
 Deno.test("a stuck L1 is rebooted twice, each time running what was left, the stuck scenario last", async () => {
   await withStandIn(async (bed) => {
@@ -122,23 +209,31 @@ Deno.test("an L1 whose heartbeat stops counts as stuck before the scenario's tim
   });
 });
 
-Deno.test("an L1 whose kernel reports a stuck CPU is rebooted at once, and the scenario rerun", async () => {
-  await withStandIn(async (bed, scratch) => {
-    const marker = `${scratch}/locked_once`;
-    const t0 = performance.now();
-    const results = await bed.boot([{
-      name: "locked",
-      // What l1_init.sh prints for a soft lockup in L1's kmsg, then a scenario that would sleep.
-      command: `[ -e ${marker} ] && { echo recovered; exit 0; }\ntouch ${marker}
-echo "@@L1 LOCKUP watchdog: BUG: soft lockup - CPU#2 stuck for 104s! [worker-1:462]"
+/** What l1_init.sh prints for L1 kernel records that mean L1 is broken. */
+const L1_BROKEN_REPORTS = {
+  "a stuck CPU": "@@L1 LOCKUP watchdog: BUG: soft lockup - CPU#2 stuck for 104s! [worker-1:462]",
+  "a bug of its own": "@@L1 FAULT BUG: scheduling while atomic: worker-1/1612/0x00110001",
+};
+
+for (const [what, report] of Object.entries(L1_BROKEN_REPORTS)) {
+  Deno.test(`an L1 whose kernel reports ${what} is rebooted at once, and the scenario rerun`, async () => {
+    await withStandIn(async (bed, scratch) => {
+      const marker = `${scratch}/broken_once`;
+      const t0 = performance.now();
+      const results = await bed.boot([{
+        name: "broken",
+        // The report, then a scenario that would sleep.
+        command: `[ -e ${marker} ] && { echo recovered; exit 0; }\ntouch ${marker}
+echo "${report}"
 exec sleep 600`,
-      timeoutSeconds: 120,
-    }]);
-    assert.deepEqual(bed.boots.map((b) => b.wedgedIn), ["locked", undefined]);
-    assert.ok(performance.now() - t0 < 60_000, "found by the report, not the 120 s timeout");
-    assert.deepEqual(ended(results.get("locked")), [0, "recovered"]);
+        timeoutSeconds: 120,
+      }]);
+      assert.deepEqual(bed.boots.map((b) => b.wedgedIn), ["broken", undefined]);
+      assert.ok(performance.now() - t0 < 60_000, "found by the report, not the 120 s timeout");
+      assert.deepEqual(ended(results.get("broken")), [0, "recovered"]);
+    });
   });
-});
+}
 
 Deno.test("a scenario out of time with its guest's vCPU running runs once more on a fresh L1; others do not", async () => {
   await withStandIn(async (bed, scratch) => {

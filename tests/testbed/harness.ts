@@ -55,6 +55,12 @@ export interface Scenario {
    */
   readonly needs?: readonly string[];
   /**
+   * Runs with no other scenario beside it, after those that may run side by side
+   * ({@link TestbedOptions.lanes}): it looks at state all of L1 shares (every process, the
+   * kernel log). A scenario that needs one runs alone too.
+   */
+  readonly alone?: boolean;
+  /**
    * Reads and writes L1's console (no timeout): with {@link Testbed.attach}, that console is
    * the user's terminal.
    */
@@ -103,10 +109,11 @@ export interface BootRecord {
   /** QEMU's exit status (killed when the overall time limit ran out). */
   readonly qemuStatus: number;
   /**
-   * The scenario L1 stopped answering in: L1's heartbeat went silent for
-   * {@link HEARTBEAT_SILENCE_SECONDS}, or L1's kernel reported a stuck CPU ({@link LOCKUP_RE}),
-   * or the scenario had not ended {@link WEDGED_GRACE_SECONDS} after its own timeout (so L1's
-   * timeout could not fire: its kernel or a share was stuck), and QEMU was killed. Undefined when L1 ran to its end.
+   * The scenario L1 stopped answering in (with several running, the one past its time, else the
+   * one running longest): L1's heartbeat went silent for {@link HEARTBEAT_SILENCE_SECONDS}, or
+   * L1's kernel reported a stuck CPU or a bug of its own ({@link L1_BROKEN_RE}), or the scenario
+   * had not ended {@link WEDGED_GRACE_SECONDS} after its own timeout (so L1's timeout could not
+   * fire: its kernel or a share was stuck), and QEMU was killed. Undefined when L1 ran to its end.
    */
   readonly wedgedIn: string | undefined;
   /** QEMU's stderr. */
@@ -176,6 +183,11 @@ export interface TestbedOptions {
   memMiB?: number;
   /** L1 vCPUs (default 2). */
   cpus?: number;
+  /**
+   * How many scenarios L1 runs at once (default 1): each lane takes the next scenario no lane
+   * has taken, in order (l1_runner.sh); {@link Scenario.alone} ones run afterwards, one by one.
+   */
+  lanes?: number;
   /** Extra L1 kernel parameters. */
   kernelParams?: string[];
   /** Time L1 gets to reach the scenario runner, in seconds (default 120). */
@@ -219,8 +231,13 @@ const HEARTBEAT_FILE = "heartbeat";
 export const HEARTBEAT_SILENCE_SECONDS = 60;
 const BEGIN_RE = /^@@SCENARIO (\S+) BEGIN$/;
 const END_RE = /@@SCENARIO (\S+) END status=(\d+) timeout=([01])$/;
-/** l1_init.sh's word that L1's own kernel logged a soft lockup or an RCU stall. */
-const LOCKUP_RE = /^@@L1 LOCKUP /;
+/** A line a scenario printed, tagged by l1_runner.sh with the scenario's name. */
+const OUT_RE = /^@@OUT (\S+) (.*)$/;
+/**
+ * l1_init.sh's word that L1's own kernel logged a soft lockup or an RCU stall (LOCKUP), or a bug
+ * of its own (FAULT: a BUG, WARNING or oops).
+ */
+const L1_BROKEN_RE = /^@@L1 (LOCKUP|FAULT) /;
 /** timeout_report.sh's word that a scenario out of time had a vCPU thread running. */
 const GUEST_RUNNING_RE = /^@@L1 VCPU RUNNING /;
 /** timeout_report.sh's lines: where the scenario's threads were, and L1's KVM trace. */
@@ -279,8 +296,10 @@ export class Testbed {
         ]);
         const retry = reboots++ < (this.#options.rebootsAfterWedge ?? 2) && remaining.length > 0;
         console.error(
-          `testbed: L1 stopped answering in scenario ${record.wedgedIn} (a stuck CPU in its ` +
-            `kernel, no heartbeat, or no end ${grace(this.#options)} s after its timeout); QEMU ` +
+          `testbed: L1 stopped answering in scenario ${record.wedgedIn} (a stuck CPU or a bug in ` +
+            `its kernel, no heartbeat, or no end ${
+              grace(this.#options)
+            } s after its timeout); QEMU ` +
             "was killed" +
             (retry
               ? `; a fresh L1 runs what is left (${remaining.length} of ${scenarios.length})`
@@ -378,7 +397,8 @@ function withNeeds(all: readonly Scenario[], order: readonly Scenario[]): Scenar
 }
 
 /**
- * Writes `scenarios/NNN/{name,timeout,command[,interactive]}` and `env.sh` for L1's runner.
+ * Writes `scenarios/NNN/{name,timeout,command[,needs,alone,interactive]}`, `lanes` and `env.sh`
+ * for L1's runner (l1_runner.sh).
  */
 async function writeWorkDir(
   dir: string,
@@ -402,12 +422,21 @@ async function writeWorkDir(
     Object.entries(env).map(([k, v]) => `export ${k}=${v}\n`).join(""),
   );
   await Deno.writeTextFile(`${dir}/scenarios.json`, JSON.stringify(scenarios, null, 2));
-  for (const [i, s] of scenarios.entries()) {
-    const sdir = `${dir}/scenarios/${String(i).padStart(3, "0")}`;
+  await Deno.writeTextFile(`${dir}/lanes`, String(opts.lanes ?? 1));
+  const ids = new Map(scenarios.map((s, i) => [s.name, String(i).padStart(3, "0")]));
+  const alone = new Set<string>();
+  for (const s of scenarios) {
+    if (s.alone || s.needs?.some((name) => alone.has(name))) alone.add(s.name);
+  }
+  for (const s of scenarios) {
+    const sdir = `${dir}/scenarios/${ids.get(s.name)}`;
     await Deno.mkdir(sdir, { recursive: true });
     await Deno.writeTextFile(`${sdir}/name`, s.name);
     await Deno.writeTextFile(`${sdir}/timeout`, String(Math.max(1, Math.ceil(s.timeoutSeconds))));
     await Deno.writeTextFile(`${sdir}/command`, s.command + "\n");
+    const needs = (s.needs ?? []).flatMap((name) => ids.get(name) ?? []);
+    if (needs.length > 0) await Deno.writeTextFile(`${sdir}/needs`, needs.join("\n") + "\n");
+    if (alone.has(s.name)) await Deno.writeTextFile(`${sdir}/alone`, "");
     if (s.interactive) await Deno.writeTextFile(`${sdir}/interactive`, "");
   }
 }
@@ -494,22 +523,24 @@ async function runL1(
     stderr: "piped",
   }).spawn();
   const killer = setTimeout(() => child.kill("SIGKILL"), limitMs);
-  /** The scenario running now and when L1 must have ended it (ms since QEMU started). */
-  let running: { name: string; deadlineMs: number } | undefined;
+  /** The scenarios running now, in the order they began, and when L1 must have ended each. */
+  const running = new Map<string, number>();
   let wedgedIn: string | undefined;
-  const wedged = () => {
-    if (running === undefined) return;
-    wedgedIn = running.name;
-    running = undefined;
+  /** L1 is stuck in `name` (or, with none, in the scenario running longest): QEMU goes. */
+  const wedged = (name?: string) => {
+    if (running.size === 0 || wedgedIn !== undefined) return;
+    wedgedIn = name ?? running.keys().next().value;
+    running.clear();
     child.kill("SIGKILL");
   };
   const wedgeCheck = setInterval(() => {
-    if (running === undefined) return;
+    if (running.size === 0) return;
     const now = performance.now() - t0;
+    const late = [...running].find(([, deadlineMs]) => now >= deadlineMs);
+    if (late) return wedged(late[0]);
     const silence = 1000 * (opts.heartbeatSilenceSeconds ?? HEARTBEAT_SILENCE_SECONDS);
     const beat = lastHeartbeat(workDir);
-    const silent = beat !== undefined && Date.now() - beat > silence;
-    if (now >= running.deadlineMs || silent) wedged();
+    if (beat !== undefined && Date.now() - beat > silence) wedged();
   }, 1000);
   const stderr = new Response(child.stderr).text();
   const lines: TimedLine[] = [];
@@ -530,10 +561,11 @@ async function runL1(
     const begin = BEGIN_RE.exec(line.text);
     if (begin) {
       const seconds = (timeouts.get(begin[1]) ?? 0) + grace(opts);
-      running = { name: begin[1], deadlineMs: ms + 1000 * seconds };
+      running.set(begin[1], ms + 1000 * seconds);
     }
-    if (END_RE.test(line.text)) running = undefined;
-    if (LOCKUP_RE.test(line.text)) wedged();
+    const end = END_RE.exec(line.text);
+    if (end) running.delete(end[1]);
+    if (L1_BROKEN_RE.test(line.text)) wedged();
   };
   try {
     for await (const chunk of child.stdout) {
@@ -570,14 +602,20 @@ function lastHeartbeat(workDir: string): number | undefined {
   }
 }
 
-/** Cuts the console log into per-scenario results at the @@SCENARIO markers. */
+/**
+ * Cuts the console log into per-scenario results: a scenario's lines are those l1_runner.sh
+ * tagged with its name (`@@OUT NAME TEXT`) between its BEGIN and END markers, and the console's
+ * untagged lines (L1's kernel, its reports) while it ran.
+ */
 function parseScenarios(lines: readonly TimedLine[], endMs: number): Map<string, ScenarioResult> {
   const results = new Map<string, ScenarioResult>();
-  let current: { name: string; startMs: number; lines: TimedLine[] } | undefined;
-  const finish = (status: number | undefined, timedOut: boolean, ms: number) => {
+  const open = new Map<string, { startMs: number; lines: TimedLine[] }>();
+  const finish = (name: string, status: number | undefined, timedOut: boolean, ms: number) => {
+    const current = open.get(name);
     if (!current) return;
-    results.set(current.name, {
-      name: current.name,
+    open.delete(name);
+    results.set(name, {
+      name,
       status,
       timedOut,
       output: current.lines.map((l) => l.text).join("\n"),
@@ -585,25 +623,29 @@ function parseScenarios(lines: readonly TimedLine[], endMs: number): Map<string,
       startMs: current.startMs,
       durationMs: ms - current.startMs,
     });
-    current = undefined;
   };
   for (const line of lines) {
     const begin = BEGIN_RE.exec(line.text);
     if (begin) {
-      finish(undefined, false, line.ms);
-      current = { name: begin[1], startMs: line.ms, lines: [] };
+      finish(begin[1], undefined, false, line.ms);
+      open.set(begin[1], { startMs: line.ms, lines: [] });
+      continue;
+    }
+    const tagged = OUT_RE.exec(line.text);
+    if (tagged) {
+      open.get(tagged[1])?.lines.push({ ...line, text: tagged[2] });
       continue;
     }
     const end = END_RE.exec(line.text);
-    if (end && current?.name === end[1]) {
+    if (end && open.has(end[1])) {
       const before = line.text.slice(0, end.index);
-      if (before) current.lines.push({ ...line, text: before });
-      finish(Number(end[2]), end[3] === "1", line.ms);
+      if (before) open.get(end[1])!.lines.push({ ...line, text: before });
+      finish(end[1], Number(end[2]), end[3] === "1", line.ms);
       continue;
     }
     if (line.text === "@@RUNNER DONE") break;
-    current?.lines.push(line);
+    for (const current of open.values()) current.lines.push(line);
   }
-  finish(undefined, false, endMs);
+  for (const name of [...open.keys()]) finish(name, undefined, false, endMs);
   return results;
 }

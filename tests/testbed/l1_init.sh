@@ -58,10 +58,14 @@ echo "@@RUNNER READY kvm=$kvm cpus=$(grep -c ^processor /proc/cpuinfo)"
 # (sysrq w) on the console, once. It reads only /tmp and /proc, never a share.
 stall_report() {
   while sleep 15; do
-    [ -f /tmp/.deadline ] || continue
-    read -r name deadline </tmp/.deadline
-    read -r now _ </proc/uptime
-    [ "${now%.*}" -gt "$deadline" ] || continue
+    for file in /tmp/.deadline.*; do
+      [ -f "$file" ] || continue
+      read -r name deadline <"$file"
+      read -r now _ </proc/uptime
+      [ "${now%.*}" -gt "$deadline" ] && break
+      name=
+    done
+    [ -n "$name" ] || continue
     echo "@@L1 STALL $name: processes not sleeping (pid comm state wchan)"
     for p in /proc/[0-9]*; do
       read -r stat 2>/dev/null <"$p/stat" || continue
@@ -73,17 +77,20 @@ stall_report() {
     echo w >/proc/sysrq-trigger
     sleep 1
     dmesg | sed -n '/sysrq: Show Blocked State/,$p' | sed 's/^/@@L1 STALL /'
-    rm -f /tmp/.deadline
+    rm -f "$file"
   done
 }
 stall_report >/dev/console 2>&1 &
 # L1's own kernel saying one of its CPUs is stuck (a soft lockup or an RCU stall: seen with
-# nested SVM under TCG, a vCPU thread spinning in L1's KVM for minutes) means L1 is broken, not
-# the scenario: the host is told at once (harness.ts reboots L1). /dev/kmsg holds only L1's
-# kernel log, never a guest's console; cat reads it a record at a time, as it must be read.
+# nested SVM under TCG, a vCPU thread spinning in L1's KVM for minutes), or that it hit a bug of
+# its own (a BUG, WARNING or oops: seen under TCG, "scheduling while atomic" in L1's KVM while it
+# swapped a vCPU's FPU state, the L2 guests' stacks then overrun), means L1 is broken, not the
+# scenario: the host is told at once (harness.ts reboots L1). /dev/kmsg holds only L1's kernel
+# log, never a guest's console; cat reads it a record at a time, as it must be read.
 cat /dev/kmsg | while read -r record; do
   case "$record" in
   *"soft lockup"* | *"self-detected stall"* | *"detected stalls"*) echo "@@L1 LOCKUP ${record#*;}" ;;
+  *"BUG: "* | *"WARNING: "* | *"Oops"* | *"general protection fault"*) echo "@@L1 FAULT ${record#*;}" ;;
   esac
 done >/dev/console 2>&1 &
 # A heartbeat while scenarios run, the work share's `heartbeat` touched every 10 s (a file, not
@@ -91,40 +98,8 @@ done >/dev/console 2>&1 &
 # for an L1 that stopped answering (its timers stopped), without waiting out the timeout.
 while sleep 10; do touch "$WORK/heartbeat"; done &
 
-mkdir -p "$WORK/results"
-for dir in "$WORK"/scenarios/*/; do
-  [ -f "$dir/command" ] || continue
-  id=$(basename "$dir")
-  name=$(cat "$dir/name")
-  limit=$(cat "$dir/timeout")
-  echo "@@SCENARIO $name BEGIN"
-  cd /tmp
-  read -r now _ </proc/uptime
-  echo "$name $((${now%.*} + limit + 60))" >/tmp/.deadline
-  timed_out=0
-  if [ -f "$dir/interactive" ]; then
-    # The console is the user's terminal: the command reads it, and runs until it ends.
-    setsid sh "$dir/command" </dev/console >/dev/console 2>&1
-    status=$?
-  else
-    # setsid makes the command a process-group leader, so a timeout can kill all of it.
-    setsid sh "$dir/command" </dev/null >/dev/console 2>&1 &
-    pid=$!
-    rm -f /tmp/.timed_out
-    # Out of time: first where its processes wait (in its output), then kill them all.
-    setsid sh -c "sleep $limit; touch /tmp/.timed_out
-      sh '$PROJECT/tests/testbed/timeout_report.sh' $pid >/dev/console 2>&1; kill -KILL -$pid" \
-      >/dev/null 2>&1 &
-    watchdog=$!
-    wait $pid
-    status=$?
-    kill -KILL -$watchdog 2>/dev/null
-    [ -f /tmp/.timed_out ] && timed_out=1
-  fi
-  rm -f /tmp/.deadline
-  echo "$status $timed_out" >"$WORK/results/$id"
-  echo "@@SCENARIO $name END status=$status timeout=$timed_out"
-done
+# The scenarios, in as many lanes at once as the host asked for (l1_runner.sh).
+sh "$PROJECT/tests/testbed/l1_runner.sh"
 
 echo "@@RUNNER DONE"
 sync

@@ -3,14 +3,15 @@
  * numbers, it reads its {@link DeviceProcessInit} from the control socket, caps its descriptor
  * limit, maps guest RAM and the device's state from their memfds, builds the backend, loads its
  * seccomp filter, says `ready`, and runs the device's loop until the VMM stops it. It opens
- * nothing itself.
+ * nothing itself. From the source tree this module is the process's main module; a bundle or a
+ * compiled program gets here through `main.ts`.
  *
  * @module
  */
 
 import { GsiRouter } from "../../../irq_routing.ts";
 import { bindAllLibcSymbols, RLIMIT_NOFILE, setrlimit } from "../../../ffi/libc.ts";
-import { setLogLevel } from "../../../log.ts";
+import * as log from "../../../log.ts";
 import { GuestMemory, HUGE_PAGE_SIZE, ramSize } from "../../../memory.ts";
 import { loadSeccompPolicy } from "../../../sandbox/seccomp.ts";
 import { receiveMessage, sendMessage } from "../../../sandbox/messages.ts";
@@ -33,13 +34,17 @@ export function runDeviceProcess(): number {
   let error: string | undefined;
   try {
     setrlimit(RLIMIT_NOFILE, init.maxFds);
-    setLogLevel(init.logLevel);
+    log.setLogLevel(init.logLevel);
+    // The times (ms since this runtime started) are the start-up breakdown's device part.
+    const name = init.spec.name;
+    log.debug(`${name}: device process running its modules, its set-up received`);
     const arena = SharedArena.reserve(
       ramSize(init.memory.regions),
       init.state.size,
       HUGE_PAGE_SIZE,
     );
     const memory = GuestMemory.fromFd(arena, init.memory.fd, init.memory.regions);
+    log.debug(`${name}: guest memory and device state mapped`);
     const loop = new DeviceLoop(
       new VirtioPciState(
         {
@@ -56,8 +61,10 @@ export function runDeviceProcess(): number {
       memory,
       createBackend(init.backend),
     );
+    log.debug(`${name}: device built`);
     bindAllLibcSymbols(); // binding one later would run under the filter
     loadSeccompPolicy(init.seccomp.policy, { logFailures: init.seccomp.logFailures });
+    log.debug(`${name}: seccomp filter loaded`);
     reply({ type: "ready" });
     loop.run();
   } catch (e) {
@@ -68,3 +75,5 @@ export function runDeviceProcess(): number {
   reply({ type: "exited", error });
   return error === undefined ? 0 : 1;
 }
+
+if (import.meta.main) Deno.exit(runDeviceProcess());
