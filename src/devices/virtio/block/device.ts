@@ -4,8 +4,9 @@
  *
  * Reads, writes and flushes go to an io_uring ({@link UringDiskIo}): each is submitted without
  * waiting, many stay in flight across every queue, and each completes when its completion
- * arrives, in whatever order the kernel finishes them (the ring's eventfd is one of the
- * backend's {@link VirtioBackend.eventFds}). A flush starts only once every write submitted
+ * arrives, in whatever order the kernel finishes them: those it finished during the submission
+ * at once, the others when the ring's eventfd (one of the backend's
+ * {@link VirtioBackend.eventFds}) says so. A flush starts only once every write submitted
  * before it has completed ({@link FlushBarrier}), and completes after its own `fdatasync`.
  * A reset or stop waits for every request in flight before the queues are dropped, so the kernel
  * never writes guest memory after them.
@@ -196,24 +197,37 @@ export class BlockBackend implements VirtioBackend {
     return this.#io?.inFlight ?? 0;
   }
 
-  /** §5.2.6: takes every available request; reads, writes and flushes may stay in flight. */
+  /**
+   * §5.2.6: takes every available request; reads, writes and flushes go to the engine, and those
+   * it finished during their submission (io_uring's inline completions: a read from the page
+   * cache, any request to a RAM disk) complete at once, in the same batch as their interrupt,
+   * their signals on the eventfd taken with them. The rest stay in flight until the eventfd says
+   * they completed.
+   */
   processQueue(_index: number, queue: VirtQueue, memory: GuestMemory): void {
     const file = this.#fileFor(memory);
     for (let chain = queue.pop(); chain !== null; chain = queue.pop()) {
       this.#serve(queue, chain, file);
     }
-    this.#io?.submit();
+    if (this.#io) {
+      this.#io.reap(this.#complete);
+      this.onEvent(0);
+    }
   }
 
-  /** The engine's eventfd: completes every request whose completion arrived. */
+  /**
+   * The engine's eventfd: completes every request whose completion arrived. The eventfd is
+   * drained first, so a completion it has signalled is in the engine when it reaps, and one that
+   * comes after signals it again.
+   */
   onEvent(_index: number): void {
     drainEventfd(this.spec.eventFd);
-    this.#io?.reap((request, result) => this.#completed(request, result));
+    this.#io?.reap(this.#complete);
   }
 
   /** A full suspend: completes every request in flight (waiting for each), flushes included. */
   quiesce(): void {
-    this.#io?.drain((request, result) => this.#completed(request, result));
+    this.#io?.drain(this.#complete);
   }
 
   /** A reset (or a stop with the queues running): waits out every request in flight, drops them. */
@@ -370,6 +384,9 @@ export class BlockBackend implements VirtioBackend {
     }
     this.#finish(flush.queue, flush.chain, flush.dataRoom, statusOf(() => file.flush()), 0);
   }
+
+  /** {@link #completed}, bound once for the engine's reaps. */
+  readonly #complete = (request: Submitted, result: number) => this.#completed(request, result);
 
   /** A submitted request's completion: `result` bytes moved, or `-errno`. */
   #completed(request: Submitted, result: number): void {
