@@ -72,6 +72,8 @@ import {
   VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP,
 } from "./config.ts";
 import { sliceRanges } from "../../../memory.ts";
+import { DWORD } from "../../access.ts";
+import { U32_RANGE } from "../../../ffi/struct.ts";
 import type { DescriptorChain } from "../queue.ts";
 import { FlushBarrier } from "./flush_barrier.ts";
 import { VirtioDeviceType } from "../spec.ts";
@@ -131,7 +133,7 @@ interface Submitted {
   readonly ranges: readonly BufferRange[];
   readonly offset: number;
   /** Bytes a read or write moves. */
-  readonly bytes?: number;
+  readonly bytes: number;
   /** A write's epoch in the {@link FlushBarrier}. */
   epoch: number;
 }
@@ -289,9 +291,12 @@ export class BlockBackend implements VirtioBackend {
     }
     const dataRoom = writable - BLK_REQ_STATUS_SIZE;
     let written = 0;
-    const status = statusOf(() => {
+    let status = VIRTIO_BLK_S_OK;
+    try {
       written = this.#execute(queue, chain, file, dataRoom);
-    });
+    } catch (e) {
+      status = failureStatus(e);
+    }
     if (written !== IN_FLIGHT) this.#finish(queue, chain, dataRoom, status, written);
   }
 
@@ -317,25 +322,26 @@ export class BlockBackend implements VirtioBackend {
     if (chain.readInto(this.#header) < BLK_REQ_HEADER_SIZE) {
       throw new RequestError(VIRTIO_BLK_S_IOERR, "request shorter than its header");
     }
-    const type = this.#headerView.getUint32(BLK_REQ_TYPE, true);
-    const sector = this.#headerView.getBigUint64(BLK_REQ_SECTOR, true);
+    const header = this.#headerView;
+    const type = header.getUint32(BLK_REQ_TYPE, true);
+    const sectorLow = header.getUint32(BLK_REQ_SECTOR, true);
+    const sectorHigh = header.getUint32(BLK_REQ_SECTOR + DWORD, true);
     const body = chain.readableLength - BLK_REQ_HEADER_SIZE;
-    const request = { queue, chain, dataRoom, epoch: 0 };
     switch (type) {
       case VIRTIO_BLK_T_IN: {
-        const offset = this.#checkRange(sector, dataRoom);
+        const offset = this.#checkRange(sectorLow, sectorHigh, dataRoom);
         const ranges = sliceRanges(chain.writableRanges(), 0, dataRoom);
-        const read = { ...request, op: "read" as const, written: dataRoom, ranges, offset };
-        if (this.#submit(file, { ...read, bytes: dataRoom })) return IN_FLIGHT;
+        const read = submitted("read", queue, chain, dataRoom, dataRoom, ranges, offset, dataRoom);
+        if (this.#submit(file, read)) return IN_FLIGHT;
         file.read(ranges, offset);
         return dataRoom;
       }
       case VIRTIO_BLK_T_OUT: {
         this.#checkWritable();
-        const offset = this.#checkRange(sector, body);
+        const offset = this.#checkRange(sectorLow, sectorHigh, body);
         const ranges = sliceRanges(chain.readableRanges(), BLK_REQ_HEADER_SIZE, body);
-        const write = { ...request, op: "write" as const, written: 0, ranges, offset };
-        if (this.#submit(file, { ...write, bytes: body })) return IN_FLIGHT;
+        const write = submitted("write", queue, chain, dataRoom, 0, ranges, offset, body);
+        if (this.#submit(file, write)) return IN_FLIGHT;
         file.write(ranges, offset);
         return 0;
       }
@@ -344,7 +350,7 @@ export class BlockBackend implements VirtioBackend {
           if (!this.spec.readOnly) file.flush();
           return 0;
         }
-        const flush: Submitted = { ...request, op: "flush", written: 0, ranges: [], offset: 0 };
+        const flush = submitted("flush", queue, chain, dataRoom, 0, NO_RANGES, 0, 0);
         if (this.#barrier.flushArrived(flush)) this.#startFlush(file, flush);
         return IN_FLIGHT;
       }
@@ -382,7 +388,13 @@ export class BlockBackend implements VirtioBackend {
       this.#io.datasync(flush);
       return;
     }
-    this.#finish(flush.queue, flush.chain, flush.dataRoom, statusOf(() => file.flush()), 0);
+    let status = VIRTIO_BLK_S_OK;
+    try {
+      file.flush();
+    } catch (e) {
+      status = failureStatus(e);
+    }
+    this.#finish(flush.queue, flush.chain, flush.dataRoom, status, 0);
   }
 
   /** {@link #completed}, bound once for the engine's reaps. */
@@ -390,9 +402,10 @@ export class BlockBackend implements VirtioBackend {
 
   /** A submitted request's completion: `result` bytes moved, or `-errno`. */
   #completed(request: Submitted, result: number): void {
-    const { op, ranges, offset, bytes = 0 } = request;
+    const { op, ranges, offset, bytes } = request;
     const file = this.#file!;
-    const status = statusOf(() => {
+    let status = VIRTIO_BLK_S_OK;
+    try {
       if (result < 0) throw syscallError(`${op} at byte ${offset}`, -result);
       // A transfer cut short goes on synchronously: it ends, or says where the image ends.
       if (result < bytes) {
@@ -400,7 +413,9 @@ export class BlockBackend implements VirtioBackend {
         if (op === "read") file.read(rest, offset + result);
         else file.write(rest, offset + result);
       }
-    });
+    } catch (e) {
+      status = failureStatus(e);
+    }
     this.#finish(request.queue, request.chain, request.dataRoom, status, request.written);
     if (op === "write") {
       for (const flush of this.#barrier.writeDone(request.epoch)) this.#startFlush(file, flush);
@@ -422,7 +437,8 @@ export class BlockBackend implements VirtioBackend {
     const ranges: [number, number, boolean][] = [];
     for (let i = 0; i < count; i++) {
       const at = i * BLK_SEGMENT_SIZE;
-      const sector = segments.getBigUint64(at, true);
+      const sectorLow = segments.getUint32(at, true);
+      const sectorHigh = segments.getUint32(at + DWORD, true);
       const bytes = segments.getUint32(at + BLK_SEGMENT_NUM_SECTORS, true) * SECTOR_SIZE;
       const flags = segments.getUint32(at + BLK_SEGMENT_FLAGS, true);
       const allowed = discard ? 0 : VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP;
@@ -430,7 +446,7 @@ export class BlockBackend implements VirtioBackend {
         throw new RequestError(VIRTIO_BLK_S_UNSUPP, `segment flags 0x${flags.toString(16)}`);
       }
       const unmap = (flags & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP) !== 0;
-      ranges.push([this.#checkRange(sector, bytes), bytes, unmap]);
+      ranges.push([this.#checkRange(sectorLow, sectorHigh, bytes), bytes, unmap]);
     }
     for (const [offset, bytes, unmap] of ranges) {
       if (bytes === 0) continue;
@@ -454,36 +470,56 @@ export class BlockBackend implements VirtioBackend {
   }
 
   /**
-   * Checks that `bytes` from `sector` are whole sectors inside the disk.
-   * @returns the byte offset of `sector`
+   * Checks that `bytes` from the sector whose le64 has the halves `low` and `high` are whole
+   * sectors inside the disk.
+   * @returns the byte offset of the sector
    */
-  #checkRange(sector: bigint, bytes: number): number {
-    const capacity = BigInt(this.#capacityBytes);
-    const offset = sector * BigInt(SECTOR_SIZE);
-    if (bytes % SECTOR_SIZE !== 0 || offset > capacity || BigInt(bytes) > capacity - offset) {
+  #checkRange(low: number, high: number, bytes: number): number {
+    const capacity = this.#capacityBytes;
+    // Sectors below 2^44 are exact as Numbers, and so are their byte offsets; no image is 2^53
+    // bytes, so any other sector is past the end.
+    const offset = high < SECTOR_HIGH_LIMIT ? (high * U32_RANGE + low) * SECTOR_SIZE : Infinity;
+    if (bytes % SECTOR_SIZE !== 0 || offset > capacity || bytes > capacity - offset) {
+      const sector = (BigInt(high) << 32n) | BigInt(low);
       throw new RequestError(VIRTIO_BLK_S_IOERR, `${bytes} bytes at sector ${sector}`);
     }
-    return Number(offset);
+    return offset;
   }
 }
 
+/** The high half of the first le64 sector number whose byte offset is 2^53 or more. */
+const SECTOR_HIGH_LIMIT = 2 ** (53 - 32 - Math.log2(SECTOR_SIZE));
+
+/** A flush's guest buffers: none. */
+const NO_RANGES: readonly BufferRange[] = [];
+
+/** A request for the engine (one object shape for every kind, so the paths stay monomorphic). */
+function submitted(
+  op: Submitted["op"],
+  queue: VirtQueue,
+  chain: DescriptorChain,
+  dataRoom: number,
+  written: number,
+  ranges: readonly BufferRange[],
+  offset: number,
+  bytes: number,
+): Submitted {
+  return { op, queue, chain, dataRoom, written, ranges, offset, bytes, epoch: 0 };
+}
+
 /**
- * Runs a request's work; returns VIRTIO_BLK_S_OK, or the status its failure calls for (a failed
- * host call or a short transfer is IOERR with one warning).
+ * The status a request's failure calls for: a refused request's own, IOERR with one warning for
+ * a failed host call or a short transfer.
+ * @throws what is neither (a bug)
  */
-function statusOf(work: () => void): number {
-  try {
-    work();
-    return VIRTIO_BLK_S_OK;
-  } catch (e) {
-    if (e instanceof RequestError) {
-      log.debug(`virtio-blk: ${e.message}`);
-      return e.status;
-    }
-    if (e instanceof SyscallError || e instanceof ShortTransferError) {
-      log.warn(`virtio-blk: ${e.message}`);
-      return VIRTIO_BLK_S_IOERR;
-    }
-    throw e;
+function failureStatus(e: unknown): number {
+  if (e instanceof RequestError) {
+    log.debug(`virtio-blk: ${e.message}`);
+    return e.status;
   }
+  if (e instanceof SyscallError || e instanceof ShortTransferError) {
+    log.warn(`virtio-blk: ${e.message}`);
+    return VIRTIO_BLK_S_IOERR;
+  }
+  throw e;
 }
