@@ -295,12 +295,12 @@ export class Testbed {
           ...left.filter((s) => s.name === record.wedgedIn),
         ]);
         const retry = reboots++ < (this.#options.rebootsAfterWedge ?? 2) && remaining.length > 0;
+        const graceSeconds = grace(this.#options);
+        const why =
+          `a stuck CPU or a bug in its kernel, no heartbeat, or no end ${graceSeconds} s ` +
+          "after its timeout";
         console.error(
-          `testbed: L1 stopped answering in scenario ${record.wedgedIn} (a stuck CPU or a bug in ` +
-            `its kernel, no heartbeat, or no end ${
-              grace(this.#options)
-            } s after its timeout); QEMU ` +
-            "was killed" +
+          `testbed: L1 stopped answering in scenario ${record.wedgedIn} (${why}); QEMU was killed` +
             (retry
               ? `; a fresh L1 runs what is left (${remaining.length} of ${scenarios.length})`
               : ""),
