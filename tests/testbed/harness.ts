@@ -111,9 +111,10 @@ export interface BootRecord {
   /**
    * The scenario L1 stopped answering in (with several running, the one past its time, else the
    * one running longest): L1's heartbeat went silent for {@link HEARTBEAT_SILENCE_SECONDS}, or
-   * L1's kernel reported a stuck CPU or a bug of its own ({@link L1_BROKEN_RE}), or the scenario
-   * had not ended {@link WEDGED_GRACE_SECONDS} after its own timeout (so L1's timeout could not
-   * fire: its kernel or a share was stuck), and QEMU was killed. Undefined when L1 ran to its end.
+   * L1's kernel reported a stuck CPU or a bug of its own ({@link L1_BROKEN_RE},
+   * {@link L1_KERNEL_FAULT_RE}), or the scenario had not ended {@link WEDGED_GRACE_SECONDS} after
+   * its own timeout (so L1's timeout could not fire: its kernel or a share was stuck), and QEMU was
+   * killed. Undefined when L1 ran to its end.
    */
   readonly wedgedIn: string | undefined;
   /** QEMU's stderr. */
@@ -238,6 +239,13 @@ const OUT_RE = /^@@OUT (\S+) (.*)$/;
  * of its own (FAULT: a BUG, WARNING or oops).
  */
 const L1_BROKEN_RE = /^@@L1 (LOCKUP|FAULT) /;
+/**
+ * L1's own kernel on the console (its lines are the untagged ones with a printk time) saying it
+ * hit a bug or panicked: the same as {@link L1_BROKEN_RE}, for when L1 dies before its watcher
+ * can say so (seen: a NULL dereference in L1's idle task, then "Kernel panic - not syncing").
+ */
+const L1_KERNEL_FAULT_RE =
+  /^\[\s*\d+\.\d+\] (BUG: |WARNING: |Oops|general protection fault|Kernel panic - not syncing)/;
 /** timeout_report.sh's word that a scenario out of time had a vCPU thread running. */
 const GUEST_RUNNING_RE = /^@@L1 VCPU RUNNING /;
 /** timeout_report.sh's lines: where the scenario's threads were, and L1's KVM trace. */
@@ -565,7 +573,7 @@ async function runL1(
     }
     const end = END_RE.exec(line.text);
     if (end) running.delete(end[1]);
-    if (L1_BROKEN_RE.test(line.text)) wedged();
+    if (L1_BROKEN_RE.test(line.text) || L1_KERNEL_FAULT_RE.test(line.text)) wedged();
   };
   try {
     for await (const chunk of child.stdout) {
