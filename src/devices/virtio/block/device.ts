@@ -203,8 +203,8 @@ export class BlockBackend implements VirtioBackend {
    * §5.2.6: takes every available request; reads, writes and flushes go to the engine, and those
    * it finished during their submission (io_uring's inline completions: a read from the page
    * cache, any request to a RAM disk) complete at once, in the same batch as their interrupt,
-   * their signals on the eventfd taken with them. The rest stay in flight until the eventfd says
-   * they completed.
+   * their signals on the eventfd taken with them ({@link onEvent} after the submission). The rest
+   * stay in flight until the eventfd says they completed.
    */
   processQueue(_index: number, queue: VirtQueue, memory: GuestMemory): void {
     const file = this.#fileFor(memory);
@@ -212,7 +212,7 @@ export class BlockBackend implements VirtioBackend {
       this.#serve(queue, chain, file);
     }
     if (this.#io) {
-      this.#io.reap(this.#complete);
+      this.#io.submit();
       this.onEvent(0);
     }
   }

@@ -447,15 +447,14 @@ function jailSpec(): JailSpec {
     return { command: [Deno.execPath(), DEVICE_PROCESS_COMMAND], readOnlyPaths: files, env: {} };
   }
   const main = mainModulePath();
+  const module = BUNDLED
+    ? main
+    : decodeURIComponent(new URL("./entry.ts", import.meta.url).pathname);
+  const command = [Deno.execPath(), ...DENO_RUN_OPTIONS, module, DEVICE_PROCESS_COMMAND];
   const env = { ...DENO_JAIL_ENV };
   // A bundle is one JavaScript file: nothing else to show, nothing to transpile.
-  if (BUNDLED) {
-    const command = [Deno.execPath(), ...DENO_RUN_OPTIONS, main, DEVICE_PROCESS_COMMAND];
-    return { command, readOnlyPaths: [...files, main], env };
-  }
+  if (BUNDLED) return { command, readOnlyPaths: [...files, main], env };
   const src = decodeURIComponent(new URL("../../../", import.meta.url).pathname);
-  const entry = decodeURIComponent(new URL("./entry.ts", import.meta.url).pathname);
-  const command = [Deno.execPath(), ...DENO_RUN_OPTIONS, entry, DEVICE_PROCESS_COMMAND];
   const root = main.slice(0, main.lastIndexOf("/"));
   const warm = warmEmitCache(root);
   return {
