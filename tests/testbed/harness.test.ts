@@ -212,7 +212,7 @@ Deno.test("an L1 whose heartbeat stops counts as stuck before the scenario's tim
 /** What L1 prints when it is broken: l1_init.sh's words for its kernel's records, or its kernel. */
 const L1_BROKEN_REPORTS = {
   "a stuck CPU": "@@L1 LOCKUP watchdog: BUG: soft lockup - CPU#2 stuck for 104s! [worker-1:462]",
-  "a bug of its own": "@@L1 FAULT BUG: scheduling while atomic: worker-1/1612/0x00110001",
+  "a bug of its own": "[  268.325856] BUG: scheduling while atomic: worker-1/1612/0x00110001",
   "a panic on the console":
     "[   51.75] Kernel panic - not syncing: Attempted to kill the idle task!",
 };

@@ -111,7 +111,7 @@ export interface BootRecord {
   /**
    * The scenario L1 stopped answering in (with several running, the one past its time, else the
    * one running longest): L1's heartbeat went silent for {@link HEARTBEAT_SILENCE_SECONDS}, or
-   * L1's kernel reported a stuck CPU or a bug of its own ({@link L1_BROKEN_RE},
+   * L1's kernel reported a stuck CPU or a bug of its own ({@link L1_LOCKUP_RE},
    * {@link L1_KERNEL_FAULT_RE}), or the scenario had not ended {@link WEDGED_GRACE_SECONDS} after
    * its own timeout (so L1's timeout could not fire: its kernel or a share was stuck), and QEMU was
    * killed. Undefined when L1 ran to its end.
@@ -234,15 +234,13 @@ const BEGIN_RE = /^@@SCENARIO (\S+) BEGIN$/;
 const END_RE = /@@SCENARIO (\S+) END status=(\d+) timeout=([01])$/;
 /** A line a scenario printed, tagged by l1_runner.sh with the scenario's name. */
 const OUT_RE = /^@@OUT (\S+) (.*)$/;
+/** l1_init.sh's word that L1's own kernel logged a soft lockup or an RCU stall. */
+const L1_LOCKUP_RE = /^@@L1 LOCKUP /;
 /**
- * l1_init.sh's word that L1's own kernel logged a soft lockup or an RCU stall (LOCKUP), or a bug
- * of its own (FAULT: a BUG, WARNING or oops).
- */
-const L1_BROKEN_RE = /^@@L1 (LOCKUP|FAULT) /;
-/**
- * L1's own kernel on the console (its lines are the untagged ones with a printk time) saying it
- * hit a bug or panicked: the same as {@link L1_BROKEN_RE}, for when L1 dies before its watcher
- * can say so (seen: a NULL dereference in L1's idle task, then "Kernel panic - not syncing").
+ * L1's own kernel on the console (its lines are the untagged ones with a printk time; L1's
+ * `loglevel=5` shows warnings and worse) saying it hit a bug of its own or panicked. Seen under
+ * TCG: "scheduling while atomic" in L1's KVM swapping a vCPU's FPU state, a stack-guard fault, a
+ * NULL dereference in L1's idle task and "Kernel panic - not syncing".
  */
 const L1_KERNEL_FAULT_RE =
   /^\[\s*\d+\.\d+\] (BUG: |WARNING: |Oops|general protection fault|Kernel panic - not syncing)/;
@@ -573,7 +571,7 @@ async function runL1(
     }
     const end = END_RE.exec(line.text);
     if (end) running.delete(end[1]);
-    if (L1_BROKEN_RE.test(line.text) || L1_KERNEL_FAULT_RE.test(line.text)) wedged();
+    if (L1_LOCKUP_RE.test(line.text) || L1_KERNEL_FAULT_RE.test(line.text)) wedged();
   };
   try {
     for await (const chunk of child.stdout) {
